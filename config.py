@@ -1,0 +1,283 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Every flag of leo, defined once, and the plain config objects built from them.
+
+The flags, their names and defaults are those of the original LEO code (config.py and
+runner.py of deepmind/leo); `--seed`, `--preset` and the evaluation and convenience flags
+after them are leo's own. Nothing outside this module reads `FLAGS`: the runner calls the
+`get_*_config()` builders, which apply the preset, validate every value and return frozen
+dataclasses.
+"""
+
+import dataclasses
+import math
+import re
+from typing import Any, Mapping, Optional
+
+from absl import flags
+
+import utils
+
+# Constants of the original that were never flags.
+TOTAL_EXAMPLES_PER_CLASS = 600  # Images per class in mini/tieredImageNet val/test classes.
+NUM_VALID_BATCHES = 10  # A validation estimate is the mean of this many batches.
+
+DATASET_CROPS = {  # Known datasets and the crops they were published with.
+    "miniImageNet": ("center", "multiview"),
+    "tieredImageNet": ("center",),
+    "icons": ("center",),
+}
+EMBEDDING_CROPS = ("center", "multiview")
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+BASELINES = ("none", "nearest_centroid", "logistic_regression")
+
+# The tuned hyperparameters of the original README, one preset per setting.
+_TUNED = ("outer_lr", "l2_penalty_weight", "orthogonality_penalty_weight", "dropout_rate",
+          "kl_weight", "encoder_penalty_weight")
+PRESETS = {
+    "miniImageNet_1shot": dict(
+        dataset_name="miniImageNet", num_tr_examples_per_class=1,
+        **dict(zip(_TUNED, (2.739071e-4, 3.623413e-10, 0.188103, 0.307651, 0.756143,
+                            5.756821e-6)))),
+    "miniImageNet_5shot": dict(
+        dataset_name="miniImageNet", num_tr_examples_per_class=5,
+        **dict(zip(_TUNED, (4.102361e-4, 8.540338e-9, 1.523998e-3, 0.300299, 0.466387,
+                            2.661608e-7)))),
+    "tieredImageNet_1shot": dict(
+        dataset_name="tieredImageNet", num_tr_examples_per_class=1,
+        **dict(zip(_TUNED, (8.659053e-4, 4.148858e-10, 5.451078e-3, 0.475126, 2.034189e-3,
+                            8.302962e-5)))),
+    "tieredImageNet_5shot": dict(
+        dataset_name="tieredImageNet", num_tr_examples_per_class=5,
+        **dict(zip(_TUNED, (6.110314e-4, 1.690399e-10, 2.481216e-2, 0.415158, 1.622811,
+                            2.672450e-5)))),
+}
+
+FLAGS = flags.FLAGS
+
+# ---- Flags of the original config.py (same names, same defaults). ----
+flags.DEFINE_string("data_path", None, "Root folder of the unzipped embeddings "
+                    "(<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl). "
+                    "Optional for --dataset_name=icons, which is bundled.")
+flags.DEFINE_string("dataset_name", "miniImageNet", "miniImageNet, tieredImageNet, icons "
+                    "(bundled) or the name of a folder of embeddings you made.")
+flags.DEFINE_string("embedding_crop", "center", "center or multiview (miniImageNet only).")
+flags.DEFINE_boolean("train_on_val", False, "Meta-train on the train and val classes.")
+flags.DEFINE_integer("inner_unroll_length", 5, "Latent-space adaptation steps.")
+flags.DEFINE_integer("finetuning_unroll_length", 5, "Parameter-space fine-tuning steps.")
+flags.DEFINE_integer("num_latents", 64, "Dimensionality of the latent space.")
+flags.DEFINE_float("inner_lr_init", 1.0, "Initial per-latent-dimension inner learning rate.")
+flags.DEFINE_float("finetuning_lr_init", 0.001,
+                   "Initial per-embedding-dimension fine-tuning learning rate.")
+flags.DEFINE_float("dropout_rate", 0.5, "Probability of dropping an input unit.")
+flags.DEFINE_float("kl_weight", 1e-3, "Weight of the KL term (beta).")
+flags.DEFINE_float("encoder_penalty_weight", 1e-9, "Weight of the encoder penalty (gamma).")
+flags.DEFINE_float("l2_penalty_weight", 1e-8, "Scale of the L2 penalty (lambda_1).")
+flags.DEFINE_float("orthogonality_penalty_weight", 1e-3,
+                   "Scale of the decoder orthogonality penalty (lambda_2).")
+flags.DEFINE_integer("num_classes", 5, "Classes per task (N-way).")
+flags.DEFINE_integer("num_tr_examples_per_class", 1, "Support examples per class (K-shot).")
+flags.DEFINE_integer("num_val_examples_per_class", 15,
+                     "Query examples per class in meta-training tasks.")
+flags.DEFINE_integer("metatrain_batch_size", 12, "Tasks per meta-training step.")
+flags.DEFINE_integer("metavalid_batch_size", 200, "Tasks per meta-validation batch.")
+flags.DEFINE_integer("metatest_batch_size", 200, "Tasks per meta-test batch.")
+flags.DEFINE_integer("num_steps_limit", int(1e5), "Meta-training steps.")
+flags.DEFINE_float("outer_lr", 1e-4, "Adam learning rate of the outer loop.")
+flags.DEFINE_float("gradient_threshold", 0.1,
+                   "Element-wise gradient clip value (<= 0 disables).")
+flags.DEFINE_float("gradient_norm_threshold", 0.1,
+                   "Per-tensor gradient norm clip, after the value clip (<= 0 disables).")
+
+# ---- Flags of the original runner.py. ----
+flags.DEFINE_string("checkpoint_path", "/tmp/leo", "Run folder: checkpoints, best_checkpoint, "
+                    "config, summaries. In evaluation mode, a run folder or its best_checkpoint.")
+flags.DEFINE_integer("checkpoint_steps", 1000,
+                     "Steps between checkpoints, summaries and validations.")
+flags.DEFINE_boolean("evaluation_mode", False, "Only evaluate a trained model on the test split.")
+
+# ---- leo's own flags. ----
+flags.DEFINE_integer("seed", 0, "Seeds episodes, initialisation, dropout and latent sampling.")
+flags.DEFINE_enum("preset", None, sorted(PRESETS),
+                  "Dataset, shots and the six tuned hyperparameters of the original README. "
+                  "Flags given on the command line win over the preset.")
+flags.DEFINE_integer("num_eval_examples_per_class", None,
+                     "Queries per class in validation and test tasks. Default: all remaining, "
+                     "min(600, smallest class of the split) - K, as the original.")
+flags.DEFINE_integer("num_test_tasks", 10000, "Tasks in the meta-test estimate.")
+flags.DEFINE_integer("log_steps", 100, "Steps between training log lines.")
+flags.DEFINE_boolean("evaluate_after_training", True,
+                     "Evaluate the best checkpoint on the test split when training ends.")
+flags.DEFINE_enum("baseline", "none", list(BASELINES),
+                  "Evaluate a baseline on the test episodes instead of LEO.")
+flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
+                  "tf.distribute strategy for training and evaluation.")
+
+
+class ConfigError(utils.LeoError):
+  """A flag or config value that cannot work."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the embeddings are and which of them to use."""
+  data_path: Optional[str] = None
+  dataset_name: str = "miniImageNet"
+  embedding_crop: str = "center"
+  train_on_val: bool = False
+  total_examples_per_class: int = TOTAL_EXAMPLES_PER_CLASS
+
+  def __post_init__(self):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", self.dataset_name or ""):
+      _fail("dataset_name", self.dataset_name,
+            "a folder name of letters, digits, '_' or '.' (e.g. miniImageNet, icons)")
+    if self.embedding_crop not in EMBEDDING_CROPS:
+      _fail("embedding_crop", self.embedding_crop, "one of " + ", ".join(EMBEDDING_CROPS))
+    known_crops = DATASET_CROPS.get(self.dataset_name)
+    if self.embedding_crop == "multiview" and known_crops != DATASET_CROPS["miniImageNet"]:
+      _fail("embedding_crop", self.embedding_crop,
+            "center: multiview embeddings exist only for miniImageNet")
+    if known_crops and self.embedding_crop not in known_crops:
+      _fail("embedding_crop", self.embedding_crop, f"one of {', '.join(known_crops)} for "
+            f"--dataset_name={self.dataset_name}")
+    _check_int("total_examples_per_class", self.total_examples_per_class, minimum=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerModelConfig:
+  """Hyperparameters of the LEO module (the original's `inner_model_config`)."""
+  inner_unroll_length: int = 5
+  finetuning_unroll_length: int = 5
+  num_latents: int = 64
+  inner_lr_init: float = 1.0
+  finetuning_lr_init: float = 0.001
+  dropout_rate: float = 0.5
+  kl_weight: float = 1e-3
+  encoder_penalty_weight: float = 1e-9
+  l2_penalty_weight: float = 1e-8
+  orthogonality_penalty_weight: float = 1e-3
+
+  def __post_init__(self):
+    _check_int("inner_unroll_length", self.inner_unroll_length, minimum=1)
+    _check_int("finetuning_unroll_length", self.finetuning_unroll_length, minimum=0)
+    _check_int("num_latents", self.num_latents, minimum=1)
+    _check_float("inner_lr_init", self.inner_lr_init)
+    _check_float("finetuning_lr_init", self.finetuning_lr_init)
+    _check_float("dropout_rate", self.dropout_rate, minimum=0.0, below=1.0)
+    for name in ("kl_weight", "encoder_penalty_weight", "l2_penalty_weight",
+                 "orthogonality_penalty_weight"):
+      _check_float(name, getattr(self, name), minimum=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OuterModelConfig:
+  """Task shapes, batch sizes and the outer optimiser (the original's `outer_model_config`)."""
+  num_classes: int = 5
+  num_tr_examples_per_class: int = 1
+  num_val_examples_per_class: int = 15
+  metatrain_batch_size: int = 12
+  metavalid_batch_size: int = 200
+  metatest_batch_size: int = 200
+  num_steps_limit: int = int(1e5)
+  outer_lr: float = 1e-4
+  gradient_threshold: float = 0.1
+  gradient_norm_threshold: float = 0.1
+  num_eval_examples_per_class: Optional[int] = None  # None: all remaining images.
+  num_test_tasks: int = 10000
+
+  def __post_init__(self):
+    _check_int("num_classes", self.num_classes, minimum=2)
+    _check_int("num_tr_examples_per_class", self.num_tr_examples_per_class, minimum=1)
+    _check_int("num_val_examples_per_class", self.num_val_examples_per_class, minimum=1)
+    for name in ("metatrain_batch_size", "metavalid_batch_size", "metatest_batch_size",
+                 "num_test_tasks"):
+      _check_int(name, getattr(self, name), minimum=1)
+    _check_int("num_steps_limit", self.num_steps_limit, minimum=0)
+    _check_float("outer_lr", self.outer_lr)
+    # <= 0 disables a clip in the original, so any finite value is allowed.
+    _check_float("gradient_threshold", self.gradient_threshold, minimum=-math.inf)
+    _check_float("gradient_norm_threshold", self.gradient_norm_threshold, minimum=-math.inf)
+    if self.num_eval_examples_per_class is not None:
+      _check_int("num_eval_examples_per_class", self.num_eval_examples_per_class, minimum=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """What the runner does with the model: where it writes, how often, and what it reports."""
+  checkpoint_path: str = "/tmp/leo"
+  checkpoint_steps: int = 1000
+  evaluation_mode: bool = False
+  seed: int = 0
+  log_steps: int = 100
+  evaluate_after_training: bool = True
+  baseline: str = "none"
+  distribution_strategy: str = "default"
+
+  def __post_init__(self):
+    if not self.checkpoint_path:
+      _fail("checkpoint_path", self.checkpoint_path, "a folder path")
+    # 0 is the original's way of saying "write nothing" in evaluation mode.
+    _check_int("checkpoint_steps", self.checkpoint_steps,
+               minimum=0 if self.evaluation_mode else 1)
+    _check_int("seed", self.seed, minimum=0)
+    _check_int("log_steps", self.log_steps, minimum=1)
+    if self.baseline not in BASELINES:
+      _fail("baseline", self.baseline, "one of " + ", ".join(BASELINES))
+    if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
+      _fail("distribution_strategy", self.distribution_strategy,
+            "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
+
+
+def _fail(name: str, value: Any, expected: str):
+  raise ConfigError(f"--{name}={value!r}: expected {expected}")
+
+
+def _check_int(name: str, value: Any, minimum: int):
+  if isinstance(value, bool) or not isinstance(value, int):
+    _fail(name, value, "an integer")
+  if value < minimum:
+    _fail(name, value, f"an integer >= {minimum}")
+
+
+def _check_float(name: str, value: Any, minimum: float = None, below: float = None):
+  """A finite number; > 0 unless a `minimum` (inclusive) is given, < `below` if given."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    _fail(name, value, "a finite number")
+  if minimum is None and value <= 0:
+    _fail(name, value, "a number > 0")
+  if minimum is not None and value < minimum:
+    _fail(name, value, f"a number >= {minimum:g}")
+  if below is not None and value >= below:
+    _fail(name, value, f"a number in [{minimum:g}, {below:g})")
+
+
+def _flag_values(config_class) -> Mapping[str, Any]:
+  """The config's fields from the flags, a preset's values filling in flags not given."""
+  preset = PRESETS.get(FLAGS.preset, {}) if FLAGS.preset else {}
+  values = {}
+  for field in dataclasses.fields(config_class):
+    if field.name not in FLAGS:  # A constant of the original, not a flag.
+      continue
+    flag = FLAGS[field.name]
+    values[field.name] = (preset[field.name] if field.name in preset and not flag.present
+                          else flag.value)
+  return values
+
+
+def get_data_config() -> DataConfig:
+  return DataConfig(**_flag_values(DataConfig))
+
+
+def get_inner_model_config() -> InnerModelConfig:
+  return InnerModelConfig(**_flag_values(InnerModelConfig))
+
+
+def get_outer_model_config() -> OuterModelConfig:
+  return OuterModelConfig(**_flag_values(OuterModelConfig))
+
+
+def get_run_config() -> RunConfig:
+  return RunConfig(**_flag_values(RunConfig))
+
+
+def as_dict(config) -> dict:
+  return dataclasses.asdict(config)

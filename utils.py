@@ -1,0 +1,33 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Small helpers shared by the modules of leo."""
+
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+
+# Two-sided 95% quantile of the standard normal: tasks are many (thousands), so the normal
+# approximation of the mean's sampling distribution is what papers report.
+Z_95 = 1.959963984540054
+
+
+class LeoError(Exception):
+  """An error a user can act on: the runner prints its message as one line and exits."""
+
+
+def mean_and_confidence_interval(values: Sequence[float]) -> Tuple[float, float]:
+  """Mean and half-width of its 95% confidence interval (normal approximation).
+
+  Args:
+    values: one number per task, e.g. per-task query accuracies.
+
+  Returns:
+    (mean, half_width) with half_width = 1.96 * std(ddof=1) / sqrt(len(values)); the
+    half-width is 0 for a single value.
+  """
+  values = np.asarray(values, dtype=np.float64)
+  if values.ndim != 1 or values.size == 0:
+    raise ValueError(f"expected a non-empty 1-D sequence, got shape {values.shape}")
+  if values.size == 1:
+    return float(values[0]), 0.0
+  return float(values.mean()), float(Z_95 * values.std(ddof=1) / math.sqrt(values.size))
