@@ -1,8 +1,386 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""Embeddings on disk -> validated, indexed splits -> seeded episodes."""
+"""Embeddings on disk -> validated, indexed splits -> seeded episodes.
 
+The files are those of the published `embeddings.zip` of the original LEO code:
+`<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl`, each a Python 2 pickle
+of a dict with `keys` (one string per image, `<anything>-<class>-<class>_<file>`) and
+`embeddings` (float32 `[images, dim]`). Pickles are read as data: only the numpy and builtin
+names that such files need are allowed, anything else is refused before it is imported.
+
+Episodes are sampled as TF ops on tensors kept in memory, from a seeded
+`tf.random.Generator`, so sampling can live inside the compiled training step and its state
+can be checkpointed.
+"""
+
+import _codecs
 import collections
+import dataclasses
+import enum
+import io
+import os
+import pickle
+from typing import List, Optional, Sequence
+
+import numpy as np
+from numpy._core import multiarray as _multiarray
+from numpy._core import numeric as _numeric
+import tensorflow as tf
+
+import config as config_lib
+import utils
 
 ProblemInstance = collections.namedtuple(
     "ProblemInstance",
     ["tr_input", "tr_output", "tr_info", "val_input", "val_output", "val_info"])
+
+# Where `--dataset_name=icons` is found when no --data_path is given.
+BUNDLED_DATA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark",
+                                 "embeddings")
+BUNDLED_DATASETS = ("icons",)
+DOWNLOAD_HINT = ("the unzipped embeddings.zip of the original LEO code "
+                 "(http://storage.googleapis.com/leo-embeddings/embeddings.zip)")
+
+
+class MetaSplit(enum.Enum):
+  TRAIN = "train"
+  VALID = "val"
+  TEST = "test"
+
+
+_SPLIT_SEED_OFFSET = {MetaSplit.TRAIN: 0, MetaSplit.VALID: 1, MetaSplit.TEST: 2}
+
+
+class DataError(utils.LeoError):
+  """Embeddings that are missing, malformed or too small for the requested tasks."""
+
+
+# ---- Reading pickles as data. ----
+
+# (module, name) as written in the pickle -> the object it may resolve to. Python 2 era files
+# name `numpy.core.multiarray`; numpy 2 moved it to `numpy._core` (both spellings are allowed,
+# both resolve to the current module without importing the deprecated alias).
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _codecs.encode,  # Python 3 writes bytes this way in protocol 2.
+    ("__builtin__", "set"): set, ("builtins", "set"): set,
+    ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "bytearray"): bytearray, ("builtins", "bytearray"): bytearray,
+    ("__builtin__", "complex"): complex, ("builtins", "complex"): complex,
+}
+for _package in ("numpy.core", "numpy._core"):
+  _ALLOWED_GLOBALS[(_package + ".multiarray", "_reconstruct")] = _multiarray._reconstruct  # pylint: disable=protected-access
+  _ALLOWED_GLOBALS[(_package + ".multiarray", "scalar")] = _multiarray.scalar
+  _ALLOWED_GLOBALS[(_package + ".numeric", "_frombuffer")] = _numeric._frombuffer  # pylint: disable=protected-access
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+  """A pickle that names code rather than data."""
+
+
+class _DataUnpickler(pickle.Unpickler):
+  """An unpickler that resolves only the names a pickle of numpy arrays needs."""
+
+  def find_class(self, module, name):
+    try:
+      return _ALLOWED_GLOBALS[(module, name)]
+    except KeyError:
+      raise RefusedGlobal(f"refused global {module + '.' + name!r}: embeddings files may hold "
+                          "only numpy arrays and plain Python data") from None
+
+  def persistent_load(self, pid):
+    raise RefusedGlobal("refused persistent id: embeddings files hold plain data only")
+
+
+def load_pickle(path: str):
+  """Unpickles `path` as data (Python 2 and 3 pickles), refusing anything that names code.
+
+  Raises:
+    DataError: the file is missing, unreadable, truncated, garbled, or names a global that
+      is not plain data. Nothing named by a refused pickle is imported or called.
+  """
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
+                    "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
+  try:
+    with open(path, "rb") as f:
+      contents = f.read()
+    # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
+    # back when it rebuilds the arrays of a Python 2 pickle.
+    return _DataUnpickler(io.BytesIO(contents), encoding="latin1").load()
+  except RefusedGlobal as e:
+    raise DataError(f"{path}: {e}") from None
+  except MemoryError:
+    raise DataError(f"{path}: not a valid embeddings pickle (it declares more data than "
+                    "fits in memory)") from None
+  except (Exception, RecursionError) as e:  # pylint: disable=broad-except
+    raise DataError(f"{path}: not a valid embeddings pickle (truncated or garbled: "
+                    f"{type(e).__name__}: {_one_line(e)})") from None
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+  text = " ".join(str(error).split())
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ---- Validating and indexing one split. ----
+
+@dataclasses.dataclass(frozen=True)
+class Embeddings:
+  """One split's embeddings with the class index the original built from the keys.
+
+  Attributes:
+    keys: `[images]` the keys as read, NUL padding stripped.
+    embeddings: float32 `[images, dim]`, rows in file order.
+    image_names: `[images]` file names (the third part of each key).
+    class_names: distinct classes in order of first appearance.
+    rows_by_class: for each class of `class_names`, its rows in file order.
+  """
+  keys: List[str]
+  embeddings: np.ndarray
+  image_names: List[str]
+  class_names: List[str]
+  rows_by_class: List[np.ndarray]
+
+  @property
+  def embedding_dim(self) -> int:
+    return self.embeddings.shape[1]
+
+  @property
+  def smallest_class(self):
+    """(name, number of images) of the class with the fewest images."""
+    sizes = [len(rows) for rows in self.rows_by_class]
+    smallest = int(np.argmin(sizes))
+    return self.class_names[smallest], sizes[smallest]
+
+
+def _as_text(value, path: str, index: int) -> str:
+  if isinstance(value, np.generic):
+    value = value.item()
+  if isinstance(value, bytes):
+    value = value.decode("latin1")
+  if not isinstance(value, str):
+    raise DataError(f"{path}: keys[{index}] is a {type(value).__name__}, expected a string "
+                    "'<prefix>-<class>-<image>'")
+  return value.rstrip("\x00")  # The original stripped NUL padding of fixed-width strings.
+
+
+def _key_list(keys, path: str) -> List[str]:
+  if isinstance(keys, np.ndarray):
+    if keys.ndim != 1 or keys.dtype.kind not in "USO":
+      raise DataError(f"{path}: 'keys' is an array of shape {keys.shape} and dtype {keys.dtype}, "
+                      "expected a 1-D array of strings")
+  elif not isinstance(keys, (list, tuple)):
+    raise DataError(f"{path}: 'keys' is a {type(keys).__name__}, expected an array or list of "
+                    "strings")
+  return [_as_text(key, path, i) for i, key in enumerate(keys)]
+
+
+def parse_key(key: str, path: str = "<keys>"):
+  """`<prefix>-<class>-<image>` -> (class, image), as the original's loader (its checks too)."""
+  parts = key.split("-")
+  if len(parts) != 3:
+    raise DataError(f"{path}: malformed key {key!r}: expected exactly three '-'-separated parts "
+                    "'<prefix>-<class>-<image>'")
+  _, class_name, image_name = parts
+  if image_name.split("_")[0] != class_name or not class_name:
+    raise DataError(f"{path}: malformed key {key!r}: the image name {image_name!r} must start "
+                    f"with its class {class_name!r} followed by '_'")
+  return class_name, image_name
+
+
+def _entry(raw: dict, name: str):
+  for key in (name, name.encode("latin1")):
+    if key in raw:
+      return raw[key]
+  found = sorted(str(key) for key in raw)[:10]
+  raise KeyError(f"expected key '{name}', found keys {found}")
+
+
+def validate_embeddings(raw, path: str) -> Embeddings:
+  """Checks a loaded pickle the way the original loader did, and a little more."""
+  if not isinstance(raw, dict):
+    raise DataError(f"{path}: the pickle holds a {type(raw).__name__}, expected a dict with "
+                    "'keys' and 'embeddings'")
+  try:
+    keys, embeddings = _entry(raw, "keys"), _entry(raw, "embeddings")
+  except KeyError as e:
+    raise DataError(f"{path}: {e.args[0]} ('keys': strings, 'embeddings': float array "
+                    "[images, dim])") from None
+  if (not isinstance(embeddings, np.ndarray) or embeddings.ndim != 2
+      or embeddings.dtype.kind != "f" or 0 in embeddings.shape):
+    description = (f"an array of shape {embeddings.shape} and dtype {embeddings.dtype}"
+                   if isinstance(embeddings, np.ndarray) else f"a {type(embeddings).__name__}")
+    raise DataError(f"{path}: 'embeddings' is {description}, expected a non-empty 2-D float "
+                    "array [images, dim]")
+  if not np.isfinite(embeddings).all():
+    bad_row = int(np.argwhere(~np.isfinite(embeddings))[0, 0])
+    raise DataError(f"{path}: 'embeddings' contains NaN or Inf (first in row {bad_row}), "
+                    "expected finite values")
+  keys = _key_list(keys, path)
+  if len(keys) != embeddings.shape[0]:
+    raise DataError(f"{path}: {len(keys)} keys but {embeddings.shape[0]} embedding rows, "
+                    "expected one key per row")
+  rows = collections.OrderedDict()
+  image_names = []
+  seen = set()
+  for row, key in enumerate(keys):
+    class_name, image_name = parse_key(key, path)
+    if image_name in seen:
+      raise DataError(f"{path}: duplicate image name {image_name!r} (key {key!r}), expected "
+                      "unique image names")
+    seen.add(image_name)
+    image_names.append(image_name)
+    rows.setdefault(class_name, []).append(row)
+  return Embeddings(
+      keys=keys,
+      embeddings=np.ascontiguousarray(embeddings, dtype=np.float32),
+      image_names=image_names,
+      class_names=list(rows),
+      rows_by_class=[np.asarray(r, dtype=np.int64) for r in rows.values()])
+
+
+def load_embeddings(path: str) -> Embeddings:
+  """Reads and validates one `<split>_embeddings.pkl`."""
+  return validate_embeddings(load_pickle(path), path)
+
+
+def merge_embeddings(parts: Sequence[Embeddings], paths: Sequence[str]) -> Embeddings:
+  """Concatenates splits along the image axis (the original's `train_on_val`)."""
+  raw = {"keys": [key for part in parts for key in part.keys],
+         "embeddings": np.concatenate([part.embeddings for part in parts])}
+  return validate_embeddings(raw, " + ".join(paths))
+
+
+def split_path(config: config_lib.DataConfig, split: MetaSplit) -> str:
+  """`<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl`."""
+  data_path = config.data_path
+  if data_path is None:
+    if config.dataset_name not in BUNDLED_DATASETS:
+      raise DataError(f"--data_path is required for --dataset_name={config.dataset_name}: "
+                      f"point it at {DOWNLOAD_HINT} (or use --dataset_name=icons, bundled)")
+    data_path = BUNDLED_DATA_PATH
+  return os.path.join(data_path, config.dataset_name, config.embedding_crop,
+                      f"{split.value}_embeddings.pkl")
+
+
+def load_split(config: config_lib.DataConfig, split: MetaSplit) -> Embeddings:
+  """A split's embeddings; with `train_on_val`, the train split holds the val classes too."""
+  paths = [split_path(config, split)]
+  if split == MetaSplit.TRAIN and config.train_on_val:
+    paths.append(split_path(config, MetaSplit.VALID))
+  parts = [load_embeddings(path) for path in paths]
+  if len(parts) == 1:
+    return parts[0]
+  return merge_embeddings(parts, paths)
+
+
+# ---- Sampling episodes. ----
+
+class DataProvider:
+  """Samples N-way K-shot episodes of one split, seeded, as TF ops.
+
+  The original's `DataProvider(dataset_split, config)`: classes are drawn without
+  replacement, then `tr_size + val_size` distinct images of each class. Tensors are
+  class-major: axis `classes` is the class position and the label of every example of the
+  class at position c is c. Embeddings are L2-normalised on the last axis.
+  """
+
+  def __init__(self, dataset_split, config: config_lib.DataConfig, seed: int = 0,
+               embeddings: Optional[Embeddings] = None):
+    """Loads (or takes) the split and keeps it in memory.
+
+    Args:
+      dataset_split: a `MetaSplit` or its value ("train", "val", "test").
+      config: the data config.
+      seed: seeds the episode stream; each split draws from its own stream.
+      embeddings: already loaded embeddings of this split (skips reading the files).
+    """
+    self.split = MetaSplit(dataset_split)
+    self._config = config
+    self._data = embeddings if embeddings is not None else load_split(config, self.split)
+    sizes = np.array([len(rows) for rows in self._data.rows_by_class])
+    padded = np.zeros((len(sizes), sizes.max()), dtype=np.int64)
+    for c, rows in enumerate(self._data.rows_by_class):
+      padded[c, :len(rows)] = rows
+    self._class_sizes = tf.constant(sizes, dtype=tf.int32)
+    self._rows_by_class = tf.constant(padded)
+    # Normalising every row once equals normalising every episode (rows are independent).
+    self._embeddings = tf.math.l2_normalize(tf.constant(self._data.embeddings), axis=-1)
+    self._image_names = tf.constant(self._data.image_names)
+    self.generator = tf.random.Generator.from_seed(
+        seed * len(MetaSplit) + _SPLIT_SEED_OFFSET[self.split])
+
+  @property
+  def embedding_dim(self) -> int:
+    return self._data.embedding_dim
+
+  @property
+  def num_classes(self) -> int:
+    return len(self._data.class_names)
+
+  @property
+  def class_names(self) -> List[str]:
+    return list(self._data.class_names)
+
+  def remaining_examples_per_class(self, tr_size: int,
+                                   fixed: Optional[int] = None) -> int:
+    """Queries per class of evaluation tasks: `fixed`, or all remaining images.
+
+    "All remaining" is min(total_examples_per_class, smallest class) - tr_size: 600 - K on
+    mini/tieredImageNet, as the original.
+    """
+    if fixed is not None:
+      return fixed
+    _, smallest = self._data.smallest_class
+    return min(self._config.total_examples_per_class, smallest) - tr_size
+
+  def check_task_shape(self, num_classes: int, tr_size: int, val_size: int):
+    """Raises DataError unless the split can give such episodes without replacement."""
+    path = split_path(self._config, self.split)
+    if num_classes > self.num_classes:
+      raise DataError(f"{path}: {self.num_classes} classes, fewer than --num_classes="
+                      f"{num_classes}")
+    name, size = self._data.smallest_class
+    if tr_size < 1 or val_size < 1 or size < tr_size + val_size:
+      raise DataError(f"{path}: class {name!r} has {size} images, expected at least "
+                      f"{tr_size} support + {val_size} query = {tr_size + val_size}")
+
+  def get_instance(self, num_classes: int, tr_size: int, val_size: int) -> ProblemInstance:
+    """One episode: tensors `[classes, shots, ...]` (see `get_batch`)."""
+    batch = self.get_batch(1, num_classes, tr_size, val_size)
+    return ProblemInstance(*[tensor[0] for tensor in batch])
+
+  def get_batch(self, batch_size: int, num_classes: int, tr_size: int,
+                val_size: int) -> ProblemInstance:
+    """A batch of independent episodes.
+
+    Returns:
+      ProblemInstance with tr_input `[tasks, classes, tr_size, dim]` float32,
+      tr_output `[tasks, classes, tr_size, 1]` int32 (the class position), tr_info
+      `[tasks, classes, tr_size]` image names, and val_* likewise with `val_size` queries.
+    """
+    self.check_task_shape(num_classes, tr_size, val_size)
+    examples = tr_size + val_size
+    seeds = self.generator.make_seeds(2)
+    # The top-N of i.i.d. uniform keys is a uniformly random ordered subset: N distinct
+    # classes in random order, as shuffling and keeping the first N.
+    class_keys = tf.random.stateless_uniform([batch_size, self.num_classes], seeds[:, 0])
+    _, classes = tf.math.top_k(class_keys, k=num_classes)
+    sizes = tf.gather(self._class_sizes, classes)
+    max_size = self._rows_by_class.shape[1]
+    example_keys = tf.random.stateless_uniform([batch_size, num_classes, max_size],
+                                               seeds[:, 1])
+    # Padding slots get key -1 and are never among the top `examples` of a large-enough class.
+    in_class = tf.range(max_size)[tf.newaxis, tf.newaxis, :] < sizes[:, :, tf.newaxis]
+    _, slots = tf.math.top_k(tf.where(in_class, example_keys, -1.0), k=examples)
+    rows = tf.gather(tf.gather(self._rows_by_class, classes), slots, batch_dims=2)
+    inputs = tf.gather(self._embeddings, rows)
+    labels = tf.broadcast_to(
+        tf.range(num_classes, dtype=tf.int32)[tf.newaxis, :, tf.newaxis, tf.newaxis],
+        [batch_size, num_classes, examples, 1])
+    info = tf.gather(self._image_names, rows)
+    return ProblemInstance(
+        tr_input=inputs[:, :, :tr_size], tr_output=labels[:, :, :tr_size],
+        tr_info=info[:, :, :tr_size], val_input=inputs[:, :, tr_size:],
+        val_output=labels[:, :, tr_size:], val_info=info[:, :, tr_size:])

@@ -1,0 +1,312 @@
+"""data.py: reading the published pickles as data, their checks, and seeded episodes."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import config
+import data
+import fixtures
+
+
+def _write(tmp_path, contents, flavour="py3", name="train_embeddings.pkl"):
+  path = str(tmp_path / name)
+  fixtures.write_pickle(path, contents, flavour)
+  return path
+
+
+def _split(num_classes=3, images=4, dim=5, keys_as="S", seed=0):
+  return fixtures.make_split("train", num_classes, images, dim, np.random.default_rng(seed),
+                             keys_as)
+
+
+def _provider(tmp_path, split="train", seed=0, **kwargs):
+  root = fixtures.make_dataset(str(tmp_path / "data"), **kwargs)
+  cfg = config.DataConfig(data_path=root, dataset_name=kwargs.get("dataset_name", "tiny"))
+  return data.DataProvider(split, cfg, seed=seed)
+
+
+# ---- Both pickle flavours. ----
+
+@pytest.mark.parametrize("flavour", ["py2", "py3"])
+@pytest.mark.parametrize("keys_as", ["S", "U", "O", "list"])
+def test_both_pickle_flavours_load_the_same_index(tmp_path, flavour, keys_as):
+  contents = _split(keys_as=keys_as)
+  loaded = data.load_embeddings(_write(tmp_path, contents, flavour))
+  np.testing.assert_array_equal(loaded.embeddings, contents["embeddings"])
+  assert loaded.embeddings.dtype == np.float32
+  assert loaded.class_names == ["n00000000", "n00000001", "n00000002"]
+  assert loaded.image_names[:2] == ["n00000000_00000.JPEG", "n00000000_00001.JPEG"]
+  assert [list(rows) for rows in loaded.rows_by_class] == [[0, 1, 2, 3], [4, 5, 6, 7],
+                                                          [8, 9, 10, 11]]
+
+
+def test_python2_fixture_needs_latin1_like_the_published_files():
+  raw = fixtures.py2_pickle_bytes(_split())
+  with pytest.raises(UnicodeDecodeError):
+    pickle.loads(raw)  # Python 3's default ASCII decoding of Python 2 `str`.
+  assert pickle.loads(raw, encoding="latin1")["embeddings"].shape == (12, 5)
+  assert b"numpy.core.multiarray\n_reconstruct" in raw  # The Python 2 era module name.
+
+
+def test_bytes_dict_keys_and_nul_padded_keys_are_accepted(tmp_path):
+  contents = _split()
+  keys = [k + b"\x00\x00" for k in contents["keys"].tolist()]
+  path = _write(tmp_path, {b"keys": keys, b"embeddings": contents["embeddings"]})
+  loaded = data.load_embeddings(path)
+  assert loaded.image_names[0] == "n00000000_00000.JPEG"
+
+
+# ---- Keys and consistency checks. ----
+
+def test_parse_key_reads_class_and_image_name():
+  assert data.parse_key("123-n01532829-n01532829_10011.JPEG") == (
+      "n01532829", "n01532829_10011.JPEG")
+
+
+@pytest.mark.parametrize("key", ["n01532829-n01532829_1.JPEG", "a-n015-n015_1-x.JPEG",
+                                 "a-n01532829-n01532830_1.JPEG", "a-n01532829-n01532829.JPEG",
+                                 "a--_1.JPEG"])
+def test_parse_key_refuses_malformed_keys(key):
+  with pytest.raises(data.DataError, match="malformed key"):
+    data.parse_key(key, "f.pkl")
+
+
+def _bad_contents():
+  good = _split()
+  embeddings, keys = good["embeddings"], good["keys"]
+  with_nan = embeddings.copy()
+  with_nan[3, 1] = np.nan
+  with_inf = embeddings.copy()
+  with_inf[5, 0] = -np.inf
+  duplicated = keys.copy()
+  duplicated[1] = duplicated[0]
+  return {
+      "not a dict": ([keys, embeddings], "holds a list, expected a dict"),
+      "no keys": ({"embeddings": embeddings}, "expected key 'keys'"),
+      "no embeddings": ({"keys": keys, "labels": good["labels"]}, "expected key 'embeddings'"),
+      "1-D embeddings": ({"keys": keys, "embeddings": embeddings[:, 0]}, "2-D float array"),
+      "3-D embeddings": ({"keys": keys, "embeddings": embeddings[:, :, None]},
+                         "2-D float array"),
+      "int embeddings": ({"keys": keys, "embeddings": embeddings.astype(np.int32)},
+                         "2-D float array"),
+      "list embeddings": ({"keys": keys, "embeddings": embeddings.tolist()}, "a list"),
+      "empty embeddings": ({"keys": keys[:0], "embeddings": embeddings[:0]}, "non-empty"),
+      "NaN": ({"keys": keys, "embeddings": with_nan}, "NaN or Inf .first in row 3"),
+      "Inf": ({"keys": keys, "embeddings": with_inf}, "NaN or Inf .first in row 5"),
+      "row count": ({"keys": keys[:-1], "embeddings": embeddings}, "11 keys but 12"),
+      "malformed key": ({"keys": np.array([b"a-b-c"] + keys[1:].tolist()),
+                         "embeddings": embeddings}, "malformed key 'a-b-c'"),
+      "duplicate image": ({"keys": duplicated, "embeddings": embeddings},
+                          "duplicate image name 'n00000000_00000.JPEG'"),
+      "non-string key": ({"keys": [7] + keys[1:].tolist(), "embeddings": embeddings},
+                         r"keys\[0\] is a int"),
+      "2-D keys": ({"keys": keys.reshape(3, 4), "embeddings": embeddings}, "1-D array of"),
+  }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_contents()))
+def test_each_consistency_check_names_the_file_and_the_expectation(tmp_path, case):
+  contents, message = _bad_contents()[case]
+  path = _write(tmp_path, contents)
+  with pytest.raises(data.DataError, match=message) as error:
+    data.load_embeddings(path)
+  assert str(error.value).startswith(path + ": ")
+  assert "\n" not in str(error.value)
+
+
+def test_missing_file_names_the_expected_path_and_embeddings_zip(tmp_path):
+  cfg = config.DataConfig(data_path=str(tmp_path), dataset_name="miniImageNet")
+  with pytest.raises(data.DataError) as error:
+    data.DataProvider("train", cfg)
+  message = str(error.value)
+  assert os.path.join(str(tmp_path), "miniImageNet", "center", "train_embeddings.pkl") in message
+  assert "embeddings.zip" in message
+
+
+def test_missing_data_path_is_an_error_unless_the_dataset_is_bundled():
+  with pytest.raises(data.DataError, match="--data_path is required.*embeddings.zip"):
+    data.split_path(config.DataConfig(dataset_name="miniImageNet"), data.MetaSplit.TRAIN)
+  bundled = data.split_path(config.DataConfig(dataset_name="icons"), data.MetaSplit.TEST)
+  assert bundled == os.path.join(data.BUNDLED_DATA_PATH, "icons", "center",
+                                 "test_embeddings.pkl")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "empty", "not a pickle"])
+def test_truncated_or_garbled_files_are_refused(tmp_path, damage):
+  raw = fixtures.py2_pickle_bytes(_split())
+  damaged = {"truncated": raw[:len(raw) // 2],
+             "garbled": raw[:40] + bytes(range(256)) + raw[300:],
+             "empty": b"",
+             "not a pickle": b"this is a text file\n"}[damage]
+  path = str(tmp_path / "train_embeddings.pkl")
+  with open(path, "wb") as f:
+    f.write(damaged)
+  with pytest.raises(data.DataError,
+                     match="not a valid embeddings pickle|refused global") as error:
+    data.load_embeddings(path)
+  assert str(error.value).isprintable()
+
+
+class _CreatesAFile:
+
+  def __init__(self, path):
+    self.path = path
+
+  def __reduce__(self):
+    return (open, (self.path, "w"))
+
+
+def test_a_pickle_that_would_create_a_file_is_refused_and_nothing_runs(tmp_path):
+  canary = tmp_path / "canary"
+  contents = dict(_split(), labels=_CreatesAFile(str(canary)))
+  path = _write(tmp_path, contents)
+  with pytest.raises(data.DataError, match="refused global 'io.open'"):
+    data.load_embeddings(path)
+  assert not canary.exists()
+  pickle.loads(open(path, "rb").read())  # The same file, loaded with plain pickle...
+  assert canary.exists()  # ...would have run it.
+
+
+def test_os_system_in_a_python2_pickle_is_refused(tmp_path):
+  canary = tmp_path / "canary"
+  raw = (b"\x80\x02cos\nsystem\nU" + bytes([len(f"touch {canary}")])
+         + f"touch {canary}".encode() + b"\x85R.")
+  path = str(tmp_path / "test_embeddings.pkl")
+  with open(path, "wb") as f:
+    f.write(raw)
+  with pytest.raises(data.DataError, match="refused global 'os.system'"):
+    data.load_embeddings(path)
+  assert not canary.exists()
+
+
+# ---- Splits and train_on_val. ----
+
+def test_train_on_val_meta_trains_on_train_and_val_classes(tmp_path):
+  root = fixtures.make_dataset(str(tmp_path), classes=(4, 3, 2))
+  plain = config.DataConfig(data_path=root, dataset_name="tiny")
+  merged = config.DataConfig(data_path=root, dataset_name="tiny", train_on_val=True)
+  assert data.DataProvider("train", plain).num_classes == 4
+  train = data.DataProvider("train", merged)
+  assert train.class_names == [fixtures.class_name("train", c) for c in range(4)] + [
+      fixtures.class_name("val", c) for c in range(3)]
+  assert data.DataProvider("val", merged).num_classes == 3
+  assert data.DataProvider("test", merged).num_classes == 2
+
+
+def test_embedding_dim_is_read_from_the_data(tmp_path):
+  assert _provider(tmp_path, dim=24).embedding_dim == 24
+
+
+def test_too_few_classes_for_num_classes(tmp_path):
+  provider = _provider(tmp_path, split="val")
+  with pytest.raises(data.DataError, match="5 classes, fewer than --num_classes=6"):
+    provider.get_batch(2, 6, 1, 1)
+
+
+def test_a_class_too_small_for_shots_plus_queries_is_named(tmp_path):
+  root = str(tmp_path)
+  rng = np.random.default_rng(0)
+  contents = fixtures.make_split("train", 6, [20, 20, 7, 20, 20, 20], 8, rng)
+  fixtures.write_pickle(os.path.join(root, "tiny", "center", "train_embeddings.pkl"),
+                        contents)
+  provider = data.DataProvider("train", config.DataConfig(data_path=root, dataset_name="tiny"))
+  with pytest.raises(data.DataError, match="class 'n00000002' has 7 images, expected at least "
+                     "1 support . 15 query = 16"):
+    provider.get_batch(2, 5, 1, 15)
+  assert provider.remaining_examples_per_class(1) == 6
+  provider.get_batch(2, 5, 1, 6)
+
+
+# ---- Episodes. ----
+
+def test_episode_shapes_dtypes_and_class_major_labels(tmp_path):
+  batch = _provider(tmp_path, dim=16).get_batch(3, 5, 2, 4)
+  assert batch.tr_input.shape == (3, 5, 2, 16) and batch.tr_input.dtype == tf.float32
+  assert batch.val_input.shape == (3, 5, 4, 16) and batch.val_input.dtype == tf.float32
+  assert batch.tr_output.shape == (3, 5, 2, 1) and batch.tr_output.dtype == tf.int32
+  assert batch.val_output.shape == (3, 5, 4, 1) and batch.val_output.dtype == tf.int32
+  assert batch.tr_info.shape == (3, 5, 2) and batch.tr_info.dtype == tf.string
+  assert batch.val_info.shape == (3, 5, 4)
+  for labels in (batch.tr_output.numpy(), batch.val_output.numpy()):
+    assert (labels[..., 0] == np.arange(5)[None, :, None]).all()  # Label == class position.
+    # The original's sanity check: the labels of a task sum to N(N-1)/2 per example slot.
+    assert (labels.sum(axis=(1, 3)) == 5 * 4 // 2).all()
+
+
+def test_episodes_are_l2_normalised_rows_of_the_file(tmp_path):
+  provider = _provider(tmp_path, dim=16)
+  raw = data.load_embeddings(data.split_path(provider._config, data.MetaSplit.TRAIN))
+  row_of = {name: row for row, name in enumerate(raw.image_names)}
+  batch = provider.get_batch(2, 5, 1, 3)
+  inputs = np.concatenate([batch.tr_input.numpy(), batch.val_input.numpy()], axis=2)
+  names = np.concatenate([batch.tr_info.numpy(), batch.val_info.numpy()], axis=2)
+  np.testing.assert_allclose(np.linalg.norm(inputs, axis=-1), 1.0, rtol=1e-6)
+  for vector, name in zip(inputs.reshape(-1, 16), names.ravel()):
+    expected = raw.embeddings[row_of[name.decode()]]
+    np.testing.assert_allclose(vector, expected / np.linalg.norm(expected), rtol=1e-5)
+
+
+def test_episode_classes_are_distinct_and_examples_never_repeat(tmp_path):
+  batch = _provider(tmp_path).get_batch(50, 5, 3, 10)
+  tr_names, val_names = batch.tr_info.numpy(), batch.val_info.numpy()
+  for tr_task, val_task in zip(tr_names, val_names):
+    classes = [names[0].decode().split("_")[0] for names in tr_task]
+    assert len(set(classes)) == 5
+    for c in range(5):  # Every example of a row belongs to that row's class.
+      row = list(tr_task[c]) + list(val_task[c])
+      assert {name.decode().split("_")[0] for name in row} == {classes[c]}
+    support, queries = set(tr_task.ravel()), set(val_task.ravel())
+    assert len(support) == tr_task.size and len(queries) == val_task.size
+    assert not support & queries
+
+
+def test_all_remaining_query_count(tmp_path):
+  provider = _provider(tmp_path, split="test", images_per_class=[20, 17, 20, 20, 20])
+  assert provider.remaining_examples_per_class(1) == 16
+  assert provider.remaining_examples_per_class(5) == 12
+  assert provider.remaining_examples_per_class(5, fixed=3) == 3
+  capped = data.DataProvider("test", config.DataConfig(
+      data_path=str(tmp_path / "data"), dataset_name="tiny", total_examples_per_class=10))
+  assert capped.remaining_examples_per_class(1) == 9  # min(600-like cap, smallest) - K.
+  batch = provider.get_batch(4, 5, 1, provider.remaining_examples_per_class(1))
+  assert batch.val_input.shape[2] == 16
+
+
+def test_same_seed_same_episodes_and_different_seeds_differ(tmp_path):
+  def episodes(seed, split="train"):
+    provider = _provider(tmp_path, split=split, seed=seed)
+    return [provider.get_batch(4, 5, 1, 3).val_info.numpy() for _ in range(2)]
+
+  first, again = episodes(7), episodes(7)
+  np.testing.assert_array_equal(first[0], again[0])
+  np.testing.assert_array_equal(first[1], again[1])
+  assert not np.array_equal(first[0], first[1])  # Successive batches differ.
+  assert not np.array_equal(first[0], episodes(8)[0])
+
+
+def test_sampling_covers_every_class_and_example(tmp_path):
+  provider = _provider(tmp_path, classes=(6, 5, 5), images_per_class=10)
+  names = provider.get_batch(200, 5, 1, 2).tr_info.numpy().ravel()
+  assert len({name.split(b"_")[0] for name in names}) == 6
+  assert len(set(names)) == 60
+
+
+def test_sampling_compiles_into_a_graph_without_python_ops(tmp_path):
+  provider = _provider(tmp_path)
+  sample = tf.function(lambda: provider.get_batch(2, 5, 1, 4), autograph=False)
+  graph = sample.get_concrete_function().graph
+  op_types = {op.type for op in graph.get_operations()}
+  assert not op_types & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+  first, second = sample(), sample()
+  assert first.tr_input.shape == (2, 5, 1, 16)
+  assert not np.array_equal(first.tr_info.numpy(), second.tr_info.numpy())
+
+
+def test_get_instance_is_one_unbatched_episode(tmp_path):
+  instance = _provider(tmp_path).get_instance(5, 2, 3)
+  assert isinstance(instance, data.ProblemInstance)
+  assert instance.tr_input.shape == (5, 2, 16) and instance.val_output.shape == (5, 3, 1)
