@@ -263,6 +263,14 @@ def _flag_values(config_class) -> Mapping[str, Any]:
   return values
 
 
+def explicitly_given() -> set:
+  """Names of the flags set on the command line, directly or through `--preset`."""
+  given = {name for name in FLAGS if FLAGS[name].present}
+  if FLAGS.preset:
+    given |= set(PRESETS[FLAGS.preset])
+  return given
+
+
 def get_data_config() -> DataConfig:
   return DataConfig(**_flag_values(DataConfig))
 

@@ -1,0 +1,401 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Meta-trains LEO, keeps the best checkpoint by validation accuracy, and evaluates it.
+
+    python runner.py --data_path=$EMBEDDINGS                    # train, then test the best
+    python runner.py --evaluation_mode --checkpoint_path=/tmp/leo   # test a trained run
+
+The loop is the original's: validate at step 0 and every `checkpoint_steps`, keep the
+checkpoint with strictly higher validation accuracy in `<checkpoint_path>/best_checkpoint`,
+train to `num_steps_limit`. Restarting the same command resumes from the latest checkpoint.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import logging
+import numpy as np
+
+import config
+import utils
+
+# Kept off until the user-facing checks have run: importing TF is slow and noisy.
+tf = data = model = None
+
+CONFIG_FILE = "config.json"
+BEST_FOLDER = "best_checkpoint"
+RESULTS_FILE = "test_accuracy.json"
+CHECKPOINT_NAME = "model.ckpt"
+MAX_CHECKPOINTS_TO_KEEP = 3
+# Evaluation tasks are run in chunks whose query embeddings take at most this many bytes, so
+# 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
+EVAL_CHUNK_BYTES = 64 * 2**20
+# Flags that fix the shapes of a trained model: evaluation cannot change them.
+SHAPE_FIELDS = ("num_classes", "num_tr_examples_per_class", "num_latents")
+
+
+def _import_tensorflow():
+  """Imports TF and the modules that need it, with TF's start-up chatter silenced."""
+  global tf, data, model  # pylint: disable=global-statement
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  stderr = os.dup(2)
+  with open(os.devnull, "w") as devnull:
+    os.dup2(devnull.fileno(), 2)
+    try:
+      import tensorflow  # pylint: disable=g-import-not-at-top
+      tensorflow.config.list_physical_devices()
+    finally:
+      os.dup2(stderr, 2)
+      os.close(stderr)
+  tf = tensorflow
+  tf.get_logger().setLevel("ERROR")
+  import data as data_module  # pylint: disable=g-import-not-at-top
+  import model as model_module  # pylint: disable=g-import-not-at-top
+  data, model = data_module, model_module
+
+
+def configure_threads():
+  """One intra-op thread on small CPU machines: LEO's ops are tiny and threads only add
+  synchronisation (measured: 12 ms vs 18 ms per step on 2 cores)."""
+  if not tf.config.list_physical_devices("GPU") and (os.cpu_count() or 1) <= 4:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Configs:
+  """Everything a run is made of; saved as JSON beside its checkpoints."""
+  data: config.DataConfig
+  inner: config.InnerModelConfig
+  outer: config.OuterModelConfig
+  run: config.RunConfig
+
+  def to_json(self, embedding_dim: int):
+    return {"data_config": config.as_dict(self.data),
+            "inner_model_config": config.as_dict(self.inner),
+            "outer_model_config": config.as_dict(self.outer),
+            "seed": self.run.seed, "embedding_dim": embedding_dim}
+
+
+# ---- Episodes and evaluation. ----
+
+class Episodes:
+  """The three splits' samplers and the task shapes of the protocol."""
+
+  def __init__(self, configs: Configs, need_train: bool):
+    outer, seed = configs.outer, configs.run.seed
+    self.shots = outer.num_tr_examples_per_class
+    self.num_classes = outer.num_classes
+    self.train = data.DataProvider("train", configs.data, seed) if need_train else None
+    self.valid = data.DataProvider("val", configs.data, seed) if need_train else None
+    self.test = data.DataProvider("test", configs.data, seed)
+    fixed = outer.num_eval_examples_per_class
+    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(self.shots, fixed)
+    self.test_queries = self.test.remaining_examples_per_class(self.shots, fixed)
+    # Every shape is checked now, before anything is written or trained.
+    if need_train:
+      self.train.check_task_shape(self.num_classes, self.shots, outer.num_val_examples_per_class)
+      self.valid.check_task_shape(self.num_classes, self.shots, self.valid_queries)
+    self.test.check_task_shape(self.num_classes, self.shots, self.test_queries)
+    dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
+    if len(dims) != 1:
+      raise data.DataError(f"the splits of --dataset_name={configs.data.dataset_name} have "
+                           f"different embedding sizes {sorted(dims)}")
+    self.embedding_dim = dims.pop()
+
+
+def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int) -> int:
+  """The largest divisor of `batch_size` whose tasks fit in EVAL_CHUNK_BYTES (one trace)."""
+  fits = max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
+  return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fits)
+
+
+def evaluate(task_accuracies, provider, num_tasks: int, batch_size: int, num_classes: int,
+             shots: int, queries: int):
+  """Per-task query accuracies of `num_tasks` fresh tasks, sampled `batch_size` at a time.
+
+  Args:
+    task_accuracies: compiled `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+
+  Returns:
+    (mean loss, per-task accuracies as a numpy array [num_tasks]).
+  """
+  losses, accuracies = [], []
+  while sum(len(a) for a in accuracies) < num_tasks:
+    batch = min(batch_size, num_tasks - sum(len(a) for a in accuracies))
+    chunk = chunk_size(batch, num_classes, shots + queries, provider.embedding_dim)
+    for _ in range(batch // chunk):
+      loss, accuracy = task_accuracies(provider.get_batch(chunk, num_classes, shots, queries))
+      losses.append(float(loss))
+      accuracies.append(accuracy.numpy())
+  return float(np.mean(losses)), np.concatenate(accuracies)
+
+
+def describe_result(accuracy: float, half_width: float, num_tasks: int, num_classes: int,
+                    shots: int, queries: int, train_on_val: bool, name: str = "Metatest"):
+  return (f"{name} accuracy: {accuracy:.2%} ± {half_width:.2%} (95% CI over {num_tasks} tasks; "
+          f"{num_classes}-way {shots}-shot; {queries} queries/class; meta-trained on "
+          f"{'train+val' if train_on_val else 'train'})")
+
+
+def run_test(leo, episodes: Episodes, configs: Configs, results_path: str, extra):
+  """Evaluates `leo` on the test split, prints the result line and writes it as JSON."""
+  outer = configs.outer
+  step = tf.function(lambda batch: leo(batch, is_meta_training=False)[::2], autograph=False)
+  start = time.time()
+  _, accuracies = evaluate(step, episodes.test, outer.num_test_tasks, outer.metatest_batch_size,
+                           outer.num_classes, outer.num_tr_examples_per_class,
+                           episodes.test_queries)
+  mean, half_width = utils.mean_and_confidence_interval(accuracies)
+  line = describe_result(mean, half_width, len(accuracies), outer.num_classes,
+                         outer.num_tr_examples_per_class, episodes.test_queries,
+                         configs.data.train_on_val)
+  print(line, flush=True)
+  utils.atomic_write_json(results_path, dict(
+      extra, accuracy=mean, ci95=half_width, num_tasks=len(accuracies), summary=line,
+      num_classes=outer.num_classes, num_tr_examples_per_class=outer.num_tr_examples_per_class,
+      queries_per_class=episodes.test_queries, train_on_val=configs.data.train_on_val,
+      dataset_name=configs.data.dataset_name, embedding_crop=configs.data.embedding_crop,
+      seed=configs.run.seed, seconds=round(time.time() - start, 2)))
+  return mean, half_width
+
+
+# ---- The run folder. ----
+
+def prepare_run_folder(configs: Configs, embedding_dim: int):
+  """Creates (or checks) the run folder and its saved configuration before any training."""
+  path = configs.run.checkpoint_path
+  try:
+    os.makedirs(path, exist_ok=True)
+    probe = os.path.join(path, f".write-test-{os.getpid()}")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise utils.LeoError(f"--checkpoint_path={path}: cannot write there ({e.strerror})") from None
+  saved_path = os.path.join(path, CONFIG_FILE)
+  current = configs.to_json(embedding_dim)
+  if os.path.exists(saved_path):
+    check_same_shapes(utils.read_json(saved_path), current, saved_path)
+  utils.atomic_write_json(saved_path, current)
+
+
+def check_same_shapes(saved, current, saved_path: str):
+  """A model is only usable with the task shapes and embedding size it was trained for."""
+  for section, field in [("outer_model_config", "num_classes"),
+                         ("outer_model_config", "num_tr_examples_per_class"),
+                         ("inner_model_config", "num_latents")]:
+    if saved[section][field] != current[section][field]:
+      raise utils.LeoError(f"--{field}={current[section][field]} contradicts the model saved "
+                           f"at {saved_path}, trained with {field}={saved[section][field]}")
+  if saved["embedding_dim"] != current["embedding_dim"]:
+    raise utils.LeoError(f"the embeddings are {current['embedding_dim']}-d but the model saved "
+                         f"at {saved_path} was trained on {saved['embedding_dim']}-d embeddings")
+
+
+def remove_interrupted_checkpoint_files(path: str):
+  """Deletes what a killed `CheckpointManager.save` left: files no index entry refers to."""
+  state = tf.train.get_checkpoint_state(path)
+  kept = set(state.all_model_checkpoint_paths) if state else set()
+  kept = {os.path.basename(p) for p in kept}
+  for name in os.listdir(path):
+    full = os.path.join(path, name)
+    if name.startswith(CHECKPOINT_NAME + "-") and not any(
+        name.startswith(k + ".") for k in kept):
+      utils._remove(full)  # pylint: disable=protected-access
+    elif ".tmp" in name and os.path.isfile(full) and name != ".lock":
+      os.remove(full)
+
+
+# ---- Training. ----
+
+def build_model(configs: Configs, episodes: Episodes):
+  """LEO and its outer optimiser, variables created by one eager call."""
+  tf.random.set_seed(configs.run.seed)
+  leo = model.LEO(configs.inner, seed=configs.run.seed)
+  shots, n = configs.outer.num_tr_examples_per_class, configs.outer.num_classes
+  dim = episodes.embedding_dim
+  # A zero task builds the variables without drawing from the episode samplers.
+  leo(data.ProblemInstance(
+      tr_input=tf.zeros([1, n, shots, dim]), tr_output=tf.zeros([1, n, shots, 1], tf.int32),
+      tr_info=None, val_input=tf.zeros([1, n, 1, dim]),
+      val_output=tf.zeros([1, n, 1, 1], tf.int32), val_info=None), is_meta_training=False)
+  return leo, model.MetaOptimizer(configs.outer)
+
+
+def write_summaries(writer, step, scalars, histograms):
+  with writer.as_default(step=step):
+    for name, value in scalars.items():
+      tf.summary.scalar(name, value)
+    for name, value in histograms.items():
+      tf.summary.histogram(name, value)
+  writer.flush()
+
+
+def train(configs: Configs):
+  """The outer loop of the original runner, resumable, then the test of the best model."""
+  episodes = Episodes(configs, need_train=True)
+  path, outer, run = configs.run.checkpoint_path, configs.outer, configs.run
+  prepare_run_folder(configs, episodes.embedding_dim)
+  with utils.RunLock(path):
+    remove_interrupted_checkpoint_files(path)
+    best = utils.BestCheckpoint(os.path.join(path, BEST_FOLDER))
+    best.clean()
+    leo, meta_optimizer = build_model(configs, episodes)
+    step = tf.Variable(0, dtype=tf.int64, name="global_step")
+    checkpoint = tf.train.Checkpoint(model=leo, optimizer=meta_optimizer, step=step,
+                                     train_sampler=episodes.train.generator,
+                                     valid_sampler=episodes.valid.generator)
+    manager = tf.train.CheckpointManager(checkpoint, path, MAX_CHECKPOINTS_TO_KEEP,
+                                         step_counter=step, checkpoint_name=CHECKPOINT_NAME)
+    if manager.latest_checkpoint:
+      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+      logging.info("Resuming from %s at step %d (best validation accuracy so far %s).",
+                   manager.latest_checkpoint, int(step), _percent(best.accuracy))
+    logging.info("Configuration:\n%s", json.dumps(configs.to_json(episodes.embedding_dim),
+                                                  indent=2, sort_keys=True))
+
+    def train_step():
+      batch = episodes.train.get_batch(outer.metatrain_batch_size, outer.num_classes,
+                                       outer.num_tr_examples_per_class,
+                                       outer.num_val_examples_per_class)
+      with tf.GradientTape() as tape:
+        loss, accuracy, _ = leo(batch, is_meta_training=True)
+      gradients = tape.gradient(loss, leo.trainable_variables)
+      clipped = meta_optimizer.apply(loss, gradients, leo.trainable_variables)
+      step.assign_add(1)
+      return loss, accuracy, clipped
+
+    train_step = tf.function(train_step, autograph=False)
+    valid_step = tf.function(lambda batch: leo(batch, is_meta_training=False)[::2],
+                             autograph=False)
+    writer = tf.summary.create_file_writer(path)
+    current = int(step)
+    last = None  # (loss, accuracy, clipped gradients) of the latest training step.
+    timer_step, timer_start, run_start = current, time.time(), time.time()
+    while True:
+      if current % run.checkpoint_steps == 0 or current == outer.num_steps_limit:
+        if not (manager.latest_checkpoint or "").endswith(f"-{current}"):
+          manager.save(checkpoint_number=current)
+        valid_loss, valid_accuracies = evaluate(
+            valid_step, episodes.valid, config.NUM_VALID_BATCHES * outer.metavalid_batch_size,
+            outer.metavalid_batch_size, outer.num_classes, outer.num_tr_examples_per_class,
+            episodes.valid_queries)
+        valid_accuracy = float(np.mean(valid_accuracies))
+        improved = valid_accuracy > best.accuracy
+        if improved:
+          best.save(tf.train.Checkpoint(model=leo), current, valid_accuracy,
+                    configs.to_json(episodes.embedding_dim))
+        logging.info("Step: %d meta-valid accuracy: %s (best %s at step %s)", current,
+                     _percent(valid_accuracy), _percent(best.accuracy), best.info["step"])
+        scalars = {"metavalid_loss": valid_loss, "metavalid_valid_accuracy": valid_accuracy,
+                   "nan_guard_count": meta_optimizer.nan_guard_count}
+        histograms = {v.name: v for v in leo.trainable_variables}
+        if last is not None:
+          scalars.update(metatrain_loss=last[0], metatrain_valid_accuracy=last[1],
+                         steps_per_second=(current - timer_step) / (time.time() - timer_start))
+          histograms.update({f"gradient/{v.name}": g
+                             for v, g in zip(leo.trainable_variables, last[2])})
+        write_summaries(writer, current, scalars, histograms)
+        timer_step, timer_start = current, time.time()
+      if current >= outer.num_steps_limit:
+        break
+      last = train_step()
+      current += 1
+      if current % run.log_steps == 0:
+        rate = (current - timer_step) / max(time.time() - timer_start, 1e-9)
+        eta = (outer.num_steps_limit - current) / max(rate, 1e-9)
+        logging.info("Step: %d/%d %.1f steps/s ETA %s meta-train loss: %.4f accuracy: %s "
+                     "NaN-guard count: %d", current, outer.num_steps_limit, rate,
+                     _duration(eta), float(last[0]), _percent(float(last[1])),
+                     int(meta_optimizer.nan_guard_count))
+    logging.info("Training done: %d steps in %s; best meta-valid accuracy %s at step %d.",
+                 current, _duration(time.time() - run_start), _percent(best.accuracy),
+                 best.info["step"])
+    if run.evaluate_after_training:
+      tf.train.Checkpoint(model=leo).read(best.prefix).expect_partial()
+      run_test(leo, episodes, configs, os.path.join(best.folder, RESULTS_FILE),
+               {"checkpoint": best.prefix, "step": best.info["step"],
+                "valid_accuracy": best.accuracy})
+
+
+# ---- Evaluation of a trained model. ----
+
+def find_checkpoint(path: str):
+  """(checkpoint prefix, saved configuration, results folder) of a run or best folder."""
+  for folder in (path, os.path.join(path, BEST_FOLDER)):
+    best = utils.BestCheckpoint(folder)
+    if best.info:
+      return best.prefix, best.info, folder
+  latest = tf.train.latest_checkpoint(path) if os.path.isdir(path) else None
+  if latest and os.path.exists(os.path.join(path, CONFIG_FILE)):
+    return latest, utils.read_json(os.path.join(path, CONFIG_FILE)), path
+  raise utils.LeoError(f"--checkpoint_path={path}: no checkpoint there (expected a run folder "
+                       f"with {BEST_FOLDER}/ or {CHECKPOINT_NAME}-* files and {CONFIG_FILE}, "
+                       f"or a {BEST_FOLDER} folder)")
+
+
+def evaluate_checkpoint(configs: Configs):
+  """The original's `--evaluation_mode`: test a saved model; writes only the results file."""
+  prefix, saved, folder = find_checkpoint(configs.run.checkpoint_path)
+  configs = config_from_saved(saved, configs)
+  episodes = Episodes(configs, need_train=False)
+  check_same_shapes(saved, configs.to_json(episodes.embedding_dim), prefix)
+  leo, _ = build_model(configs, episodes)
+  tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
+  logging.info("Evaluating %s", prefix)
+  run_test(leo, episodes, configs, os.path.join(folder, RESULTS_FILE),
+           {"checkpoint": prefix, "step": saved.get("step"),
+            "valid_accuracy": saved.get("accuracy")})
+
+
+def config_from_saved(saved, configs: Configs) -> Configs:
+  """The saved run's configuration, with the flags given on this command line on top."""
+  given = config.explicitly_given()
+  sections = {"data": ("data_config", config.DataConfig),
+              "inner": ("inner_model_config", config.InnerModelConfig),
+              "outer": ("outer_model_config", config.OuterModelConfig)}
+  merged = {}
+  for attribute, (key, config_class) in sections.items():
+    values = dict(saved[key])
+    values.update({name: value for name, value in config.as_dict(getattr(configs, attribute))
+                   .items() if name in given})
+    merged[attribute] = config_class(**values)
+  run = dataclasses.replace(configs.run, seed=(configs.run.seed if "seed" in given
+                                               else saved.get("seed", configs.run.seed)))
+  return Configs(run=run, **merged)
+
+
+# ---- Entry point. ----
+
+def _percent(value: float) -> str:
+  return "none yet" if value == -float("inf") else f"{value:.2%}"
+
+
+def _duration(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
+  try:
+    configs = Configs(config.get_data_config(), config.get_inner_model_config(),
+                      config.get_outer_model_config(), config.get_run_config())
+    _import_tensorflow()
+    configure_threads()
+    if configs.run.evaluation_mode:
+      evaluate_checkpoint(configs)
+    else:
+      train(configs)
+  except utils.LeoError as e:
+    sys.stderr.write(f"runner.py: error: {e}\n")
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)
