@@ -24,7 +24,7 @@ import config
 import utils
 
 # Kept off until the user-facing checks have run: importing TF is slow and noisy.
-tf = data = model = None
+tf = data = model = baselines = None
 
 CONFIG_FILE = "config.json"
 BEST_FOLDER = "best_checkpoint"
@@ -40,7 +40,7 @@ SHAPE_FIELDS = ("num_classes", "num_tr_examples_per_class", "num_latents")
 
 def _import_tensorflow():
   """Imports TF and the modules that need it, with TF's start-up chatter silenced."""
-  global tf, data, model  # pylint: disable=global-statement
+  global tf, data, model, baselines  # pylint: disable=global-statement
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   stderr = os.dup(2)
   with open(os.devnull, "w") as devnull:
@@ -53,9 +53,10 @@ def _import_tensorflow():
       os.close(stderr)
   tf = tensorflow
   tf.get_logger().setLevel("ERROR")
+  import baselines as baselines_module  # pylint: disable=g-import-not-at-top
   import data as data_module  # pylint: disable=g-import-not-at-top
   import model as model_module  # pylint: disable=g-import-not-at-top
-  data, model = data_module, model_module
+  data, model, baselines = data_module, model_module, baselines_module
 
 
 def configure_threads():
@@ -135,39 +136,67 @@ def evaluate(task_accuracies, provider, num_tasks: int, batch_size: int, num_cla
 
 
 def describe_result(accuracy: float, half_width: float, num_tasks: int, num_classes: int,
-                    shots: int, queries: int, train_on_val: bool, name: str = "Metatest"):
-  return (f"{name} accuracy: {accuracy:.2%} ± {half_width:.2%} (95% CI over {num_tasks} tasks; "
-          f"{num_classes}-way {shots}-shot; {queries} queries/class; meta-trained on "
-          f"{'train+val' if train_on_val else 'train'})")
+                    shots: int, queries: int, trained_on: str, method: str = "") -> str:
+  """The line papers report, e.g. `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`."""
+  return (f"Metatest accuracy{method}: {accuracy:.2%} ± {half_width:.2%} (95% CI over "
+          f"{num_tasks} tasks; {num_classes}-way {shots}-shot; {queries} queries/class; "
+          f"{trained_on})")
 
 
-def run_test(leo, episodes: Episodes, configs: Configs, results_path: str, extra):
-  """Evaluates `leo` on the test split, prints the result line and writes it as JSON."""
+def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path: str, extra,
+             method: str = ""):
+  """Evaluates on the test split, prints the result line and writes it as JSON.
+
+  Args:
+    task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+    method: "" for LEO, else the baseline's name.
+  """
   outer = configs.outer
-  step = tf.function(lambda batch: leo(batch, is_meta_training=False)[::2], autograph=False)
+  step = tf.function(task_accuracies, autograph=False)
   start = time.time()
   _, accuracies = evaluate(step, episodes.test, outer.num_test_tasks, outer.metatest_batch_size,
                            outer.num_classes, outer.num_tr_examples_per_class,
                            episodes.test_queries)
   mean, half_width = utils.mean_and_confidence_interval(accuracies)
+  trained_on = ("fitted on each task's support set" if method else
+                f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}")
   line = describe_result(mean, half_width, len(accuracies), outer.num_classes,
-                         outer.num_tr_examples_per_class, episodes.test_queries,
-                         configs.data.train_on_val)
+                         outer.num_tr_examples_per_class, episodes.test_queries, trained_on,
+                         f" of {method}" if method else "")
   print(line, flush=True)
   utils.atomic_write_json(results_path, dict(
-      extra, accuracy=mean, ci95=half_width, num_tasks=len(accuracies), summary=line,
-      num_classes=outer.num_classes, num_tr_examples_per_class=outer.num_tr_examples_per_class,
+      extra, method=method or "leo", accuracy=mean, ci95=half_width, num_tasks=len(accuracies),
+      summary=line, num_classes=outer.num_classes,
+      num_tr_examples_per_class=outer.num_tr_examples_per_class,
       queries_per_class=episodes.test_queries, train_on_val=configs.data.train_on_val,
       dataset_name=configs.data.dataset_name, embedding_crop=configs.data.embedding_crop,
       seed=configs.run.seed, seconds=round(time.time() - start, 2)))
   return mean, half_width
 
 
+def leo_task_accuracies(leo):
+  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`."""
+  def task_accuracies(batch):
+    loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
+    return loss, per_task_accuracy
+  return task_accuracies
+
+
+def evaluate_baseline(configs: Configs):
+  """`--baseline=...`: a baseline on exactly the test tasks LEO is evaluated on."""
+  episodes = Episodes(configs, need_train=False)
+  baseline = baselines.BASELINES[configs.run.baseline]
+  path = configs.run.checkpoint_path
+  prepare_folder(path)
+  run_test(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
+           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json"), {},
+           method=configs.run.baseline)
+
+
 # ---- The run folder. ----
 
-def prepare_run_folder(configs: Configs, embedding_dim: int):
-  """Creates (or checks) the run folder and its saved configuration before any training."""
-  path = configs.run.checkpoint_path
+def prepare_folder(path: str):
+  """Creates `path` if needed and checks that files can be written there."""
   try:
     os.makedirs(path, exist_ok=True)
     probe = os.path.join(path, f".write-test-{os.getpid()}")
@@ -176,6 +205,12 @@ def prepare_run_folder(configs: Configs, embedding_dim: int):
     os.remove(probe)
   except OSError as e:
     raise utils.LeoError(f"--checkpoint_path={path}: cannot write there ({e.strerror})") from None
+
+
+def prepare_run_folder(configs: Configs, embedding_dim: int):
+  """Creates (or checks) the run folder and its saved configuration before any training."""
+  path = configs.run.checkpoint_path
+  prepare_folder(path)
   saved_path = os.path.join(path, CONFIG_FILE)
   current = configs.to_json(embedding_dim)
   if os.path.exists(saved_path):
@@ -270,8 +305,7 @@ def train(configs: Configs):
       return loss, accuracy, clipped
 
     train_step = tf.function(train_step, autograph=False)
-    valid_step = tf.function(lambda batch: leo(batch, is_meta_training=False)[::2],
-                             autograph=False)
+    valid_step = tf.function(leo_task_accuracies(leo), autograph=False)
     writer = tf.summary.create_file_writer(path)
     current = int(step)
     last = None  # (loss, accuracy, clipped gradients) of the latest training step.
@@ -317,7 +351,8 @@ def train(configs: Configs):
                  best.info["step"])
     if run.evaluate_after_training:
       tf.train.Checkpoint(model=leo).read(best.prefix).expect_partial()
-      run_test(leo, episodes, configs, os.path.join(best.folder, RESULTS_FILE),
+      run_test(leo_task_accuracies(leo), episodes, configs,
+               os.path.join(best.folder, RESULTS_FILE),
                {"checkpoint": best.prefix, "step": best.info["step"],
                 "valid_accuracy": best.accuracy})
 
@@ -347,7 +382,7 @@ def evaluate_checkpoint(configs: Configs):
   leo, _ = build_model(configs, episodes)
   tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
   logging.info("Evaluating %s", prefix)
-  run_test(leo, episodes, configs, os.path.join(folder, RESULTS_FILE),
+  run_test(leo_task_accuracies(leo), episodes, configs, os.path.join(folder, RESULTS_FILE),
            {"checkpoint": prefix, "step": saved.get("step"),
             "valid_accuracy": saved.get("accuracy")})
 
@@ -388,7 +423,9 @@ def main(argv):
                       config.get_outer_model_config(), config.get_run_config())
     _import_tensorflow()
     configure_threads()
-    if configs.run.evaluation_mode:
+    if configs.run.baseline != "none":
+      evaluate_baseline(configs)
+    elif configs.run.evaluation_mode:
       evaluate_checkpoint(configs)
     else:
       train(configs)

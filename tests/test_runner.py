@@ -195,3 +195,16 @@ def test_a_checkpoint_for_another_task_shape_is_refused(trained, dataset):
   error = _one_line_error(run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
                               "--num_tr_examples_per_class=2"))
   assert "--num_tr_examples_per_class=2 contradicts the model saved" in error
+
+
+@pytest.mark.parametrize("baseline", ["nearest_centroid", "logistic_regression"])
+def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline):
+  result = run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}", *TINY,
+               f"--baseline={baseline}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = result.stdout.strip().splitlines()[-1]
+  assert line.startswith(f"Metatest accuracy of {baseline}: ")
+  assert ("(95% CI over 20 tasks; 5-way 1-shot; 19 queries/class; fitted on each task's "
+          "support set)") in line
+  results = json.load(open(tmp_path / f"test_accuracy_{baseline}.json"))
+  assert results["method"] == baseline and results["num_tasks"] == 20
