@@ -261,6 +261,26 @@ def build_model(configs: Configs, episodes: Episodes):
   return leo, model.MetaOptimizer(configs.outer)
 
 
+def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig, step=None):
+  """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
+
+  Returns:
+    A `tf.function` returning (loss, accuracy, clipped gradients) of the step.
+  """
+  def train_step():
+    batch = sampler.get_batch(outer.metatrain_batch_size, outer.num_classes,
+                              outer.num_tr_examples_per_class, outer.num_val_examples_per_class)
+    with tf.GradientTape() as tape:
+      loss, accuracy, _ = leo(batch, is_meta_training=True)
+    gradients = tape.gradient(loss, leo.trainable_variables)
+    clipped = meta_optimizer.apply(loss, gradients, leo.trainable_variables)
+    if step is not None:
+      step.assign_add(1)
+    return loss, accuracy, clipped
+
+  return tf.function(train_step, autograph=False)
+
+
 def write_summaries(writer, step, scalars, histograms):
   with writer.as_default(step=step):
     for name, value in scalars.items():
@@ -293,18 +313,7 @@ def train(configs: Configs):
     logging.info("Configuration:\n%s", json.dumps(configs.to_json(episodes.embedding_dim),
                                                   indent=2, sort_keys=True))
 
-    def train_step():
-      batch = episodes.train.get_batch(outer.metatrain_batch_size, outer.num_classes,
-                                       outer.num_tr_examples_per_class,
-                                       outer.num_val_examples_per_class)
-      with tf.GradientTape() as tape:
-        loss, accuracy, _ = leo(batch, is_meta_training=True)
-      gradients = tape.gradient(loss, leo.trainable_variables)
-      clipped = meta_optimizer.apply(loss, gradients, leo.trainable_variables)
-      step.assign_add(1)
-      return loss, accuracy, clipped
-
-    train_step = tf.function(train_step, autograph=False)
+    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step)
     valid_step = tf.function(leo_task_accuracies(leo), autograph=False)
     writer = tf.summary.create_file_writer(path)
     current = int(step)
