@@ -1,0 +1,577 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""LEO, Latent Embedding Optimization (Rusu et al., ICLR 2019), as a Sonnet 2 module.
+
+The computation is that of the original model.py (deepmind/leo), method for method, over a
+leading task axis: every tensor is `[tasks, classes, shots, dim]` (classes N, shots K for the
+support set or V for the queries), tasks are independent and nothing is mapped per task. Labels
+are class positions on the classes axis (the episodes are class-major).
+
+Also here: the outer update of the original runner (NaN guard, clipping, TF1's Adam).
+"""
+
+import math
+from typing import Sequence, Tuple
+
+import sonnet as snt
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import config as config_lib
+import data as data_lib
+import utils
+
+STDDEV_FLOOR = 1e-10  # Smallest standard deviation of a sampled latent or weight.
+CORRELATION_EPSILON = 1e-32  # Added to row norms in the orthogonality penalty.
+NAN_FALLBACK_FACTOR = 1e-4  # Weight decay applied instead of a non-finite update.
+
+# TF1's tf.train.AdamOptimizer defaults, used by the original runner.
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+
+# Variable names: the weight matrices `.../w` are L2-regularised, the learning rates `.../lr`
+# are not.
+_WEIGHTS_NAME = "w"
+_LEARNING_RATE_NAME = "lr"
+
+
+class ProblemShapeError(utils.LeoError, ValueError):
+  """A problem instance whose shape the model cannot take."""
+
+
+def _glorot_uniform(shape: Sequence[int], dtype: tf.DType) -> tf.Tensor:
+  """TF1's glorot_uniform: U(±sqrt(6 / (fan_in + fan_out)))."""
+  return snt.initializers.VarianceScaling(1.0, "fan_avg", "uniform")(shape, dtype)
+
+
+def _linear(inputs: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+  """A bias-free linear layer on the last axis: [..., in] x [in, out] -> [..., out].
+
+  A matmul on the flattened leading axes (snt.BatchApply's way): the gradient of the
+  equivalent broadcasting einsum is ~50 times slower in TF 2.21.
+  """
+  input_size, output_size = weights.shape
+  outputs = tf.matmul(tf.reshape(inputs, [-1, input_size]), weights)
+  return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [output_size]], axis=0))
+
+
+def _task_mean(values: tf.Tensor) -> tf.Tensor:
+  """The mean over every axis but the leading task axis: [tasks, ...] -> [tasks]."""
+  return tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
+
+
+def summed_loss_gradient(tape: tf.GradientTape, loss: tf.Tensor,
+                         source: tf.Tensor) -> tf.Tensor:
+  """The inner-loop gradient: of the *sum* of the per-example losses, as the original.
+
+  The original called `tf.gradients` on the per-example loss vector, which differentiates its
+  sum; a mean would shrink every inner step by the number of support examples. Over a batch of
+  tasks the sum also runs over tasks, which leaves each task's gradient unchanged since tasks
+  share nothing. The gradient is an ordinary differentiable tensor, so an enclosing tape sees
+  the full second-order meta-gradient.
+
+  Args:
+    tape: the tape that recorded `loss` from `source`.
+    loss: per-example losses, e.g. [tasks, N, K]; a tape differentiates the sum of a
+      non-scalar target, as `tf.gradients` does.
+    source: what to differentiate with respect to.
+  """
+  return tape.gradient(loss, source)
+
+
+def normal_stddev(unnormalized_stddev: tf.Tensor, stddev_offset: float = 0.0) -> tf.Tensor:
+  """σ = max(exp(u) − (1 − offset), STDDEV_FLOOR), the original's parametrisation.
+
+  Not a softplus: at u = 0 (Glorot init) σ is the offset, i.e. near the floor for latents.
+  """
+  stddev = tf.exp(unnormalized_stddev) - (1.0 - stddev_offset)
+  return tf.maximum(stddev, STDDEV_FLOOR)
+
+
+def l2_penalty(weights: Sequence[tf.Tensor], penalty_weight: float) -> tf.Tensor:
+  """Σ penalty_weight · ½‖W‖², TF1's l2_regularizer summed over the weight matrices."""
+  return tf.add_n([penalty_weight * tf.nn.l2_loss(w) for w in weights])
+
+
+def orthogonality_penalty(weight: tf.Tensor, penalty_weight: float) -> tf.Tensor:
+  """penalty_weight · mean((C − I)²), C the cosine-similarity matrix of the rows of `weight`.
+
+  Args:
+    weight: [rows, columns]; for the decoder [num_latents, 2 * embedding_dim], so the rows, one
+      per latent dimension (both the means and the std halves), are pushed to be orthogonal.
+    penalty_weight: the scale (orthogonality_penalty_weight).
+
+  Returns:
+    A scalar.
+  """
+  inner_products = tf.matmul(weight, weight, transpose_b=True)
+  norms = tf.norm(weight, ord=2, axis=1, keepdims=True) + CORRELATION_EPSILON
+  correlation_matrix = inner_products / tf.matmul(norms, norms, transpose_b=True)
+  identity = tf.eye(correlation_matrix.shape[0], dtype=weight.dtype)
+  return penalty_weight * tf.reduce_mean(
+      tf.math.squared_difference(correlation_matrix, identity))
+
+
+class LEO(snt.Module):
+  """Latent Embedding Optimization over a batch of few-shot tasks.
+
+  Trainable variables (created on the first call, when the embedding dimension D is known):
+  `leo/encoder/w` [D, num_latents], `leo/relation_network/linear_{0,1,2}/w`
+  [2 * num_latents, 2 * num_latents], `leo/decoder/w` [num_latents, 2 * D] (Glorot-uniform,
+  no biases), `leo/leo_inner/lr` [1, 1, num_latents] and `leo/finetuning/lr` [1, 1, D].
+  Randomness (dropout masks, latent and weight samples) comes from `generator`, which is
+  checkpointed with the module.
+  """
+
+  def __init__(self, config: config_lib.InnerModelConfig, use_64bits_dtype: bool = False,
+               seed: int = 0, name: str = "leo"):
+    """Creates the module; its variables are created by the first call.
+
+    Args:
+      config: the hyperparameters.
+      use_64bits_dtype: float64/int64 if True, else float32/int32 (the runner's choice).
+      seed: seeds `generator`.
+      name: the module name, and so the variables' scope.
+    """
+    super().__init__(name=name)
+    self._float_dtype = tf.float64 if use_64bits_dtype else tf.float32
+    self._int_dtype = tf.int64 if use_64bits_dtype else tf.int32
+
+    self._inner_unroll_length = config.inner_unroll_length
+    self._finetuning_unroll_length = config.finetuning_unroll_length
+    self._inner_lr_init = config.inner_lr_init
+    self._finetuning_lr_init = config.finetuning_lr_init
+    self._num_latents = config.num_latents
+    self._dropout_rate = config.dropout_rate
+
+    self._kl_weight = config.kl_weight  # beta
+    self._encoder_penalty_weight = config.encoder_penalty_weight  # gamma
+    self._l2_penalty_weight = config.l2_penalty_weight  # lambda_1
+    self._orthogonality_penalty_weight = config.orthogonality_penalty_weight  # lambda_2
+
+    self.generator = tf.random.Generator.from_seed(seed)
+
+  def __call__(self, data: data_lib.ProblemInstance,
+               is_meta_training: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Adapts to every task of the batch and scores the queries.
+
+    Args:
+      data: tr_input [tasks, N, K, D] float, tr_output [tasks, N, K, 1] int (the class
+        position), val_input [tasks, N, V, D], val_output [tasks, N, V, 1]; tr_info and val_info
+        are ignored. N, K and D must be those of the first call; V may change.
+      is_meta_training: training mode (dropout, sampling, KL and encoder penalty) if True,
+        evaluation mode (no dropout, means instead of samples) if False.
+
+    Returns:
+      (loss, accuracy, per_task_accuracy): the batch means of the meta-loss (with the L2 and
+      orthogonality penalties) and of the query accuracy, and the query accuracy of each task
+      [tasks].
+    """
+    per_task_loss, per_task_accuracy = self.per_task_loss_and_accuracy(data, is_meta_training)
+    return tf.reduce_mean(per_task_loss), tf.reduce_mean(per_task_accuracy), per_task_accuracy
+
+  def per_task_loss_and_accuracy(self, data: data_lib.ProblemInstance,
+                                 is_meta_training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+    """What the original computed for one task, for each task: both [tasks].
+
+    A task's loss is the mean query cross-entropy + kl_weight · KL + encoder_penalty_weight ·
+    encoder penalty + L2 + orthogonality (the last two are shared by all tasks).
+    """
+    self.is_meta_training = is_meta_training
+    data = self._as_tensors(data)
+    self.save_problem_instance_stats(data.tr_input)
+    self._initialize()
+
+    latents, kl = self.forward_encoder(data)
+    _, adapted_classifier_weights, encoder_penalty, tr_loss_gradient = self.leo_inner_loop(
+        data, latents)
+    val_loss, val_accuracy = self.finetuning_inner_loop(
+        data, tr_loss_gradient, adapted_classifier_weights)
+
+    task_loss = (_task_mean(val_loss) + self._kl_weight * kl
+                 + self._encoder_penalty_weight * encoder_penalty)
+    regularization_penalty = self.l2_regularization + self.orthogonality_regularization
+    return task_loss + regularization_penalty, val_accuracy
+
+  def _as_tensors(self, data: data_lib.ProblemInstance) -> data_lib.ProblemInstance:
+    """Inputs as float tensors of the model's dtype (never silently cast), labels as ints."""
+    return data._replace(
+        tr_input=tf.convert_to_tensor(data.tr_input, self._float_dtype),
+        tr_output=tf.cast(data.tr_output, self._int_dtype),
+        val_input=tf.convert_to_tensor(data.val_input, self._float_dtype),
+        val_output=tf.cast(data.val_output, self._int_dtype))
+
+  def save_problem_instance_stats(self, instance: tf.Tensor):
+    """Reads N, K and D from tr_input [tasks, N, K, D]; they may not change later."""
+    shape = instance.shape
+    if shape.rank != 4 or not shape[1:].is_fully_defined():
+      raise ProblemShapeError(
+          f"tr_input: expected a [tasks, classes, shots, dim] tensor with known classes, shots "
+          f"and dim, got shape {shape}")
+    new = tuple(shape[1:].as_list())
+    if hasattr(self, "embedding_dim"):
+      old = (self.num_classes, self.num_examples_per_class, self.embedding_dim)
+      if new != old:
+        raise ProblemShapeError(
+            f"tr_input: LEO was built for (classes, shots, dim) = {old}, got {new} "
+            f"(shape {shape}); classes, shots and embedding dim cannot change between calls")
+    self.num_classes, self.num_examples_per_class, self.embedding_dim = new
+
+  @snt.once
+  def _initialize(self):
+    """Creates the 7 trainable variables, once N, K and D are known."""
+    glorot = lambda shape: tf.Variable(_glorot_uniform(shape, self._float_dtype),
+                                       name=_WEIGHTS_NAME)
+    constant = lambda value, size: tf.Variable(
+        tf.fill([1, 1, size], tf.constant(value, self._float_dtype)), name=_LEARNING_RATE_NAME)
+    relation_width = 2 * self._num_latents
+    with tf.name_scope("encoder"):
+      self.encoder_weights = glorot([self.embedding_dim, self._num_latents])
+    self.relation_network_weights = []
+    with tf.name_scope("relation_network"):
+      for layer in range(3):
+        with tf.name_scope(f"linear_{layer}"):
+          self.relation_network_weights.append(glorot([relation_width, relation_width]))
+    with tf.name_scope("decoder"):
+      # 2 * embedding_dim: means and unnormalised stds of the classifier weights.
+      self.decoder_weights = glorot([self._num_latents, 2 * self.embedding_dim])
+    with tf.name_scope("leo_inner"):
+      self.inner_lr = constant(self._inner_lr_init, self._num_latents)
+    with tf.name_scope("finetuning"):
+      self.finetuning_lr = constant(self._finetuning_lr_init, self.embedding_dim)
+
+  @property
+  def dropout_rate(self) -> float:
+    return self._dropout_rate if self.is_meta_training else 0.0
+
+  def _dropout(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Dropout with a fresh mask from `generator`; kept units are scaled by 1 / (1 − rate)."""
+    if self.dropout_rate == 0.0:
+      return inputs
+    return tf.nn.experimental.stateless_dropout(
+        inputs, rate=self.dropout_rate, seed=self.generator.make_seeds(1)[:, 0])
+
+  def forward_encoder(self, data: data_lib.ProblemInstance) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Support set -> initial latents [tasks, N, K, num_latents] and their KL [tasks]."""
+    encoder_outputs = self.encoder(data.tr_input)
+    relation_network_outputs = self.relation_network(encoder_outputs)
+    latent_dist_params = self.average_codes_per_class(relation_network_outputs)
+    return self.possibly_sample(latent_dist_params)
+
+  def forward_decoder(self, data: data_lib.ProblemInstance,
+                      latents: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Latents -> (support loss [tasks, N, K], classifier weights [tasks, N, K, D])."""
+    weights_dist_params = self.decoder(latents)
+    # A Glorot-like scale for the sampled weights instead of a std of 1 (as the original).
+    stddev_offset = math.sqrt(2.0 / (self.num_classes + self.embedding_dim))
+    classifier_weights, _ = self.possibly_sample(weights_dist_params,
+                                                 stddev_offset=stddev_offset)
+    tr_loss, _ = self.calculate_inner_loss(data.tr_input, data.tr_output, classifier_weights)
+    return tr_loss, classifier_weights
+
+  def encoder(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Dropout, then a linear map: [tasks, N, K, D] -> [tasks, N, K, num_latents]."""
+    return _linear(self._dropout(inputs), self.encoder_weights)
+
+  def relation_network(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Codes of each example in relation to all examples of its task.
+
+    A 3-layer MLP of width 2 * num_latents (ReLU between layers, none after the last, no biases)
+    on every ordered pair [e_i; e_j] of the task's N·K codes, self-pairs and cross-class pairs
+    included, averaged over the partner j.
+
+    Args:
+      inputs: [tasks, N, K, num_latents].
+
+    Returns:
+      [tasks, N, K, 2 * num_latents].
+    """
+    total_num_examples = self.num_classes * self.num_examples_per_class
+    codes = tf.reshape(inputs, [-1, total_num_examples, self._num_latents])
+    first, second, third = self.relation_network_weights
+    # [e_i; e_j] @ W = e_i @ W_top + e_j @ W_bottom: computed per example and broadcast over
+    # the pairs, N·K products instead of (N·K)², the same numbers as concatenating.
+    left = _linear(codes, first[:self._num_latents])
+    right = _linear(codes, first[self._num_latents:])
+    hidden = tf.nn.relu(left[:, :, tf.newaxis, :] + right[:, tf.newaxis, :, :])  # [.., i, j, ..]
+    hidden = tf.nn.relu(_linear(hidden, second))
+    # The last layer is linear, so averaging over j before it is the same as after it.
+    outputs = _linear(tf.reduce_mean(hidden, axis=2), third)
+    return tf.reshape(outputs, [-1, self.num_classes, self.num_examples_per_class,
+                                2 * self._num_latents])
+
+  def average_codes_per_class(self, codes: tf.Tensor) -> tf.Tensor:
+    """Mean over the K shots, repeated K times: [tasks, N, K, c] -> [tasks, N, K, c]."""
+    codes = tf.reduce_mean(codes, axis=2, keepdims=True)
+    return tf.tile(codes, [1, 1, self.num_examples_per_class, 1])
+
+  def decoder(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Linear map [tasks, N, K, num_latents] -> [tasks, N, K, 2 * D] (weight means, stds)."""
+    return _linear(inputs, self.decoder_weights)
+
+  def possibly_sample(self, distribution_params: tf.Tensor,
+                      stddev_offset: float = 0.0) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Samples from N(μ, σ) in training, returns μ in evaluation.
+
+    Args:
+      distribution_params: [tasks, N, K, 2 * dim]: the first half of the last axis are the means
+        μ, the second the unnormalised stds u, σ = `normal_stddev(u, stddev_offset)`.
+      stddev_offset: 0 for latents; the decoder's Glorot-like offset for classifier weights.
+
+    Returns:
+      (values [tasks, N, K, dim], kl [tasks]): in training one reparameterised sample per
+      (class, shot) slot and its KL estimate; in evaluation μ and zeros.
+    """
+    means, unnormalized_stddev = tf.split(distribution_params, 2, axis=-1)
+    if not self.is_meta_training:
+      return means, tf.zeros(tf.shape(means)[:1], self._float_dtype)
+    stddev = normal_stddev(unnormalized_stddev, stddev_offset)
+    distribution = tfp.distributions.Normal(loc=means, scale=stddev)
+    noise = self.generator.normal(tf.shape(means), dtype=self._float_dtype)
+    samples = noise * stddev + means  # TFP's Normal.sample, with the generator's noise.
+    return samples, self.kl_divergence(samples, distribution)
+
+  def kl_divergence(self, samples: tf.Tensor,
+                    normal_distribution: tfp.distributions.Normal) -> tf.Tensor:
+    """Single-sample KL estimate against N(0, 1): per task, the element mean of log q − log p.
+
+    Args:
+      samples: [tasks, N, K, dim], drawn from `normal_distribution`.
+      normal_distribution: q, of the same shape.
+
+    Returns:
+      [tasks].
+    """
+    prior = tfp.distributions.Normal(loc=tf.zeros_like(samples), scale=tf.ones_like(samples))
+    return _task_mean(normal_distribution.log_prob(samples) - prior.log_prob(samples))
+
+  def predict(self, inputs: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Logits of examples against the K weight vectors of each class, averaged over K.
+
+    Args:
+      inputs: [tasks, N, J, D] examples (support J = K or queries J = V); dropout in training.
+      weights: [tasks, N, K, D] classifier weights.
+
+    Returns:
+      [tasks, N, J, N] logits.
+    """
+    after_dropout = self._dropout(inputs)
+    # The original's einsum against all K weight vectors then a mean over K, in fewer products:
+    # a dot product is linear in the weights.
+    class_weights = tf.reduce_mean(weights, axis=2)
+    return tf.einsum("tijd,tnd->tijn", after_dropout, class_weights)
+
+  def calculate_inner_loss(self, inputs: tf.Tensor, true_outputs: tf.Tensor,
+                           classifier_weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(per-example loss [tasks, N, J], accuracy [tasks]) of `classifier_weights` on `inputs`.
+
+    Args:
+      inputs: [tasks, N, J, D].
+      true_outputs: [tasks, N, J, 1] class positions.
+      classifier_weights: [tasks, N, K, D].
+    """
+    model_outputs = self.predict(inputs, classifier_weights)
+    model_predictions = tf.argmax(model_outputs, -1, output_type=self._int_dtype)
+    correct = tf.equal(model_predictions, tf.squeeze(true_outputs, axis=-1))
+    accuracy = _task_mean(tf.cast(correct, self._float_dtype))
+    return self.loss_fn(model_outputs, true_outputs), accuracy
+
+  def loss_fn(self, model_outputs: tf.Tensor, original_classes: tf.Tensor) -> tf.Tensor:
+    """Per-example softmax cross-entropy: [tasks, N, J, N] logits -> [tasks, N, J]."""
+    original_classes = tf.squeeze(original_classes, axis=-1)
+    # Dense one-hot labels: TF cannot take second-order gradients through the sparse version.
+    one_hot_outputs = tf.one_hot(original_classes, depth=self.num_classes,
+                                 dtype=self._float_dtype)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=one_hot_outputs, logits=model_outputs)
+
+  def leo_inner_loop(self, data: data_lib.ProblemInstance, latents: tf.Tensor
+                     ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Gradient steps on the latents: z ← z − inner_lr ⊙ ∂(Σ support loss)/∂z.
+
+    Decodes before the first step and after each of the `inner_unroll_length` steps (new
+    weight samples each time in training).
+
+    Args:
+      data: the problem instance.
+      latents: [tasks, N, K, num_latents], the encoder's (sampled) initial latents.
+
+    Returns:
+      (tr_loss [tasks, N, K], classifier_weights [tasks, N, K, D], encoder_penalty [tasks],
+      tr_loss_gradient [tasks, N, K, D]): the support loss of the last decoded weights, those
+      weights, the encoder penalty, and the gradient of the summed support loss w.r.t. the
+      weights. The original passed the loss itself to the fine-tuning loop, which started by
+      differentiating it; in TF 2 a loss cannot be differentiated without the tape that
+      recorded it, so the gradient is handed over instead.
+    """
+    starting_latents = latents
+    for _ in range(self._inner_unroll_length):
+      with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(latents)
+        tr_loss, _ = self.forward_decoder(data, latents)
+      latents = latents - self.inner_lr * summed_loss_gradient(tape, tr_loss, latents)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(latents)  # Records the decoding, so that the weights are on the tape.
+      tr_loss, classifier_weights = self.forward_decoder(data, latents)
+    tr_loss_gradient = summed_loss_gradient(tape, tr_loss, classifier_weights)
+
+    if self.is_meta_training:
+      # The only stop-gradient of the model: the penalty pulls the initial latents towards the
+      # adapted ones, not the other way round.
+      encoder_penalty = _task_mean(
+          tf.math.squared_difference(starting_latents, tf.stop_gradient(latents)))
+    else:
+      encoder_penalty = tf.zeros(tf.shape(latents)[:1], self._float_dtype)
+    return tr_loss, classifier_weights, encoder_penalty, tr_loss_gradient
+
+  def finetuning_inner_loop(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
+                            classifier_weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Gradient steps on the weights, then the query loss and accuracy.
+
+    w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
+    dropout mask per support loss in training, no resampling).
+
+    Args:
+      data: the problem instance.
+      leo_loss_gradient: [tasks, N, K, D], the gradient of the latent loop's last support loss,
+        which the first step follows.
+      classifier_weights: [tasks, N, K, D], the latent loop's last decoded weights.
+
+    Returns:
+      (val_loss [tasks, N, V], val_accuracy [tasks]).
+    """
+    tr_loss_gradient = leo_loss_gradient
+    for step in range(self._finetuning_unroll_length):
+      if step > 0:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+          tape.watch(classifier_weights)
+          tr_loss, _ = self.calculate_inner_loss(data.tr_input, data.tr_output,
+                                                 classifier_weights)
+        tr_loss_gradient = summed_loss_gradient(tape, tr_loss, classifier_weights)
+      classifier_weights = classifier_weights - self.finetuning_lr * tr_loss_gradient
+    return self.calculate_inner_loss(data.val_input, data.val_output, classifier_weights)
+
+  @property
+  def l2_regularization(self) -> tf.Tensor:
+    """The L2 penalty of the 5 weight matrices (not of the learning rates)."""
+    weights = [self.encoder_weights, *self.relation_network_weights, self.decoder_weights]
+    return l2_penalty(weights, self._l2_penalty_weight)
+
+  @property
+  def orthogonality_regularization(self) -> tf.Tensor:
+    """The orthogonality penalty of the decoder's weight matrix."""
+    return orthogonality_penalty(self.decoder_weights, self._orthogonality_penalty_weight)
+
+
+def clip_gradients(gradients: Sequence[tf.Tensor], gradient_threshold: float,
+                   gradient_norm_threshold: float) -> Sequence[tf.Tensor]:
+  """Clips each gradient element-wise to ±gradient_threshold, then each tensor's L2 norm.
+
+  A threshold <= 0 skips its clip. The norm clip is per tensor, not global, as the original.
+  """
+  if gradient_threshold > 0:
+    gradients = [tf.clip_by_value(g, -gradient_threshold, gradient_threshold)
+                 for g in gradients]
+  if gradient_norm_threshold > 0:
+    gradients = [tf.clip_by_norm(g, gradient_norm_threshold) for g in gradients]
+  return gradients
+
+
+def nan_fallback_gradients(variables: Sequence[tf.Variable]) -> Sequence[tf.Tensor]:
+  """The update used instead of a non-finite one: weight decay on the weight matrices.
+
+  The gradient of NAN_FALLBACK_FACTOR · ½‖W‖² = NAN_FALLBACK_FACTOR · W for the L2-regularised
+  weight matrices and zeros for the learning rates: the intent documented by the original
+  (the gradient of 1e-4 / l2_penalty_weight · L2, i.e. pure weight decay pulling the variables
+  back to a feasible region). Its code differed: a pair of swapped names in a zip made the
+  fallback the variable values themselves, learning rates included, and its division by
+  l2_penalty_weight fails for a weight of 0.
+  """
+  return [NAN_FALLBACK_FACTOR * tf.convert_to_tensor(v)
+          if v.name.split("/")[-1].split(":")[0] == _WEIGHTS_NAME else tf.zeros_like(v)
+          for v in variables]
+
+
+class Adam(snt.Module):
+  """Adam in the form of TF1's tf.train.AdamOptimizer, the original's outer optimiser.
+
+  TF1 (and this module) folds the bias corrections into the step size and adds ε to sqrt(v)
+  ("epsilon hat" in the Adam paper): lr_t = lr · sqrt(1 − β2^t) / (1 − β1^t),
+  var −= lr_t · m / (sqrt(v) + ε). Sonnet 2's and Keras' Adam divide by sqrt(v̂) + ε instead,
+  which differs while v is small; this form keeps the outer update number for number. β^t are
+  kept as running products, as TF1 did.
+  """
+
+  def __init__(self, learning_rate: float, beta1: float = ADAM_BETA1,
+               beta2: float = ADAM_BETA2, epsilon: float = ADAM_EPSILON, name: str = "adam"):
+    super().__init__(name=name)
+    self._learning_rate = learning_rate
+    self._beta1 = beta1
+    self._beta2 = beta2
+    self._epsilon = epsilon
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.m = []
+    self.v = []
+
+  @snt.once
+  def _initialize(self, variables: Sequence[tf.Variable]):
+    """Creates the slots: first and second moments per variable, and β1^t, β2^t."""
+    with tf.init_scope():
+      zeros_like = lambda v: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                         name=v.name.split(":")[0])
+      with tf.name_scope("m"):
+        self.m.extend(zeros_like(v) for v in variables)
+      with tf.name_scope("v"):
+        self.v.extend(zeros_like(v) for v in variables)
+      dtype = variables[0].dtype
+      self.beta1_power = tf.Variable(tf.constant(self._beta1, dtype), trainable=False,
+                                     name="beta1_power")
+      self.beta2_power = tf.Variable(tf.constant(self._beta2, dtype), trainable=False,
+                                     name="beta2_power")
+
+  def apply(self, gradients: Sequence[tf.Tensor], variables: Sequence[tf.Variable]):
+    """One update of `variables` (always the same list, in the same order) along gradients."""
+    self._initialize(variables)
+    dtype = self.beta1_power.dtype
+    beta1 = tf.constant(self._beta1, dtype)
+    beta2 = tf.constant(self._beta2, dtype)
+    learning_rate = (self._learning_rate * tf.sqrt(1 - self.beta2_power)
+                     / (1 - self.beta1_power))
+    for gradient, variable, m, v in zip(gradients, variables, self.m, self.v):
+      # The arithmetic of TF1's ApplyAdam kernel.
+      m.assign_add((gradient - m) * (1 - beta1))
+      v.assign_add((tf.square(gradient) - v) * (1 - beta2))
+      variable.assign_sub(m * learning_rate / (tf.sqrt(v) + self._epsilon))
+    self.beta1_power.assign(self.beta1_power * beta1)
+    self.beta2_power.assign(self.beta2_power * beta2)
+    self.step.assign_add(1)
+
+
+class MetaOptimizer(snt.Module):
+  """The outer update of the original runner: NaN guard, clipping, then Adam at outer_lr."""
+
+  def __init__(self, outer_config: config_lib.OuterModelConfig, name: str = "meta_optimizer"):
+    super().__init__(name=name)
+    self._gradient_threshold = outer_config.gradient_threshold
+    self._gradient_norm_threshold = outer_config.gradient_norm_threshold
+    self.adam = Adam(outer_config.outer_lr)
+    # How many updates the guard replaced: a run that keeps hitting it is diverging.
+    self.nan_guard_count = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       name="nan_guard_count")
+
+  def apply(self, loss: tf.Tensor, gradients: Sequence[tf.Tensor],
+            variables: Sequence[tf.Variable]) -> Sequence[tf.Tensor]:
+    """Updates `variables`; returns the clipped gradients that were applied.
+
+    If the loss or any gradient has a NaN or an infinity, `nan_fallback_gradients` replace the
+    gradients (the original tested for NaN only; an infinite loss is as unusable).
+    """
+    values = [loss, *gradients]
+    non_finite = tf.logical_not(tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(value)) for value in values]))
+    gradients = [tf.where(non_finite, fallback, gradient)
+                 for fallback, gradient in zip(nan_fallback_gradients(variables), gradients)]
+    self.nan_guard_count.assign_add(tf.cast(non_finite, tf.int64))
+    gradients = clip_gradients(gradients, self._gradient_threshold,
+                               self._gradient_norm_threshold)
+    self.adam.apply(gradients, variables)
+    return gradients
