@@ -38,7 +38,7 @@ EVAL_CHUNK_BYTES = 64 * 2**20
 SHAPE_FIELDS = ("num_classes", "num_tr_examples_per_class", "num_latents")
 
 
-def _import_tensorflow():
+def import_tensorflow():
   """Imports TF and the modules that need it, with TF's start-up chatter silenced."""
   global tf, data, model, baselines  # pylint: disable=global-statement
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -116,7 +116,11 @@ def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int) -> in
 
 def evaluate(task_accuracies, provider, num_tasks: int, batch_size: int, num_classes: int,
              shots: int, queries: int):
-  """Per-task query accuracies of `num_tasks` fresh tasks, sampled `batch_size` at a time.
+  """Per-task query accuracies of `num_tasks` fresh tasks.
+
+  Tasks are sampled and run in chunks of a fixed size (a divisor of `batch_size` that fits in
+  EVAL_CHUNK_BYTES), so `task_accuracies` is traced once whatever `num_tasks` is; the surplus
+  tasks of the last chunk are dropped.
 
   Args:
     task_accuracies: compiled `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
@@ -124,14 +128,13 @@ def evaluate(task_accuracies, provider, num_tasks: int, batch_size: int, num_cla
   Returns:
     (mean loss, per-task accuracies as a numpy array [num_tasks]).
   """
-  losses, accuracies = [], []
-  while sum(len(a) for a in accuracies) < num_tasks:
-    batch = min(batch_size, num_tasks - sum(len(a) for a in accuracies))
-    chunk = chunk_size(batch, num_classes, shots + queries, provider.embedding_dim)
-    for _ in range(batch // chunk):
-      loss, accuracy = task_accuracies(provider.get_batch(chunk, num_classes, shots, queries))
-      losses.append(float(loss))
-      accuracies.append(accuracy.numpy())
+  chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim)
+  losses, accuracies, done = [], [], 0
+  while done < num_tasks:
+    loss, accuracy = task_accuracies(provider.get_batch(chunk, num_classes, shots, queries))
+    losses.append(float(loss))
+    accuracies.append(accuracy.numpy()[:num_tasks - done])
+    done += len(accuracies[-1])
   return float(np.mean(losses)), np.concatenate(accuracies)
 
 
@@ -430,7 +433,7 @@ def main(argv):
   try:
     configs = Configs(config.get_data_config(), config.get_inner_model_config(),
                       config.get_outer_model_config(), config.get_run_config())
-    _import_tensorflow()
+    import_tensorflow()
     configure_threads()
     if configs.run.baseline != "none":
       evaluate_baseline(configs)
