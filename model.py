@@ -194,12 +194,12 @@ class LEO(snt.Module):
     return task_loss + regularization_penalty, val_accuracy
 
   def _as_tensors(self, data: data_lib.ProblemInstance) -> data_lib.ProblemInstance:
-    """Inputs as float tensors of the model's dtype (never silently cast), labels as ints."""
+    """Inputs as tensors of the model's float dtype (a tensor of another one is refused)."""
     return data._replace(
         tr_input=tf.convert_to_tensor(data.tr_input, self._float_dtype),
-        tr_output=tf.cast(data.tr_output, self._int_dtype),
+        tr_output=tf.convert_to_tensor(data.tr_output),
         val_input=tf.convert_to_tensor(data.val_input, self._float_dtype),
-        val_output=tf.cast(data.val_output, self._int_dtype))
+        val_output=tf.convert_to_tensor(data.val_output))
 
   def save_problem_instance_stats(self, instance: tf.Tensor):
     """Reads N, K and D from tr_input [tasks, N, K, D]; they may not change later."""
@@ -367,12 +367,13 @@ class LEO(snt.Module):
 
     Args:
       inputs: [tasks, N, J, D].
-      true_outputs: [tasks, N, J, 1] class positions.
+      true_outputs: [tasks, N, J, 1] class positions, of any integer dtype.
       classifier_weights: [tasks, N, K, D].
     """
     model_outputs = self.predict(inputs, classifier_weights)
     model_predictions = tf.argmax(model_outputs, -1, output_type=self._int_dtype)
-    correct = tf.equal(model_predictions, tf.squeeze(true_outputs, axis=-1))
+    labels = tf.cast(tf.squeeze(true_outputs, axis=-1), self._int_dtype)
+    correct = tf.equal(model_predictions, labels)
     accuracy = _task_mean(tf.cast(correct, self._float_dtype))
     return self.loss_fn(model_outputs, true_outputs), accuracy
 
