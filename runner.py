@@ -114,28 +114,36 @@ def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int) -> in
   return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fits)
 
 
-def evaluate(task_accuracies, provider, num_tasks: int, batch_size: int, num_classes: int,
-             shots: int, queries: int):
-  """Per-task query accuracies of `num_tasks` fresh tasks.
+class Evaluator:
+  """Per-task query accuracies of fresh tasks, sampled and scored in one compiled call.
 
-  Tasks are sampled and run in chunks of a fixed size (a divisor of `batch_size` that fits in
-  EVAL_CHUNK_BYTES), so `task_accuracies` is traced once whatever `num_tasks` is; the surplus
+  Tasks are run in chunks of a fixed size (a divisor of `batch_size` that fits in
+  EVAL_CHUNK_BYTES), so the step is traced once whatever the number of tasks; the surplus
   tasks of the last chunk are dropped.
-
-  Args:
-    task_accuracies: compiled `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
-
-  Returns:
-    (mean loss, per-task accuracies as a numpy array [num_tasks]).
   """
-  chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim)
-  losses, accuracies, done = [], [], 0
-  while done < num_tasks:
-    loss, accuracy = task_accuracies(provider.get_batch(chunk, num_classes, shots, queries))
-    losses.append(float(loss))
-    accuracies.append(accuracy.numpy()[:num_tasks - done])
-    done += len(accuracies[-1])
-  return float(np.mean(losses)), np.concatenate(accuracies)
+
+  def __init__(self, task_accuracies, provider, batch_size: int, num_classes: int, shots: int,
+               queries: int):
+    """
+    Args:
+      task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+      provider: the `data.DataProvider` of the split.
+      batch_size, num_classes, shots, queries: the protocol's task shape.
+    """
+    self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim)
+    self._step = tf.function(
+        lambda: task_accuracies(provider.get_batch(self.chunk, num_classes, shots, queries)),
+        autograph=False)
+
+  def __call__(self, num_tasks: int):
+    """(mean loss, per-task accuracies as a numpy array [num_tasks])."""
+    losses, accuracies, done = [], [], 0
+    while done < num_tasks:
+      loss, accuracy = self._step()
+      losses.append(float(loss))
+      accuracies.append(accuracy.numpy()[:num_tasks - done])
+      done += len(accuracies[-1])
+    return float(np.mean(losses)), np.concatenate(accuracies)
 
 
 def describe_result(accuracy: float, half_width: float, num_tasks: int, num_classes: int,
@@ -155,11 +163,10 @@ def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path
     method: "" for LEO, else the baseline's name.
   """
   outer = configs.outer
-  step = tf.function(task_accuracies, autograph=False)
   start = time.time()
-  _, accuracies = evaluate(step, episodes.test, outer.num_test_tasks, outer.metatest_batch_size,
-                           outer.num_classes, outer.num_tr_examples_per_class,
-                           episodes.test_queries)
+  _, accuracies = Evaluator(task_accuracies, episodes.test, outer.metatest_batch_size,
+                            outer.num_classes, outer.num_tr_examples_per_class,
+                            episodes.test_queries)(outer.num_test_tasks)
   mean, half_width = utils.mean_and_confidence_interval(accuracies)
   trained_on = ("fitted on each task's support set" if method else
                 f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}")
@@ -317,7 +324,9 @@ def train(configs: Configs):
                                                   indent=2, sort_keys=True))
 
     train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step)
-    valid_step = tf.function(leo_task_accuracies(leo), autograph=False)
+    validate = Evaluator(leo_task_accuracies(leo), episodes.valid, outer.metavalid_batch_size,
+                         outer.num_classes, outer.num_tr_examples_per_class,
+                         episodes.valid_queries)
     writer = tf.summary.create_file_writer(path)
     current = int(step)
     last = None  # (loss, accuracy, clipped gradients) of the latest training step.
@@ -326,10 +335,8 @@ def train(configs: Configs):
       if current % run.checkpoint_steps == 0 or current == outer.num_steps_limit:
         if not (manager.latest_checkpoint or "").endswith(f"-{current}"):
           manager.save(checkpoint_number=current)
-        valid_loss, valid_accuracies = evaluate(
-            valid_step, episodes.valid, config.NUM_VALID_BATCHES * outer.metavalid_batch_size,
-            outer.metavalid_batch_size, outer.num_classes, outer.num_tr_examples_per_class,
-            episodes.valid_queries)
+        valid_loss, valid_accuracies = validate(
+            config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
         valid_accuracy = float(np.mean(valid_accuracies))
         improved = valid_accuracy > best.accuracy
         if improved:

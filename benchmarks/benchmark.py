@@ -147,14 +147,13 @@ def benchmark_training(root, shots, steps, rows):
 def benchmark_evaluation(configs, episodes, num_tasks, batch_size, rows, label):
   """Seconds for `num_tasks` evaluation tasks with all remaining queries (after a warm-up)."""
   leo, _ = runner.build_model(configs, episodes)
-  step = runner.tf.function(runner.leo_task_accuracies(leo), autograph=False)
   outer = configs.outer
-  shots, queries = outer.num_tr_examples_per_class, episodes.test_queries
-  warm_up = runner.chunk_size(batch_size, outer.num_classes, shots + queries,
-                              episodes.embedding_dim)
-  runner.evaluate(step, episodes.test, warm_up, warm_up, outer.num_classes, shots, queries)
+  queries = episodes.test_queries
+  evaluate = runner.Evaluator(runner.leo_task_accuracies(leo), episodes.test, batch_size,
+                              outer.num_classes, outer.num_tr_examples_per_class, queries)
+  evaluate(evaluate.chunk)  # Traces.
   start = time.perf_counter()
-  runner.evaluate(step, episodes.test, num_tasks, batch_size, outer.num_classes, shots, queries)
+  evaluate(num_tasks)
   seconds = time.perf_counter() - start
   rows.append((label, f"{seconds:.2f} s", f"{num_tasks / seconds:.0f} tasks/s",
                f"{queries} queries/class"))
