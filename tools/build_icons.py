@@ -386,15 +386,16 @@ def collect_examples(package_dir: str) -> Tuple[Dict[str, Mapping], Dict[str, Di
 Example = Tuple[str, Icon, np.ndarray]  # (set prefix, icon, image uint8 [84, 84]).
 
 
-def render_classes(examples: Mapping[str, Mapping[str, Icon]]) -> Dict[str, List[Example]]:
-  """Renders the concepts that can reach MIN_EXAMPLES and drops duplicates.
+def render_classes(examples: Mapping[str, Mapping[str, Icon]],
+                   min_examples: int = MIN_EXAMPLES) -> Dict[str, List[Example]]:
+  """Renders the concepts that can reach `min_examples` and drops duplicates.
 
   Returns:
     concept -> its examples, ordered by set prefix.
   """
   rendered = {}
   for concept in sorted(examples):
-    if len(examples[concept]) < MIN_EXAMPLES:  # Dropping duplicates only removes examples.
+    if len(examples[concept]) < min_examples:  # Dropping duplicates only removes examples.
       continue
     prefixes = sorted(examples[concept])
     images = np.stack([render(svg_document(examples[concept][p])) for p in prefixes])
@@ -420,15 +421,16 @@ def drop_ambiguous(rendered: Mapping[str, List[Example]]) -> Dict[str, List[Exam
           for concept, examples in rendered.items()}
 
 
-def build(package_dir: str, output_dir: str):
+def build(package_dir: str, output_dir: str, min_examples: int = MIN_EXAMPLES,
+          split_sizes: Sequence[Tuple[str, int]] = SPLIT_SIZES):
   """Builds the benchmark from an unpacked package folder into `output_dir`."""
   sets, examples = collect_examples(package_dir)
   logging.info("%d usable icon sets, %d concepts", len(sets), len(examples))
-  rendered = render_classes(examples)
-  num_classes = sum(size for _, size in SPLIT_SIZES)
+  rendered = render_classes(examples, min_examples)
+  num_classes = sum(size for _, size in split_sizes)
   classes = select_classes({concept: len(items) for concept, items in rendered.items()},
-                           num_classes)
-  splits = split_classes(classes)
+                           num_classes, min_examples)
+  splits = split_classes(classes, split_sizes=split_sizes)
   images, labels, image_names, sources = [], [], [], []
   for label, concept in enumerate(classes):
     for prefix, icon, image in rendered[concept]:

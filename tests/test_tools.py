@@ -1,0 +1,347 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Tests of the benchmark tools (tools/) and of the bundled benchmark files they made."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import data
+from tools import build_icons
+from tools import nearest_centroid
+from tools import pretrain_embeddings
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLED_ICONS = os.path.join(REPO_ROOT, "benchmark", "icons")
+BUNDLED_EMBEDDINGS = os.path.join(REPO_ROOT, "benchmark", "embeddings", "icons", "center")
+BUNDLED_DATA_LIMIT_BYTES = 25 * 1024 * 1024
+
+SQUARE = '<path fill="currentColor" d="M4 4h16v16H4z"/>'
+CIRCLE = '<circle cx="12" cy="12" r="8" fill="none" stroke="currentColor" stroke-width="2"/>'
+TRIANGLE = '<path fill="currentColor" d="M12 3l9 18H3z"/>'
+
+
+def _icon(body: str, size: int = 24) -> build_icons.Icon:
+  return build_icons.Icon(name="icon", body=body, left=0, top=0, width=size, height=size)
+
+
+def _polygon(rng: np.random.Generator) -> str:
+  """A random filled pentagon on a 24x24 view box: different every call."""
+  points = " ".join(f"{x:.1f},{y:.1f}" for x, y in rng.uniform(2, 22, size=(5, 2)))
+  return f'<polygon fill="currentColor" points="{points}"/>'
+
+
+# ---- build_icons: the pure steps. ----
+
+@pytest.mark.parametrize("name, concept", [
+    ("home", "home"), ("home-outline", "home"), ("Home-24-Regular", "home"),
+    ("house-fill", "home"), ("outline-home", "home"), ("bxs-home", "home"),
+    ("trash-can-alt2", "trash"), ("arrow-left-bold-duotone", "arrow-left"),
+    ("pencil", "edit"), ("x", "close"), ("format-bold", "format-bold"), ("o", "o")])
+def test_normalise_name_strips_styles_and_maps_synonyms(name, concept):
+  assert build_icons.normalise_name(name) == concept
+
+
+def test_allowed_sets_keeps_permissive_monochrome_sets_outside_excluded_categories():
+  def info(spdx, category="UI 24px", **extra):
+    return dict(name=spdx, license={"spdx": spdx}, category=category, **extra)
+  sets = build_icons.allowed_sets({
+      "mit": info("MIT"), "cc0": info("CC0-1.0", category=None), "gpl": info("GPL-3.0"),
+      "nc": info("CC-BY-NC-4.0"), "logos": info("MIT", category="Logos"),
+      "emoji": info("Apache-2.0", category="Emoji"), "colour": info("MIT", palette=True),
+      "hidden": info("MIT", hidden=True)})
+  assert list(sets) == ["cc0", "mit"]
+
+
+def test_icon_candidates_resolve_plain_aliases_and_skip_flipped_hidden_and_animated():
+  icon_set = {
+      "width": 24, "height": 24,
+      "icons": {"home": {"body": SQUARE}, "old": {"body": SQUARE, "hidden": True},
+                "spinner": {"body": CIRCLE.replace("/>", "><animate/></circle>")},
+                "wide": {"body": CIRCLE, "width": 32, "left": -4}},
+      "aliases": {"house": {"parent": "home"}, "dwelling": {"parent": "house"},
+                  "mirrored": {"parent": "home", "hFlip": True},
+                  "ghost": {"parent": "old"}, "tall": {"parent": "home", "height": 30}}}
+  candidates = {icon.name: icon for icon in build_icons.icon_candidates(icon_set)}
+  assert sorted(candidates) == ["dwelling", "home", "house", "tall", "wide"]
+  assert candidates["dwelling"].body == SQUARE
+  assert (candidates["wide"].left, candidates["wide"].width, candidates["wide"].height) == (
+      -4, 32, 24)
+  assert candidates["tall"].height == 30
+
+
+def test_choose_icons_keeps_one_per_concept_preferring_plain_then_shortest_name():
+  names = ["home-outline", "house", "home-alt", "outline-star", "star-fill", "round-star",
+           "plus-circle"]
+  chosen = build_icons.choose_icons(
+      build_icons.Icon(name, SQUARE, 0, 0, 24, 24) for name in names)
+  assert {concept: icon.name for concept, icon in chosen.items()} == {
+      "home": "house", "star": "star-fill", "plus-circle": "plus-circle"}
+
+
+def test_render_draws_black_on_white_in_the_view_box():
+  image = build_icons.render(build_icons.svg_document(_icon(SQUARE)))
+  assert image.shape == (84, 84) and image.dtype == np.uint8
+  assert image[42, 42] == 0 and image[2, 2] == 255  # Square 4..20 of 24: ink in the middle.
+  shifted = build_icons.Icon("icon", SQUARE, left=12, top=0, width=24, height=24)
+  image = build_icons.render(build_icons.svg_document(shifted))
+  assert image[42, 10] == 0 and image[42, 60] == 255  # The square moved left by half.
+
+
+def test_area_downsample_averages_blocks():
+  images = np.kron(np.arange(4.0).reshape(2, 2), np.ones((3, 3)))[None]  # [1, 6, 6]
+  np.testing.assert_allclose(build_icons.area_downsample(images, 2)[0], [[0, 1], [2, 3]])
+  columns = np.tile([0.0, 0.0, 2.0, 2.0], (1, 4, 1))  # [1, 4, 4]
+  # Output pixel 1 of 3 covers [4/3, 8/3): equal parts of a 0 and a 2 column.
+  np.testing.assert_allclose(build_icons.area_downsample(columns, 3)[0, 0], [0, 1, 2])
+
+
+def test_near_duplicates_drops_blank_images_and_later_copies():
+  rng = np.random.default_rng(0)
+  bodies = [SQUARE, CIRCLE, SQUARE.replace("M4 4h16v16H4z", "M4.2 4h16v16H4.2z"),
+            '<path d=""/>', TRIANGLE, _polygon(rng)]
+  images = np.stack([build_icons.render(build_icons.svg_document(_icon(body)))
+                     for body in bodies])
+  np.testing.assert_array_equal(build_icons.near_duplicates(images),
+                                [False, False, True, True, False, False])
+
+
+def test_ambiguous_drawings_drop_one_picture_named_as_two_concepts():
+  images = np.stack([build_icons.render(build_icons.svg_document(_icon(body)))
+                     for body in (SQUARE, CIRCLE, SQUARE, TRIANGLE, TRIANGLE)])
+  drop = build_icons.ambiguous_drawings(images, ["bag", "ring", "cart", "tent", "tent"])
+  np.testing.assert_array_equal(drop, [True, False, True, False, False])
+
+
+def test_select_classes_takes_the_largest_at_or_above_the_minimum_ties_by_name():
+  counts = {"a": 50, "b": 40, "c": 39, "d": 60, "e": 40}
+  assert build_icons.select_classes(counts, 3) == ["a", "b", "d"]
+  with pytest.raises(ValueError, match="only 4 concepts"):
+    build_icons.select_classes(counts, 5)
+
+
+def test_split_classes_is_seeded_sized_and_keeps_twins_together():
+  classes = [f"k{i:02d}" for i in range(20)] + ["lock", "lock-open", "zoom-in", "zoom-out"]
+  sizes = (("train", 14), ("val", 4), ("test", 6))
+  twins = (("lock", "lock-open", "unlock"), ("zoom-in", "zoom-out"))
+  splits = build_icons.split_classes(classes, twins, sizes, seed=3)
+  assert {name: len(members) for name, members in splits.items()} == dict(sizes)
+  assert sorted(sum(splits.values(), [])) == sorted(classes)
+  for twin in (("lock", "lock-open"), ("zoom-in", "zoom-out")):
+    assert any(set(twin) <= set(members) for members in splits.values())
+  assert build_icons.split_classes(classes, twins, sizes, seed=3) == splits
+  assert build_icons.split_classes(classes, twins, sizes, seed=4) != splits
+
+
+def test_build_on_a_tiny_package_writes_the_benchmark_reproducibly(tmp_path):
+  """3 sets draw 5 concepts (one set twice, once as a near-copy); one set is GPL."""
+  rng = np.random.default_rng(0)
+  package = tmp_path / "package"
+  (package / "json").mkdir(parents=True)
+  collections_json = {}
+  for prefix, spdx in (("aa", "MIT"), ("bb-solid", "CC-BY-4.0"), ("cc", "Apache-2.0"),
+                       ("gpl", "GPL-3.0")):
+    collections_json[prefix] = {"name": prefix.upper(), "category": "UI 24px",
+                                "author": {"name": "A", "url": "https://a.example"},
+                                "license": {"spdx": spdx, "url": "https://l.example"}}
+    icons = {f"{concept}-outline": {"body": _polygon(rng)}
+             for concept in ("key", "bell", "cup", "sun", "leaf")}
+    (package / "json" / f"{prefix}.json").write_text(
+        json.dumps({"prefix": prefix, "width": 24, "height": 24, "icons": icons}))
+  copy = json.loads((package / "json" / "aa.json").read_text())
+  copy["icons"]["key-outline"]["body"] = copy["icons"]["key-outline"]["body"].replace(
+      'fill="currentColor"', 'fill="#000"')  # The same drawing under another set: dropped.
+  collections_json["dd"] = dict(collections_json["aa"], name="DD")
+  (package / "json" / "dd.json").write_text(
+      json.dumps(dict(copy, prefix="dd", icons={"key": copy["icons"]["key-outline"]})))
+  (package / "collections.json").write_text(json.dumps(collections_json))
+
+  sizes = (("train", 2), ("val", 1), ("test", 1))
+  outputs = []
+  for run in ("first", "second"):
+    build_icons.build(str(package), str(tmp_path / run), min_examples=3, split_sizes=sizes)
+    outputs.append({name: (tmp_path / run / name).read_bytes()
+                    for name in ("icons.npz", "split.json", "ATTRIBUTION.md")})
+  assert outputs[0] == outputs[1]
+
+  npz = np.load(tmp_path / "first" / "icons.npz")
+  assert npz["images"].shape == (12, 84, 84) and npz["images"].dtype == np.uint8
+  classes = list(npz["class_names"])
+  split = json.loads(outputs[0]["split.json"])
+  assert {name: len(members) for name, members in split.items()} == dict(sizes)
+  assert len(classes) == 4 and set(classes) < {"key", "bell", "cup", "sun", "leaf"}
+  assert np.bincount(npz["labels"]).tolist() == [3, 3, 3, 3]
+  assert set(npz["image_names"]) == {"aa", "bb-solid", "cc"}
+  assert "aa:" + classes[0] + "-outline" in npz["sources"]
+  attribution = outputs[0]["ATTRIBUTION.md"].decode()
+  assert "| `bb-solid` | BB-SOLID | [A](https://a.example) | [CC-BY-4.0]" in attribution
+  assert "gpl" not in attribution and "`dd`" not in attribution
+
+
+# ---- pretrain_embeddings. ----
+
+def _tiny_image_set(path, num_classes=10, per_class=6, size=16, seed=0):
+  """An npz of `num_classes` classes of noisy copies of one random pattern each."""
+  rng = np.random.default_rng(seed)
+  patterns = rng.integers(0, 256, size=(num_classes, size, size))
+  noise = rng.integers(-20, 21, size=(num_classes, per_class, size, size))
+  images = np.clip(patterns[:, None] + noise, 0, 255).astype(np.uint8)
+  np.savez(path, images=images.reshape(-1, size, size),
+           labels=np.repeat(np.arange(num_classes), per_class),
+           class_names=np.asarray([f"class-{i}" for i in range(num_classes)]),
+           image_names=np.asarray([f"img-{i}" for i in range(num_classes * per_class)]))
+  return path
+
+
+def _check_layout(paths, class_counts, images_per_class):
+  """The pickles are the published layout and load through data.load_embeddings."""
+  for split, path in paths.items():
+    assert path.endswith(os.path.join("center", f"{split}_embeddings.pkl"))
+    with open(path, "rb") as f:
+      raw = pickle.load(f, encoding="latin1")
+    assert sorted(raw) == ["embeddings", "keys", "labels"]
+    count = class_counts[split] * images_per_class
+    assert raw["embeddings"].shape == (count, 640) and raw["embeddings"].dtype == np.float32
+    assert raw["labels"].shape == (count,) and raw["labels"].dtype.kind == "i"
+    assert raw["keys"].shape == (count,)
+    for key, label in zip(raw["keys"], raw["labels"]):
+      prefix, class_id, image = key.split("-")
+      assert prefix == split and image.startswith(class_id + "_") and "_" not in class_id
+    assert np.bincount(raw["labels"]).tolist() == [images_per_class] * class_counts[split]
+    loaded = data.load_embeddings(path)
+    assert len(loaded.class_names) == class_counts[split]
+    np.testing.assert_array_equal(loaded.embeddings, raw["embeddings"])
+
+
+def test_pretrain_trains_on_train_classes_and_writes_the_published_layout(tmp_path):
+  image_set = pretrain_embeddings.load_image_set(
+      _tiny_image_set(str(tmp_path / "tiny.npz")))
+  names = image_set.class_names
+  split_path = tmp_path / "split.json"
+  split_path.write_text(json.dumps({"train": names[:6], "val": names[6:8], "test": names[8:]}))
+  splits = pretrain_embeddings.load_split(str(split_path), names)
+  config = pretrain_embeddings.TrainConfig(epochs=2, batch_size=12)
+  paths = pretrain_embeddings.pretrain(image_set, splits, config,
+                                       str(tmp_path / "tiny" / "center"))
+  _check_layout(paths, {"train": 6, "val": 2, "test": 2}, images_per_class=6)
+  with open(paths["val"], "rb") as f:
+    assert pickle.load(f)["keys"][0] == "val-class6-class6_img_36"
+
+
+def test_pretrain_wrn28_10_takes_a_step_and_embeds_to_640(tmp_path):
+  image_set = pretrain_embeddings.load_image_set(
+      _tiny_image_set(str(tmp_path / "tiny.npz"), num_classes=4, per_class=2, size=8))
+  splits = {"train": [0, 1], "val": [2], "test": [3]}
+  config = pretrain_embeddings.TrainConfig(backbone="wrn28_10", epochs=1, batch_size=4)
+  paths = pretrain_embeddings.pretrain(image_set, splits, config,
+                                       str(tmp_path / "tiny" / "center"))
+  _check_layout(paths, {"train": 2, "val": 1, "test": 1}, images_per_class=2)
+
+
+def test_wide_resnet_28_10_has_the_paper_shape():
+  network = pretrain_embeddings.WideResNet()
+  assert network(tf.zeros([1, 8, 8, 1]), is_training=False).shape == (1, 640)
+  convolutions = [v for v in network.variables if v.name.endswith("w:0")]
+  assert len(convolutions) == 1 + 12 * 2 + 3  # Stem, 12 blocks of 2, 3 shortcuts.
+  assert {v.shape[-1] for v in convolutions} == {16, 160, 320, 640}
+
+
+def test_load_image_set_defaults_names_and_explains_bad_files(tmp_path):
+  path = str(tmp_path / "plain.npz")
+  np.savez(path, images=np.zeros((4, 5, 5, 3), np.uint8), labels=np.array([0, 1, 1, 0]))
+  image_set = pretrain_embeddings.load_image_set(path)
+  assert image_set.class_names == ["c000", "c001"]
+  assert image_set.image_names == ["0", "1", "2", "3"]
+  assert image_set.images.shape == (4, 5, 5, 3)
+  np.savez(path, x=np.zeros(3), labels=np.zeros(3, np.int64))
+  with pytest.raises(pretrain_embeddings.InputError, match="expected key 'images'"):
+    pretrain_embeddings.load_image_set(path)
+  np.savez(path, images=np.zeros((2, 5, 5), np.float32), labels=np.zeros(2, np.int64))
+  with pytest.raises(pretrain_embeddings.InputError, match="expected uint8"):
+    pretrain_embeddings.load_image_set(path)
+
+
+def test_load_split_refuses_unknown_or_repeated_classes(tmp_path):
+  path = tmp_path / "split.json"
+  path.write_text(json.dumps({"train": ["a"], "val": ["b"], "test": ["a"]}))
+  with pytest.raises(pretrain_embeddings.InputError, match="appears twice"):
+    pretrain_embeddings.load_split(str(path), ["a", "b"])
+  path.write_text(json.dumps({"train": ["a"], "val": ["b"], "test": ["z"]}))
+  with pytest.raises(pretrain_embeddings.InputError, match=r"\['z'\]"):
+    pretrain_embeddings.load_split(str(path), ["a", "b"])
+
+
+def test_class_ids_and_keys_have_the_three_part_layout():
+  ids = pretrain_embeddings.class_ids(["arrow-left", "shopping_cart", "c017"])
+  assert ids == ["arrowleft", "shoppingcart", "c017"]
+  keys = pretrain_embeddings.make_keys("test", ids, [0, 2], ["fa6-solid", "x"])
+  assert keys.tolist() == ["test-arrowleft-arrowleft_fa6_solid", "test-c017-c017_x"]
+  assert data.parse_key(keys[0]) == ("arrowleft", "arrowleft_fa6_solid")
+  with pytest.raises(pretrain_embeddings.InputError, match="rename"):
+    pretrain_embeddings.class_ids(["arrow-left", "arrowleft"])
+  with pytest.raises(pretrain_embeddings.InputError, match="same name"):
+    pretrain_embeddings.make_keys("train", ids, [0, 0], ["a-b", "a_b"])
+
+
+def test_one_cycle_learning_rate_warms_up_then_anneals_to_zero():
+  rate = lambda step: float(pretrain_embeddings.one_cycle_learning_rate(step, 100, 0.5))
+  assert rate(0) == pytest.approx(0.02)
+  assert rate(15) == pytest.approx(0.26)
+  assert rate(30) == pytest.approx(0.5)
+  assert rate(65) == pytest.approx(0.25)
+  assert rate(100) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_random_affine_keeps_shape_and_a_uniform_background():
+  generator = tf.random.Generator.from_seed(0)
+  images = tf.fill([3, 12, 12, 1], 7.0)
+  moved = pretrain_embeddings.random_affine(images, generator)
+  assert moved.shape == images.shape
+  np.testing.assert_allclose(moved, images, rtol=1e-6)
+  marked = tf.tensor_scatter_nd_update(images, [[0, 6, 6, 0]], [100.0])
+  assert not np.allclose(pretrain_embeddings.random_affine(marked, generator), marked)
+
+
+# ---- nearest_centroid. ----
+
+def test_nearest_centroid_is_perfect_on_separated_classes():
+  unit = np.repeat(np.eye(6), 20, axis=0)  # 6 classes, 20 identical unit vectors each.
+  rows = [np.arange(20) + 20 * c for c in range(6)]
+  rng = np.random.default_rng(0)
+  assert nearest_centroid.episode_accuracy(rows, unit, shots=1, rng=rng) == 1.0
+
+
+# ---- The bundled benchmark. ----
+
+def test_bundled_icons_have_the_documented_classes_and_sizes():
+  npz = np.load(os.path.join(BUNDLED_ICONS, "icons.npz"))
+  with open(os.path.join(BUNDLED_ICONS, "split.json")) as f:
+    split = json.load(f)
+  assert {name: len(members) for name, members in split.items()} == {
+      "train": 64, "val": 16, "test": 20}
+  assert sorted(sum(split.values(), [])) == list(npz["class_names"])
+  assert npz["images"].dtype == np.uint8 and npz["images"].shape[1:] == (84, 84)
+  counts = np.bincount(npz["labels"], minlength=100)
+  assert len(counts) == 100 and counts.min() >= 40
+  assert len(npz["image_names"]) == len(npz["sources"]) == len(npz["images"])
+
+
+def test_bundled_embeddings_load_and_match_the_split():
+  with open(os.path.join(BUNDLED_ICONS, "split.json")) as f:
+    split = json.load(f)
+  labels = np.load(os.path.join(BUNDLED_ICONS, "icons.npz"))["labels"]
+  total_bytes = sum(os.path.getsize(os.path.join(folder, name))
+                    for folder in (BUNDLED_ICONS, BUNDLED_EMBEDDINGS)
+                    for name in os.listdir(folder))
+  assert total_bytes < BUNDLED_DATA_LIMIT_BYTES
+  images = 0
+  for name, classes in split.items():
+    embeddings = data.load_embeddings(os.path.join(BUNDLED_EMBEDDINGS, f"{name}_embeddings.pkl"))
+    assert embeddings.class_names == pretrain_embeddings.class_ids(classes)
+    assert embeddings.embedding_dim == 640
+    assert min(len(rows) for rows in embeddings.rows_by_class) >= 40
+    images += len(embeddings.keys)
+  assert images == len(labels)

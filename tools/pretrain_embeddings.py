@@ -1,0 +1,444 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Pretrains an embedding network on the meta-train classes and writes LEO's pickles.
+
+LEO's 640-d features come from a WRN-28-10 trained with plain supervised cross-entropy on the
+meta-train classes only, then run over every image of every split. This tool does the same
+for any labelled images, in TF 2 + Sonnet 2, so that LEO can be run on your own images.
+
+Input (--images), an .npz with:
+  images       uint8 [n, height, width] (grayscale) or [n, height, width, channels]
+  labels       int [n], each image's class: an index into class_names
+  class_names  str [classes] (optional; default c000, c001, ...)
+  image_names  str [n] (optional; default the row index): unique within a class
+and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]}.
+Only the train classes are seen in pretraining.
+
+Output: <output_root>/<dataset_name>/center/{train,val,test}_embeddings.pkl, the layout of
+the published LEO embeddings: a dict with `embeddings` float32 [n, 640], `labels` int32 [n]
+(the class's position in the split's list) and `keys` str [n], each key
+`<split>-<class id>-<class id>_<image name>` where the class id is the class name's letters
+and digits (so it has no '-' or '_') and '-' in image names becomes '_'.
+
+Backbones (--backbone): `convnet`, a small stand-in that trains in minutes on 2 CPU cores
+(84x84 input average-pooled to 42x42, three blocks of [conv3x3-BN-ReLU x2, max-pool] with
+32/64/128 channels, conv3x3 to 640-BN-ReLU, global average pool), or `wrn28_10`, the paper's
+Wide ResNet 28-10 (640-d), for accelerators. Training: cross-entropy with label smoothing,
+SGD with momentum and a one-cycle learning rate, random affine augmentation, weight decay.
+
+    python -m tools.pretrain_embeddings          # the bundled icons benchmark
+    python -m tools.pretrain_embeddings --images=my.npz --split=my_split.json \\
+        --dataset_name=mine --output_root=/data/embeddings
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pickle
+import re
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
+EMBEDDING_CROP = "center"
+SPLITS = ("train", "val", "test")
+PICKLE_PROTOCOL = 4  # Native bytes (protocol 2 would wrap every array in `_codecs.encode`).
+
+# Augmentation: small random affine maps. No flips: a mirrored arrow is another class.
+MAX_ROTATION_DEGREES = 10.0
+MAX_SCALE_CHANGE = 0.1  # Scale in [0.9, 1.1].
+MAX_TRANSLATION = 0.1  # Fraction of the image side.
+
+WARMUP_FRACTION = 0.3  # One-cycle schedule: linear warm-up over this share of the steps ...
+WARMUP_START_DIVISOR = 25.0  # ... from peak / 25, then cosine annealing to 0.
+BATCH_NORM_DECAY = 0.99  # Moving statistics over ~100 steps: a run is a few thousand steps.
+EMBEDDING_BATCH_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How the embedding network is trained."""
+  backbone: str = "convnet"
+  epochs: int = 20
+  batch_size: int = 64
+  learning_rate: float = 0.05  # Peak of the one-cycle schedule.
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  label_smoothing: float = 0.1
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSet:
+  """Labelled images as read from an .npz (see the module docstring)."""
+  images: np.ndarray  # uint8 [n, height, width, channels]
+  labels: np.ndarray  # int64 [n]
+  class_names: List[str]
+  image_names: List[str]
+
+
+class InputError(ValueError):
+  """An input file that does not have the documented form."""
+
+
+# ---- Inputs and keys. ----
+
+def load_image_set(path: str) -> ImageSet:
+  """Reads and checks an images-with-labels .npz."""
+  with np.load(path, allow_pickle=False) as npz:
+    arrays = {name: npz[name] for name in npz.files}
+  for name in ("images", "labels"):
+    if name not in arrays:
+      raise InputError(f"{path}: expected key {name!r}, found keys {sorted(arrays)} (images: "
+                       "uint8 [n, height, width(, channels)], labels: int [n])")
+  images, labels = arrays["images"], arrays["labels"]
+  if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
+    raise InputError(f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}, "
+                     "expected uint8 [n, height, width] or [n, height, width, channels]")
+  if images.ndim == 3:
+    images = images[..., None]
+  if labels.shape != (len(images),) or labels.dtype.kind not in "iu":
+    raise InputError(f"{path}: 'labels' has shape {labels.shape} and dtype {labels.dtype}, "
+                     f"expected int [{len(images)}]")
+  num_classes = int(labels.max()) + 1
+  class_names = [str(name) for name in arrays.get(
+      "class_names", [f"c{label:03d}" for label in range(num_classes)])]
+  if labels.min() < 0 or num_classes > len(class_names):
+    raise InputError(f"{path}: labels range over [{labels.min()}, {labels.max()}], expected "
+                     f"indices into the {len(class_names)} class_names")
+  image_names = [str(name) for name in arrays.get("image_names", range(len(images)))]
+  if len(image_names) != len(images):
+    raise InputError(f"{path}: {len(image_names)} image_names for {len(images)} images")
+  return ImageSet(images, labels.astype(np.int64), class_names, image_names)
+
+
+def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
+  """Reads a split file; returns split -> indices into `class_names`, each split's in the
+  file's order."""
+  with open(path) as f:
+    split = json.load(f)
+  if not isinstance(split, dict) or sorted(split) != sorted(SPLITS):
+    raise InputError(f"{path}: expected a JSON object with the keys {list(SPLITS)}, each a "
+                     "list of class names")
+  index = {name: i for i, name in enumerate(class_names)}
+  unknown = sorted(name for names in split.values() for name in names if name not in index)
+  if unknown:
+    raise InputError(f"{path}: classes {unknown[:5]} are not in the images' class_names")
+  named = [name for names in split.values() for name in names]
+  if len(set(named)) != len(named):
+    raise InputError(f"{path}: a class appears twice; each class belongs to one split")
+  return {name: [index[class_name] for class_name in split[name]] for name in SPLITS}
+
+
+def class_ids(class_names: Sequence[str]) -> List[str]:
+  """Each class name's letters and digits ("arrow-left" -> "arrowleft"), unique and non-empty:
+  a key's class part may hold neither '-' (the key separator) nor '_' (the image separator)."""
+  ids = [re.sub(r"[^A-Za-z0-9]", "", name) for name in class_names]
+  if "" in ids or len(set(ids)) != len(ids):
+    clashes = sorted({name for name, i in zip(class_names, ids) if not i or ids.count(i) > 1})
+    raise InputError(f"class names {clashes[:5]} give empty or equal class ids once reduced "
+                     "to letters and digits: rename them")
+  return ids
+
+
+def make_keys(split: str, ids: Sequence[str], labels: Sequence[int],
+              image_names: Sequence[str]) -> np.ndarray:
+  """Keys `<split>-<class id>-<class id>_<image name>` of images with global `labels`."""
+  keys = [f"{split}-{ids[label]}-{ids[label]}_{name.replace('-', '_')}"
+          for label, name in zip(labels, image_names)]
+  if len(set(keys)) != len(keys):
+    duplicate = next(key for key in keys if keys.count(key) > 1)
+    raise InputError(f"two images of a class have the same name: key {duplicate!r}")
+  return np.asarray(keys)
+
+
+# ---- Networks. ----
+
+def _conv(channels: int, kernel: int = 3, stride: int = 1, name: Optional[str] = None):
+  # He initialisation: the convolutions feed ReLUs.
+  return snt.Conv2D(channels, kernel, stride=stride, with_bias=False, name=name,
+                    w_init=snt.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal"))
+
+
+def _batch_norm(name: Optional[str] = None):
+  return snt.BatchNorm(create_scale=True, create_offset=True, decay_rate=BATCH_NORM_DECAY,
+                       name=name)
+
+
+class ConvNet(snt.Module):
+  """The small stand-in backbone: four conv stages, 640 channels, global average pool."""
+
+  def __init__(self, widths: Sequence[int] = (32, 64, 128), name: str = "convnet"):
+    super().__init__(name=name)
+    self._blocks = [[(_conv(width), _batch_norm()) for _ in range(2)] for width in widths]
+    self._head = (_conv(EMBEDDING_DIM), _batch_norm())
+
+  def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
+    """Embeds images [batch, height, width, channels] to [batch, 640]."""
+    net = tf.nn.avg_pool2d(images, 2, 2, "SAME")  # 84x84 -> 42x42: icons need no more.
+    for block in self._blocks:
+      for conv, batch_norm in block:
+        net = tf.nn.relu(batch_norm(conv(net), is_training=is_training))
+      net = tf.nn.max_pool2d(net, 2, 2, "SAME")
+    conv, batch_norm = self._head
+    net = tf.nn.relu(batch_norm(conv(net), is_training=is_training))
+    return tf.reduce_mean(net, axis=[1, 2])
+
+
+class WideBlock(snt.Module):
+  """A pre-activation wide residual block: (BN-ReLU-conv3x3) x2, 1x1 conv on a changed shape."""
+
+  def __init__(self, width: int, stride: int, name: Optional[str] = None):
+    super().__init__(name=name)
+    self._width, self._stride = width, stride
+    self._bn1, self._conv1 = _batch_norm(), _conv(width, stride=stride)
+    self._bn2, self._conv2 = _batch_norm(), _conv(width)
+    self._shortcut = None
+
+  def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
+    activated = tf.nn.relu(self._bn1(inputs, is_training=is_training))
+    if self._shortcut is None and (self._stride != 1 or inputs.shape[-1] != self._width):
+      self._shortcut = _conv(self._width, kernel=1, stride=self._stride, name="shortcut")
+    shortcut = inputs if self._shortcut is None else self._shortcut(activated)
+    net = self._conv1(activated)
+    net = self._conv2(tf.nn.relu(self._bn2(net, is_training=is_training)))
+    return net + shortcut
+
+
+class WideResNet(snt.Module):
+  """WRN-depth-k (Zagoruyko & Komodakis 2016); WRN-28-10 ends with 640 channels."""
+
+  def __init__(self, depth: int = 28, widen_factor: int = 10, name: str = "wide_resnet"):
+    super().__init__(name=name)
+    if (depth - 4) % 6:
+      raise ValueError(f"depth {depth}: expected 6n + 4")
+    blocks_per_stage = (depth - 4) // 6
+    self._stem = _conv(16)
+    self._blocks = [WideBlock(base * widen_factor, stride if i == 0 else 1)
+                    for base, stride in ((16, 1), (32, 2), (64, 2))
+                    for i in range(blocks_per_stage)]
+    self._final_bn = _batch_norm()
+
+  def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
+    """Embeds images [batch, height, width, channels] to [batch, 64 * widen_factor]."""
+    net = self._stem(images)
+    for block in self._blocks:
+      net = block(net, is_training)
+    net = tf.nn.relu(self._final_bn(net, is_training=is_training))
+    return tf.reduce_mean(net, axis=[1, 2])
+
+
+BACKBONES: Dict[str, Callable[[], snt.Module]] = {"convnet": ConvNet, "wrn28_10": WideResNet}
+
+
+class Classifier(snt.Module):
+  """A backbone and a linear layer over its embedding: the pretraining network."""
+
+  def __init__(self, backbone: snt.Module, num_classes: int, name: str = "classifier"):
+    super().__init__(name=name)
+    self.backbone = backbone
+    self._logits = snt.Linear(num_classes, name="logits")
+
+  def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
+    """Logits [batch, classes] of images [batch, height, width, channels]."""
+    return self._logits(self.backbone(images, is_training))
+
+
+# ---- Training. ----
+
+def one_cycle_learning_rate(step: tf.Tensor, total_steps: int, peak: float) -> tf.Tensor:
+  """Linear warm-up from peak / 25 over the first 30% of the steps, then cosine to 0."""
+  step = tf.cast(step, tf.float32)
+  warmup_steps = max(1.0, WARMUP_FRACTION * total_steps)
+  start = peak / WARMUP_START_DIVISOR
+  warmup = start + (peak - start) * step / warmup_steps
+  progress = tf.minimum(1.0, (step - warmup_steps) / max(1.0, total_steps - warmup_steps))
+  annealing = 0.5 * peak * (1.0 + tf.cos(math.pi * progress))
+  return tf.where(step < warmup_steps, warmup, annealing)
+
+
+def random_affine(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tensor:
+  """Rotates, scales and shifts each image [batch, height, width, channels] at random.
+
+  Pixels from outside the image repeat its border (the background, for icons).
+  """
+  batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+  angle = generator.uniform([batch], -1.0, 1.0) * math.radians(MAX_ROTATION_DEGREES)
+  scale = 1.0 + generator.uniform([batch], -1.0, 1.0) * MAX_SCALE_CHANGE
+  shift = generator.uniform([batch, 2], -1.0, 1.0) * MAX_TRANSLATION * [width, height]
+  # The transform maps each output pixel to the input pixel it samples:
+  # input = A (output - center - shift) + center, with A = rotation(-angle) / scale.
+  cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+  center_x, center_y = (width - 1) / 2, (height - 1) / 2
+  x0, y0 = center_x + shift[:, 0], center_y + shift[:, 1]
+  transforms = tf.stack([cos, sin, center_x - cos * x0 - sin * y0,
+                         -sin, cos, center_y + sin * x0 - cos * y0,
+                         tf.zeros([batch]), tf.zeros([batch])], axis=1)
+  return tf.raw_ops.ImageProjectiveTransformV3(
+      images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+      interpolation="BILINEAR", fill_mode="NEAREST")
+
+
+def standardiser(train_images: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Maps uint8 images to float32 with the train images' per-channel mean 0 and std 1."""
+  pixels = train_images.reshape(-1, train_images.shape[-1]).astype(np.float64) / 255.0
+  mean, std = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6
+  return lambda images: (tf.cast(images, tf.float32) / 255.0 - mean.astype(np.float32)) / (
+      std.astype(np.float32))
+
+
+def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
+          standardise: Callable[[tf.Tensor], tf.Tensor]) -> float:
+  """Trains `model` on uint8 images [n, h, w, c] with labels [n] in [0, classes).
+
+  Logs loss, train accuracy and time once per epoch. Returns the training time in seconds.
+  """
+  if len(images) < config.batch_size:
+    raise InputError(f"{len(images)} train images: fewer than one batch of "
+                     f"{config.batch_size}; lower --batch_size")
+  steps_per_epoch = len(images) // config.batch_size  # Full batches only: one trace.
+  total_steps = steps_per_epoch * config.epochs
+  learning_rate = tf.Variable(0.0, trainable=False)
+  optimizer = snt.optimizers.Momentum(learning_rate, config.momentum)
+  generator = tf.random.Generator.from_seed(config.seed)
+  step = tf.Variable(0, trainable=False, dtype=tf.int64)
+  num_classes = int(labels.max()) + 1
+  spec = tf.TensorSpec([config.batch_size, *images.shape[1:]], tf.uint8)
+
+  @tf.function(input_signature=[spec, tf.TensorSpec([config.batch_size], tf.int64)],
+               autograph=False)
+  def train_step(batch_images, batch_labels):
+    learning_rate.assign(one_cycle_learning_rate(step, total_steps, config.learning_rate))
+    inputs = random_affine(standardise(batch_images), generator)
+    targets = tf.one_hot(batch_labels, num_classes)
+    targets = targets * (1.0 - config.label_smoothing) + config.label_smoothing / num_classes
+    with tf.GradientTape() as tape:
+      logits = model(inputs, is_training=True)
+      loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
+      weights = [v for v in model.trainable_variables if v.name.split("/")[-1] == "w:0"]
+      objective = loss + config.weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in weights])
+    variables = model.trainable_variables
+    optimizer.apply(tape.gradient(objective, variables), variables)
+    step.assign_add(1)
+    correct = tf.equal(tf.argmax(logits, axis=1), batch_labels)
+    return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
+
+  rng = np.random.default_rng(config.seed)
+  start = time.time()
+  for epoch in range(1, config.epochs + 1):
+    epoch_start = time.time()
+    order = rng.permutation(len(images))[:steps_per_epoch * config.batch_size]
+    losses, accuracies = [], []
+    for batch in order.reshape(steps_per_epoch, config.batch_size):
+      loss, accuracy = train_step(images[batch], labels[batch])
+      losses.append(float(loss))
+      accuracies.append(float(accuracy))
+    logging.info("epoch %d/%d: loss %.4f, train accuracy %.1f%%, lr %.4f, %.1f s", epoch,
+                 config.epochs, np.mean(losses), 100 * np.mean(accuracies),
+                 float(learning_rate), time.time() - epoch_start)
+  return time.time() - start
+
+
+def embedder(backbone: snt.Module, image_shape: Sequence[int],
+             standardise: Callable[[tf.Tensor], tf.Tensor]
+             ) -> Callable[[np.ndarray], np.ndarray]:
+  """A function from uint8 images [n, *image_shape] to embeddings float32 [n, dim], batch
+  norm in test mode, compiled once for any n."""
+  spec = tf.TensorSpec([None, *image_shape], tf.uint8)
+  forward = tf.function(lambda batch: backbone(standardise(batch), is_training=False),
+                        input_signature=[spec], autograph=False)
+  return lambda images: np.concatenate([
+      forward(images[i:i + EMBEDDING_BATCH_SIZE]).numpy()
+      for i in range(0, len(images), EMBEDDING_BATCH_SIZE)])
+
+
+def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys: np.ndarray):
+  """Writes one split in the published layout: a plain dict of numpy arrays."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  contents = {"embeddings": embeddings.astype(np.float32), "labels": labels.astype(np.int32),
+              "keys": keys}
+  with open(path, "wb") as f:
+    pickle.dump(contents, f, protocol=PICKLE_PROTOCOL)
+
+
+def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: TrainConfig,
+             output_dir: str) -> Dict[str, str]:
+  """Trains on the train classes, embeds every split and writes its pickle to `output_dir`.
+
+  Returns:
+    split -> path of its `<split>_embeddings.pkl`.
+  """
+  tf.random.set_seed(config.seed)  # Seeds the initialisers.
+  ids = class_ids(image_set.class_names)
+  train_classes = np.asarray(splits["train"])
+  train_rows = np.flatnonzero(np.isin(image_set.labels, train_classes))
+  # Labels of the train split: the class's position in the split's list.
+  position = {label: i for i, label in enumerate(train_classes)}
+  train_labels = np.asarray([position[label] for label in image_set.labels[train_rows]])
+  standardise = standardiser(image_set.images[train_rows])
+  model = Classifier(BACKBONES[config.backbone](), num_classes=len(train_classes))
+  seconds = train(model, image_set.images[train_rows], train_labels, config, standardise)
+  logging.info("trained %s on %d images of %d classes in %.0f s", config.backbone,
+               len(train_rows), len(train_classes), seconds)
+  embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
+  paths = {}
+  for split in SPLITS:
+    classes = list(splits[split])
+    rows = np.flatnonzero(np.isin(image_set.labels, classes))
+    labels = image_set.labels[rows]
+    keys = make_keys(split, ids, labels, [image_set.image_names[row] for row in rows])
+    embeddings = embed(image_set.images[rows])
+    paths[split] = os.path.join(output_dir, f"{split}_embeddings.pkl")
+    write_embeddings(paths[split], embeddings,
+                     np.asarray([classes.index(label) for label in labels]), keys)
+    logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
+                 paths[split])
+  return paths
+
+
+def define_flags():
+  """The tool's flags, defined only when run as a script (tests import the module)."""
+  flags.DEFINE_string("images", os.path.join(REPO_ROOT, "benchmark", "icons", "icons.npz"),
+                      "An .npz of labelled images (see the module docstring).")
+  flags.DEFINE_string("split", os.path.join(REPO_ROOT, "benchmark", "icons", "split.json"),
+                      'JSON {"train": [class names], "val": [...], "test": [...]}.')
+  flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "benchmark", "embeddings"),
+                      "Pickles go to <output_root>/<dataset_name>/center/.")
+  flags.DEFINE_string("dataset_name", "icons", "Folder name of the dataset under output_root.")
+  flags.DEFINE_enum("backbone", "convnet", sorted(BACKBONES), "Embedding network.")
+  flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
+  flags.DEFINE_integer("batch_size", TrainConfig.batch_size, "Images per training step.")
+  flags.DEFINE_float("learning_rate", TrainConfig.learning_rate, "Peak learning rate.")
+  flags.DEFINE_integer("seed", TrainConfig.seed, "Seeds initialisation, order, augmentation.")
+  flags.DEFINE_integer("num_threads", os.cpu_count(),
+                       "Intra-op threads: the convolutions are large enough to share cores.")
+
+
+def main(argv):
+  del argv  # Unused.
+  values = flags.FLAGS
+  # One thread runs ops one at a time (no inter-op parallelism to fight over the few cores);
+  # each op uses all of them.
+  tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
+  image_set = load_image_set(values.images)
+  splits = load_split(values.split, image_set.class_names)
+  config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
+                       batch_size=values.batch_size, learning_rate=values.learning_rate,
+                       seed=values.seed)
+  pretrain(image_set, splits, config,
+           os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP))
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
