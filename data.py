@@ -59,9 +59,15 @@ class DataError(utils.LeoError):
 # (module, name) as written in the pickle -> the object it may resolve to. Python 2 era files
 # name `numpy.core.multiarray`; numpy 2 moved it to `numpy._core` (both spellings are allowed,
 # both resolve to the current module without importing the deprecated alias).
+def _dtype(obj, align=False, copy=False) -> np.dtype:
+  """numpy.dtype as Python 2 era pickles call it, `dtype('f4', 0, 1)`: numpy 2.4 deprecates
+  integer flags, so they are passed on as booleans."""
+  return np.dtype(obj, align=bool(align), copy=bool(copy))
+
+
 _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _dtype,
     ("_codecs", "encode"): _codecs.encode,  # Python 3 writes bytes this way in protocol 2.
     ("__builtin__", "set"): set, ("builtins", "set"): set,
     ("__builtin__", "frozenset"): frozenset, ("builtins", "frozenset"): frozenset,

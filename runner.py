@@ -217,10 +217,9 @@ def prepare_folder(path: str):
     raise utils.LeoError(f"--checkpoint_path={path}: cannot write there ({e.strerror})") from None
 
 
-def prepare_run_folder(configs: Configs, embedding_dim: int):
-  """Creates (or checks) the run folder and its saved configuration before any training."""
+def save_run_config(configs: Configs, embedding_dim: int):
+  """Writes the run's configuration, after checking it against the one saved before."""
   path = configs.run.checkpoint_path
-  prepare_folder(path)
   saved_path = os.path.join(path, CONFIG_FILE)
   current = configs.to_json(embedding_dim)
   if os.path.exists(saved_path):
@@ -253,6 +252,20 @@ def remove_interrupted_checkpoint_files(path: str):
       utils._remove(full)  # pylint: disable=protected-access
     elif ".tmp" in name and os.path.isfile(full) and name != ".lock":
       os.remove(full)
+
+
+@contextlib.contextmanager
+def writing_to(path: str, best: utils.BestCheckpoint):
+  """Turns a failed write (disk full, folder gone read-only) into a one-line error, after
+  removing what the failed write left; the previous checkpoints stay as they were."""
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    remove_interrupted_checkpoint_files(path)
+    best.clean()
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise utils.LeoError(f"--checkpoint_path={path}: writing failed ({reason}); the previous "
+                         "checkpoints are kept") from None
 
 
 # ---- Training. ----
@@ -304,8 +317,9 @@ def train(configs: Configs):
   """The outer loop of the original runner, resumable, then the test of the best model."""
   episodes = Episodes(configs, need_train=True)
   path, outer, run = configs.run.checkpoint_path, configs.outer, configs.run
-  prepare_run_folder(configs, episodes.embedding_dim)
+  prepare_folder(path)
   with utils.RunLock(path):
+    save_run_config(configs, episodes.embedding_dim)
     remove_interrupted_checkpoint_files(path)
     best = utils.BestCheckpoint(os.path.join(path, BEST_FOLDER))
     best.clean()
@@ -334,25 +348,31 @@ def train(configs: Configs):
     while True:
       if current % run.checkpoint_steps == 0 or current == outer.num_steps_limit:
         if not (manager.latest_checkpoint or "").endswith(f"-{current}"):
-          manager.save(checkpoint_number=current)
+          with writing_to(path, best):
+            manager.save(checkpoint_number=current)
         valid_loss, valid_accuracies = validate(
             config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
         valid_accuracy = float(np.mean(valid_accuracies))
-        improved = valid_accuracy > best.accuracy
-        if improved:
-          best.save(tf.train.Checkpoint(model=leo), current, valid_accuracy,
-                    configs.to_json(episodes.embedding_dim))
+        if valid_accuracy > best.accuracy:
+          with writing_to(path, best):
+            best.save(tf.train.Checkpoint(model=leo), current, valid_accuracy,
+                      configs.to_json(episodes.embedding_dim))
         logging.info("Step: %d meta-valid accuracy: %s (best %s at step %s)", current,
                      _percent(valid_accuracy), _percent(best.accuracy), best.info["step"])
         scalars = {"metavalid_loss": valid_loss, "metavalid_valid_accuracy": valid_accuracy,
                    "nan_guard_count": meta_optimizer.nan_guard_count}
         histograms = {v.name: v for v in leo.trainable_variables}
         if last is not None:
-          scalars.update(metatrain_loss=last[0], metatrain_valid_accuracy=last[1],
+          # As the original, a NaN training loss is summarised as 0 (the guard replaced its
+          # update; nan_guard_count says how often).
+          loss = float(last[0])
+          scalars.update(metatrain_loss=loss if np.isfinite(loss) else 0.0,
+                         metatrain_valid_accuracy=last[1],
                          steps_per_second=(current - timer_step) / (time.time() - timer_start))
           histograms.update({f"gradient/{v.name}": g
                              for v, g in zip(leo.trainable_variables, last[2])})
-        write_summaries(writer, current, scalars, histograms)
+        with writing_to(path, best):
+          write_summaries(writer, current, scalars, histograms)
         timer_step, timer_start = current, time.time()
       if current >= outer.num_steps_limit:
         break

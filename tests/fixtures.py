@@ -17,6 +17,10 @@ SPLITS = ("train", "val", "test")
 
 # ---- Python 2 flavour (protocol 2, byte strings as BINSTRING). ----
 
+class Opcodes(bytes):
+  """Pickle opcodes to be written as they are, as a value of `py2_pickle_bytes`."""
+
+
 def _py2_str(value: bytes) -> bytes:
   if len(value) < 256:
     return b"U" + bytes([len(value)]) + value
@@ -26,7 +30,10 @@ def _py2_str(value: bytes) -> bytes:
 def _py2_int(value: int) -> bytes:
   if 0 <= value < 256:
     return b"K" + bytes([value])
-  return b"J" + struct.pack("<i", value)
+  if -2**31 <= value < 2**31:
+    return b"J" + struct.pack("<i", value)
+  encoded = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+  return b"\x8a" + bytes([len(encoded)]) + encoded  # LONG1, Python 2's `long`.
 
 
 def _py2_global(module: str, name: str) -> bytes:
@@ -64,16 +71,29 @@ def _py2_value(value) -> bytes:
       data = b"](" + b"".join(_py2_value(v) for v in value.ravel()) + b"e"
     else:
       data = _py2_str(np.ascontiguousarray(value).tobytes())
-    return (_py2_global("numpy.core.multiarray", "_reconstruct") + _py2_global("numpy", "ndarray")
-            + _py2_int(0) + b"\x85" + _py2_str(b"b") + b"\x87R"
-            + b"(" + _py2_int(1) + b"(" + b"".join(_py2_int(n) for n in value.shape) + b"t"
-            + _py2_dtype(value.dtype) + b"\x89" + data + b"tb")
+    return py2_array_opcodes(value.shape, value.dtype, data)
   raise TypeError(f"no Python 2 encoding for {type(value)}")
+
+
+def _py2_tuple(values) -> bytes:
+  return b"(" + b"".join(_py2_int(v) for v in values) + b"t"
+
+
+def py2_array_opcodes(shape, dtype: np.dtype, data: bytes, constructed_shape=(0,)) -> bytes:
+  """numpy 1.x's pickle of an array: `_reconstruct(ndarray, (0,), 'b')` then its state.
+
+  `shape`, `data` (already encoded opcodes) and `constructed_shape` are taken as given, so a
+  test can declare shapes that do not match the data.
+  """
+  return (_py2_global("numpy.core.multiarray", "_reconstruct") + _py2_global("numpy", "ndarray")
+          + _py2_tuple(constructed_shape) + _py2_str(b"b") + b"\x87R"
+          + b"(" + _py2_int(1) + _py2_tuple(shape) + _py2_dtype(dtype) + b"\x89" + data + b"tb")
 
 
 def py2_pickle_bytes(contents: dict) -> bytes:
   """A protocol-2 pickle of a dict of str -> (array | list | str | int), as Python 2 wrote it."""
-  items = b"".join(_py2_value(k) + _py2_value(v) for k, v in contents.items())
+  items = b"".join(_py2_value(k) + (v if isinstance(v, Opcodes) else _py2_value(v))
+                  for k, v in contents.items())
   return b"\x80\x02}(" + items + b"u."
 
 

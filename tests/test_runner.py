@@ -41,13 +41,22 @@ def start(*flags):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
-def scalar_tags(folder):
-  tags = set()
-  for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+def _summary_values(folder):
+  for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
     for record in tf.data.TFRecordDataset(path):
       event = event_pb2.Event.FromString(record.numpy())
-      tags |= {value.tag for value in event.summary.value}
-  return tags
+      for value in event.summary.value:
+        yield event.step, value
+
+
+def scalar_tags(folder):
+  return {value.tag for _, value in _summary_values(folder)}
+
+
+def scalar_values(folder, tag):
+  """The values of one scalar summary, in step order."""
+  return [float(tf.make_ndarray(value.tensor)) for _, value in
+          sorted(_summary_values(folder), key=lambda item: item[0]) if value.tag == tag]
 
 
 def listing(folder):
