@@ -12,6 +12,7 @@ train to `num_steps_limit`. Restarting the same command resumes from the latest 
 import contextlib
 import dataclasses
 import json
+import logging as logging_lib
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ import utils
 # Kept off until the user-facing checks have run: importing TF is slow and noisy.
 tf = data = model = baselines = None
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG_FILE = "config.json"
 BEST_FOLDER = "best_checkpoint"
 RESULTS_FILE = "test_accuracy.json"
@@ -57,6 +59,13 @@ def import_tensorflow():
   import data as data_module  # pylint: disable=g-import-not-at-top
   import model as model_module  # pylint: disable=g-import-not-at-top
   data, model, baselines = data_module, model_module, baselines_module
+
+
+class _OwnRecordsOrWarnings(logging_lib.Filter):
+  """Keeps leo's own log lines and anyone's warnings: TF's checkpointing logs at INFO too."""
+
+  def filter(self, record):
+    return record.levelno >= logging_lib.WARNING or record.pathname.startswith(_HERE)
 
 
 def configure_threads():
@@ -457,6 +466,7 @@ def _duration(seconds: float) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
+  logging.get_absl_handler().addFilter(_OwnRecordsOrWarnings())
   try:
     configs = Configs(config.get_data_config(), config.get_inner_model_config(),
                       config.get_outer_model_config(), config.get_run_config())
