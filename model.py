@@ -119,8 +119,10 @@ class LEO(snt.Module):
   `leo/encoder/w` [D, num_latents], `leo/relation_network/linear_{0,1,2}/w`
   [2 * num_latents, 2 * num_latents], `leo/decoder/w` [num_latents, 2 * D] (Glorot-uniform,
   no biases), `leo/leo_inner/lr` [1, 1, num_latents] and `leo/finetuning/lr` [1, 1, D].
-  Randomness (dropout masks, latent and weight samples) comes from `generator`, which is
-  checkpointed with the module.
+  Randomness (dropout masks, latent and weight samples) comes from one seed per call, drawn
+  from `generator` (checkpointed with the module) unless the caller passes it. Each random
+  tensor is that call's tasks' slice of noise drawn for all the tasks of the step, so a task's
+  noise does not depend on how a step's tasks are split between devices.
   """
 
   def __init__(self, config: config_lib.InnerModelConfig, use_64bits_dtype: bool = False,
@@ -150,9 +152,11 @@ class LEO(snt.Module):
     self._orthogonality_penalty_weight = config.orthogonality_penalty_weight  # lambda_2
 
     self.generator = tf.random.Generator.from_seed(seed)
+    self._noise = None  # (seed, draws so far, task offset, total tasks) during a call.
 
-  def __call__(self, data: data_lib.ProblemInstance,
-               is_meta_training: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  def __call__(self, data: data_lib.ProblemInstance, is_meta_training: bool,
+               noise_seed: tf.Tensor = None, task_offset=0,
+               total_tasks: int = None) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Adapts to every task of the batch and scores the queries.
 
     Args:
@@ -161,13 +165,24 @@ class LEO(snt.Module):
         are ignored. N, K and D must be those of the first call; V may change.
       is_meta_training: training mode (dropout, sampling, KL and encoder penalty) if True,
         evaluation mode (no dropout, means instead of samples) if False.
+      noise_seed: a stateless seed [2] for this call's randomness; drawn from `generator` if
+        None. Replicas of one distributed step pass the same seed.
+      task_offset: the position of these tasks among all the tasks of the step.
+      total_tasks: the number of tasks of the step on all replicas (default: these tasks).
 
     Returns:
       (loss, accuracy, per_task_accuracy): the batch means of the meta-loss (with the L2 and
       orthogonality penalties) and of the query accuracy, and the query accuracy of each task
       [tasks].
     """
-    per_task_loss, per_task_accuracy = self.per_task_loss_and_accuracy(data, is_meta_training)
+    if is_meta_training and noise_seed is None:
+      noise_seed = self.generator.make_seeds(1)[:, 0]
+    tasks = data.tr_input.shape[0]
+    self._noise = [noise_seed, 0, task_offset, total_tasks or tasks]
+    try:
+      per_task_loss, per_task_accuracy = self.per_task_loss_and_accuracy(data, is_meta_training)
+    finally:
+      self._noise = None
     return tf.reduce_mean(per_task_loss), tf.reduce_mean(per_task_accuracy), per_task_accuracy
 
   def per_task_loss_and_accuracy(self, data: data_lib.ProblemInstance,
@@ -244,12 +259,31 @@ class LEO(snt.Module):
   def dropout_rate(self) -> float:
     return self._dropout_rate if self.is_meta_training else 0.0
 
+  def _task_noise(self, draw, shape) -> tf.Tensor:
+    """Fresh noise `draw(shape, seed)` of a static `shape` [tasks, ...].
+
+    During a call: these tasks' slice of the noise of all the step's tasks, from the call's
+    seed folded with a counter. Outside a call (a stage run alone): from `generator`.
+    """
+    shape = list(shape)
+    if self._noise is None:
+      return draw(shape, self.generator.make_seeds(1)[:, 0])
+    call_seed, draws, task_offset, total_tasks = self._noise
+    self._noise[1] += 1
+    seed = tf.random.experimental.stateless_fold_in(call_seed, draws)
+    noise = draw([total_tasks] + shape[1:], seed)
+    return noise[task_offset:task_offset + shape[0]]
+
   def _dropout(self, inputs: tf.Tensor) -> tf.Tensor:
-    """Dropout with a fresh mask from `generator`; kept units are scaled by 1 / (1 − rate)."""
+    """Dropout with a fresh mask; kept units are scaled by 1 / (1 − rate)."""
     if self.dropout_rate == 0.0:
       return inputs
-    return tf.nn.experimental.stateless_dropout(
-        inputs, rate=self.dropout_rate, seed=self.generator.make_seeds(1)[:, 0])
+    uniform = self._task_noise(
+        lambda shape, seed: tf.random.stateless_uniform(shape, seed, dtype=self._float_dtype),
+        inputs.shape)
+    # tf.nn.dropout's arithmetic: keep where uniform >= rate, scale the kept units.
+    keep = tf.cast(uniform >= self.dropout_rate, self._float_dtype)
+    return inputs * (1.0 / (1.0 - self.dropout_rate)) * keep
 
   def forward_encoder(self, data: data_lib.ProblemInstance) -> Tuple[tf.Tensor, tf.Tensor]:
     """Support set -> initial latents [tasks, N, K, num_latents] and their KL [tasks]."""
@@ -327,8 +361,10 @@ class LEO(snt.Module):
       return means, tf.zeros(tf.shape(means)[:1], self._float_dtype)
     stddev = normal_stddev(unnormalized_stddev, stddev_offset)
     distribution = tfp.distributions.Normal(loc=means, scale=stddev)
-    noise = self.generator.normal(tf.shape(means), dtype=self._float_dtype)
-    samples = noise * stddev + means  # TFP's Normal.sample, with the generator's noise.
+    noise = self._task_noise(
+        lambda shape, seed: tf.random.stateless_normal(shape, seed, dtype=self._float_dtype),
+        means.shape)
+    samples = noise * stddev + means  # TFP's Normal.sample, with our own noise.
     return samples, self.kl_divergence(samples, distribution)
 
   def kl_divergence(self, samples: tf.Tensor,

@@ -323,6 +323,70 @@ def test_batch_of_tasks_matches_each_task_alone():
     np.testing.assert_allclose(batch_accuracy[task], accuracy[0], rtol=1e-10, atol=1e-10)
 
 
+def np_original_evaluation(problem, variables, inner_config):
+  """The original's evaluation-mode forward pass, task by task, transcribed in numpy.
+
+  Returns:
+    (per-task losses, per-task query accuracies).
+  """
+  encoder, relation_layers, decoder = (variables[name]
+                                       for name in ("encoder", "relation", "decoder"))
+  inner_lr, finetuning_lr = variables["inner_lr"], variables["finetuning_lr"]
+  num_latents, dim = decoder.shape[0], decoder.shape[1] // 2
+  relu = lambda x: np.maximum(x, 0.0)
+  losses, accuracies = [], []
+  for task in range(problem.tr_input.shape[0]):
+    x, queries = problem.tr_input.numpy()[task:task + 1], problem.val_input.numpy()[task:task + 1]
+    num_classes, shots = x.shape[1], x.shape[2]
+    codes = (x @ encoder).reshape(num_classes * shots, num_latents)
+    pairs = np.concatenate([np.repeat(codes[:, None], len(codes), axis=1),
+                            np.repeat(codes[None], len(codes), axis=0)], axis=-1)
+    relations = relu(relu(pairs @ relation_layers[0]) @ relation_layers[1]) @ relation_layers[2]
+    relations = relations.mean(axis=1).reshape(1, num_classes, shots, 2 * num_latents)
+    latents = np.repeat(relations.mean(axis=2, keepdims=True), shots, axis=2)[..., :num_latents]
+    decode = lambda z: (z @ decoder)[..., :dim]  # Evaluation: the means.
+    for _ in range(inner_config.inner_unroll_length):
+      # w = z·W_μ, so ∂/∂z = ∂/∂w · W_μᵀ.
+      gradient = np_summed_cross_entropy_gradient(x, decode(latents)) @ decoder[:, :dim].T
+      latents = latents - inner_lr * gradient
+    weights = decode(latents)
+    for _ in range(inner_config.finetuning_unroll_length):
+      weights = weights - finetuning_lr * np_summed_cross_entropy_gradient(x, weights)
+    cross_entropy = np_cross_entropy(queries, weights)
+    predictions = np_logits(queries, weights).argmax(axis=-1)
+    accuracies.append(np.mean(predictions == np.arange(num_classes)[None, :, None]))
+    cosines = (decoder @ decoder.T) / np.outer(np.linalg.norm(decoder, axis=1),
+                                               np.linalg.norm(decoder, axis=1))
+    penalties = (inner_config.l2_penalty_weight * sum(
+        0.5 * np.sum(w**2) for w in [encoder, *relation_layers, decoder])
+                 + inner_config.orthogonality_penalty_weight
+                 * np.mean((cosines - np.eye(num_latents))**2))
+    losses.append(cross_entropy.mean() + penalties)
+  return np.array(losses), np.array(accuracies)
+
+
+def test_evaluation_matches_a_numpy_transcription_of_the_original():
+  # The whole evaluation-mode computation, number for number, against the original's
+  # formulation: concatenated pairs, logits against each of the K weight vectors.
+  inner_config = config.InnerModelConfig(
+      inner_unroll_length=2, finetuning_unroll_length=3, num_latents=2, inner_lr_init=0.5,
+      finetuning_lr_init=0.3, l2_penalty_weight=0.01, orthogonality_penalty_weight=0.1)
+  leo = model.LEO(inner_config, use_64bits_dtype=True)
+  problem = random_problem(tasks=2, num_classes=3, shots=2, dim=5, queries=4)
+  leo(problem, is_meta_training=False)
+  rng = np.random.default_rng(4)
+  leo.inner_lr.assign(rng.uniform(0.2, 1.0, size=[1, 1, 2]))
+  leo.finetuning_lr.assign(rng.uniform(0.1, 0.5, size=[1, 1, 5]))
+  variables = {"encoder": leo.encoder_weights.numpy(),
+               "relation": [w.numpy() for w in leo.relation_network_weights],
+               "decoder": leo.decoder_weights.numpy(), "inner_lr": leo.inner_lr.numpy(),
+               "finetuning_lr": leo.finetuning_lr.numpy()}
+  loss, accuracy = leo.per_task_loss_and_accuracy(problem, is_meta_training=False)
+  expected_loss, expected_accuracy = np_original_evaluation(problem, variables, inner_config)
+  np.testing.assert_allclose(loss, expected_loss, rtol=1e-10)
+  np.testing.assert_array_equal(accuracy, expected_accuracy)
+
+
 def test_dropout_on_inputs_in_training_only():
   inner_config = config.InnerModelConfig(num_latents=8, dropout_rate=0.3)
   leo = model.LEO(inner_config, use_64bits_dtype=True)
