@@ -673,6 +673,24 @@ def test_nan_guard_replaces_a_poisoned_update_with_weight_decay():
   assert np.all(np.isfinite(weights)) and np.all(np.isfinite(learning_rate))
 
 
+def test_unused_finetuning_rate_gets_a_zero_update():
+  # finetuning_unroll_length = 0: the query loss uses the decoded weights directly, so the
+  # loss does not depend on the fine-tuning rate and its gradient is None.
+  inner_config = config.InnerModelConfig(inner_unroll_length=1, finetuning_unroll_length=0,
+                                         num_latents=2)
+  leo = model.LEO(inner_config, use_64bits_dtype=True)
+  problem = random_problem(num_classes=2, shots=2, dim=8)
+  with tf.GradientTape() as tape:
+    loss, _, _ = leo(problem, is_meta_training=True)
+  gradients = tape.gradient(loss, leo.trainable_variables)
+  assert [v.name for v, g in zip(leo.trainable_variables, gradients) if g is None] == [
+      "leo/finetuning/lr:0"]
+  meta_optimizer = model.MetaOptimizer(config.OuterModelConfig())
+  meta_optimizer.apply(loss, gradients, leo.trainable_variables)
+  np.testing.assert_array_equal(leo.finetuning_lr, np.full([1, 1, 8], 0.001))
+  assert int(meta_optimizer.nan_guard_count) == 0
+
+
 def test_compiled_training_step_survives_a_nan_loss():
   # The runner's step: one tf.function with the outer tape, the update and the guard.
   leo = model.LEO(SMALL_DEFAULT_CONFIG)
@@ -722,3 +740,22 @@ def test_randomness_is_seeded_and_resumes_from_a_checkpoint(tmp_path):
   checkpoint.read(path).assert_consumed()
   resumed, _, _ = leo(problem, is_meta_training=True)
   assert resumed == first
+
+
+def test_training_noise_does_not_depend_on_how_the_tasks_are_split():
+  # What a distributed step relies on: with one seed, tasks 0-1 run alone and tasks 2-3 run
+  # alone get the noise they get in one batch of 4.
+  leo = model.LEO(SMALL_DEFAULT_CONFIG, use_64bits_dtype=True)
+  problem = random_problem(tasks=4, shots=2, dim=64, queries=3)
+  seed = tf.constant([3, 7], tf.int64)
+  per_task = lambda part, offset: leo(part, True, noise_seed=seed, task_offset=offset,
+                                      total_tasks=4)
+  whole_loss, _, whole_accuracy = leo(problem, True, noise_seed=seed)
+  halves = [data.ProblemInstance(*[None if t is None else t[i:i + 2] for t in problem])
+            for i in (0, 2)]
+  (first_loss, _, first), (second_loss, _, second) = per_task(halves[0], 0), per_task(
+      halves[1], 2)
+  np.testing.assert_allclose(np.concatenate([first, second]), whole_accuracy)
+  np.testing.assert_allclose((first_loss + second_loss) / 2, whole_loss, rtol=1e-12)
+  other_loss, _, _ = leo(problem, True, noise_seed=seed + 1)
+  assert abs(float(other_loss - whole_loss)) > 1e-6  # The seed does matter.
