@@ -13,7 +13,8 @@ The recipe (docs: bundled-benchmark.md):
    (`choose_icons`).
 4. Render black on white, grayscale, 84x84 with resvg (`render`).
 5. Drop near-duplicates within a concept: sibling sets often ship the same drawing
-   (`near_duplicates`).
+   (`near_duplicates`); drop a set's picture that stands for two concepts
+   (`ambiguous_drawings`).
 6. Keep concepts with >= 40 examples, take the 100 largest and split them 64/16/20 with a fixed
    seed, semantic near-twins in the same split (`select_classes`, `split_classes`).
 
@@ -165,7 +166,8 @@ def icon_candidates(icon_set: Mapping) -> List[Icon]:
       hidden = icon.get("hidden") or any(tag in icon["body"] for tag in ANIMATION_TAGS)
       return None if hidden else dict(icon)
     alias = aliases.get(name)
-    if (alias is None or depth > len(aliases) or alias.get("hidden")
+    if (alias is None or depth > len(aliases)  # Deeper than all aliases: a cycle.
+        or alias.get("hidden")
         or any(alias.get(key) for key in ("hFlip", "vFlip", "rotate"))):
       return None
     parent = resolve(alias["parent"], depth + 1)
@@ -188,12 +190,13 @@ def choose_icons(candidates: Iterable[Icon]) -> Dict[str, Icon]:
   Prefers a plain name (the set's default style), then the shortest, then the first
   alphabetically, so the choice does not depend on the order of the set's file.
   """
+  def preference(icon: Icon):
+    return (not is_plain_name(icon.name), len(icon.name), icon.name)
+
   chosen = {}
   for icon in candidates:
     concept = normalise_name(icon.name)
-    rank = (not is_plain_name(icon.name), len(icon.name), icon.name)
-    best = chosen.get(concept)
-    if best is None or rank < (not is_plain_name(best.name), len(best.name), best.name):
+    if concept not in chosen or preference(icon) < preference(chosen[concept]):
       chosen[concept] = icon
   return chosen
 
