@@ -597,6 +597,10 @@ class MetaOptimizer(snt.Module):
     self.nan_guard_count = tf.Variable(0, dtype=tf.int64, trainable=False,
                                        name="nan_guard_count")
 
+  def build(self, variables: Sequence[tf.Variable]):
+    """Creates Adam's slots for `variables` now, e.g. under a distribution strategy's scope."""
+    self.adam._initialize(variables)  # pylint: disable=protected-access
+
   def apply(self, loss: tf.Tensor, gradients: Sequence[tf.Tensor],
             variables: Sequence[tf.Variable]) -> Sequence[tf.Tensor]:
     """Updates `variables`; returns the clipped gradients that were applied.

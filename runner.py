@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging as logging_lib
 import os
+import shutil
 import sys
 import time
 
@@ -117,10 +118,63 @@ class Episodes:
     self.embedding_dim = dims.pop()
 
 
-def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int) -> int:
-  """The largest divisor of `batch_size` whose tasks fit in EVAL_CHUNK_BYTES (one trace)."""
-  fits = max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
-  return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fits)
+def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
+               replicas: int = 1) -> int:
+  """The largest divisor of `batch_size` that the replicas share evenly and whose tasks fit
+  in EVAL_CHUNK_BYTES per replica (so each evaluation is traced once)."""
+  fits = replicas * max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
+  sizes = [d for d in range(replicas, batch_size + 1, replicas)
+           if batch_size % d == 0 and d <= fits]
+  if not sizes:
+    raise utils.LeoError(f"a batch of {batch_size} tasks cannot be shared evenly by "
+                         f"{replicas} replicas: choose a batch size that is a multiple of "
+                         f"{replicas}")
+  return max(sizes)
+
+
+# ---- Distribution. ----
+
+def make_strategy(name: str):
+  """The `tf.distribute` strategy of `--distribution_strategy`."""
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker_mirrored":  # Configured by the TF_CONFIG environment variable.
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+  """Whether this process writes the run's files (only one of the workers does)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return (resolver.task_type == "worker" and resolver.task_id == 0
+          and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def run_on_replicas(strategy, function, batch, *args):
+  """`function(part, task_offset, total_tasks, *args)` on each replica's share of the tasks.
+
+  Every replica receives the whole `batch` (sampled once, as on one device) and takes its own
+  consecutive tasks, so replica r of R runs tasks [r T/R, (r + 1) T/R).
+  """
+  total = batch.tr_input.shape[0]
+  local = total // strategy.num_replicas_in_sync
+  tensors = (batch.tr_input, batch.tr_output, batch.val_input, batch.val_output)
+
+  def replica_function(tensors, *args):
+    offset = tf.distribute.get_replica_context().replica_id_in_sync_group * local
+    part = [tf.ensure_shape(t[offset:offset + local], [local] + t.shape[1:]) for t in tensors]
+    problem = data.ProblemInstance(part[0], part[1], None, part[2], part[3], None)
+    return function(problem, offset, total, *args)
+
+  return strategy.run(replica_function, args=(tensors, *args))
+
+
+def _mean(strategy, value):
+  return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
 
 
 class Evaluator:
@@ -132,17 +186,24 @@ class Evaluator:
   """
 
   def __init__(self, task_accuracies, provider, batch_size: int, num_classes: int, shots: int,
-               queries: int):
+               queries: int, strategy=None):
     """
     Args:
       task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
       provider: the `data.DataProvider` of the split.
       batch_size, num_classes, shots, queries: the protocol's task shape.
+      strategy: a `tf.distribute` strategy whose replicas share each chunk's tasks.
     """
-    self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim)
-    self._step = tf.function(
-        lambda: task_accuracies(provider.get_batch(self.chunk, num_classes, shots, queries)),
-        autograph=False)
+    strategy = strategy or tf.distribute.get_strategy()
+    self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim,
+                            strategy.num_replicas_in_sync)
+
+    def step():
+      batch = provider.get_batch(self.chunk, num_classes, shots, queries)
+      loss, accuracy = run_on_replicas(strategy, lambda part, *_: task_accuracies(part), batch)
+      return _mean(strategy, loss), strategy.gather(accuracy, axis=0)
+
+    self._step = tf.function(step, autograph=False)
 
   def __call__(self, num_tasks: int):
     """(mean loss, per-task accuracies as a numpy array [num_tasks])."""
@@ -163,25 +224,29 @@ def describe_result(accuracy: float, half_width: float, num_tasks: int, num_clas
           f"{trained_on})")
 
 
-def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path: str, extra,
-             method: str = ""):
+def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path, extra,
+             method: str = "", strategy=None):
   """Evaluates on the test split, prints the result line and writes it as JSON.
 
   Args:
     task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+    results_path: where to write the JSON; None on the workers that do not report.
     method: "" for LEO, else the baseline's name.
+    strategy: the `tf.distribute` strategy whose replicas share the tasks.
   """
   outer = configs.outer
   start = time.time()
   _, accuracies = Evaluator(task_accuracies, episodes.test, outer.metatest_batch_size,
                             outer.num_classes, outer.num_tr_examples_per_class,
-                            episodes.test_queries)(outer.num_test_tasks)
+                            episodes.test_queries, strategy)(outer.num_test_tasks)
   mean, half_width = utils.mean_and_confidence_interval(accuracies)
   trained_on = ("fitted on each task's support set" if method else
                 f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}")
   line = describe_result(mean, half_width, len(accuracies), outer.num_classes,
                          outer.num_tr_examples_per_class, episodes.test_queries, trained_on,
                          f" of {method}" if method else "")
+  if results_path is None:
+    return mean, half_width
   print(line, flush=True)
   utils.atomic_write_json(results_path, dict(
       extra, method=method or "leo", accuracy=mean, ci95=half_width, num_tasks=len(accuracies),
@@ -201,15 +266,17 @@ def leo_task_accuracies(leo):
   return task_accuracies
 
 
-def evaluate_baseline(configs: Configs):
+def evaluate_baseline(configs: Configs, strategy=None):
   """`--baseline=...`: a baseline on exactly the test tasks LEO is evaluated on."""
+  strategy = strategy or make_strategy(configs.run.distribution_strategy)
   episodes = Episodes(configs, need_train=False)
   baseline = baselines.BASELINES[configs.run.baseline]
   path = configs.run.checkpoint_path
-  prepare_folder(path)
+  if is_chief(strategy):
+    prepare_folder(path)
   run_test(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
-           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json"), {},
-           method=configs.run.baseline)
+           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json")
+           if is_chief(strategy) else None, {}, method=configs.run.baseline, strategy=strategy)
 
 
 # ---- The run folder. ----
@@ -279,32 +346,52 @@ def writing_to(path: str, best: utils.BestCheckpoint):
 
 # ---- Training. ----
 
-def build_model(configs: Configs, episodes: Episodes):
-  """LEO and its outer optimiser, variables created by one eager call."""
+def build_model(configs: Configs, episodes: Episodes, strategy=None):
+  """LEO and its outer optimiser, every variable created now (under `strategy`'s scope)."""
   tf.random.set_seed(configs.run.seed)
-  leo = model.LEO(configs.inner, seed=configs.run.seed)
-  shots, n = configs.outer.num_tr_examples_per_class, configs.outer.num_classes
-  dim = episodes.embedding_dim
-  # A zero task builds the variables without drawing from the episode samplers.
-  leo(data.ProblemInstance(
-      tr_input=tf.zeros([1, n, shots, dim]), tr_output=tf.zeros([1, n, shots, 1], tf.int32),
-      tr_info=None, val_input=tf.zeros([1, n, 1, dim]),
-      val_output=tf.zeros([1, n, 1, 1], tf.int32), val_info=None), is_meta_training=False)
-  return leo, model.MetaOptimizer(configs.outer)
+  with (strategy or tf.distribute.get_strategy()).scope():
+    leo = model.LEO(configs.inner, seed=configs.run.seed)
+    shots, n = configs.outer.num_tr_examples_per_class, configs.outer.num_classes
+    dim = episodes.embedding_dim
+    # A zero task builds the variables without drawing from the episode samplers.
+    leo(data.ProblemInstance(
+        tr_input=tf.zeros([1, n, shots, dim]), tr_output=tf.zeros([1, n, shots, 1], tf.int32),
+        tr_info=None, val_input=tf.zeros([1, n, 1, dim]),
+        val_output=tf.zeros([1, n, 1, 1], tf.int32), val_info=None), is_meta_training=False)
+    meta_optimizer = model.MetaOptimizer(configs.outer)
+    meta_optimizer.build(leo.trainable_variables)
+  return leo, meta_optimizer
 
 
-def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig, step=None):
+def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig, step=None,
+                    strategy=None):
   """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
+
+  The batch is sampled once and its tasks shared by the replicas of `strategy`; the gradients
+  of their losses are averaged, which is the gradient of the batch's mean loss, and one update
+  is applied to the mirrored variables: the step of one device, split.
 
   Returns:
     A `tf.function` returning (loss, accuracy, clipped gradients) of the step.
   """
+  strategy = strategy or tf.distribute.get_strategy()
+  if outer.metatrain_batch_size % strategy.num_replicas_in_sync:
+    raise utils.LeoError(f"--metatrain_batch_size={outer.metatrain_batch_size}: expected a "
+                         f"multiple of the {strategy.num_replicas_in_sync} replicas")
+
+  def replica_step(problem, task_offset, total_tasks, noise_seed):
+    with tf.GradientTape() as tape:
+      loss, accuracy, _ = leo(problem, is_meta_training=True, noise_seed=noise_seed,
+                              task_offset=task_offset, total_tasks=total_tasks)
+    return loss, accuracy, tape.gradient(loss, leo.trainable_variables)
+
   def train_step():
     batch = sampler.get_batch(outer.metatrain_batch_size, outer.num_classes,
                               outer.num_tr_examples_per_class, outer.num_val_examples_per_class)
-    with tf.GradientTape() as tape:
-      loss, accuracy, _ = leo(batch, is_meta_training=True)
-    gradients = tape.gradient(loss, leo.trainable_variables)
+    noise_seed = leo.generator.make_seeds(1)[:, 0]
+    loss, accuracy, gradients = run_on_replicas(strategy, replica_step, batch, noise_seed)
+    loss, accuracy = _mean(strategy, loss), _mean(strategy, accuracy)
+    gradients = [_mean(strategy, gradient) for gradient in gradients]
     clipped = meta_optimizer.apply(loss, gradients, leo.trainable_variables)
     if step is not None:
       step.assign_add(1)
@@ -322,52 +409,70 @@ def write_summaries(writer, step, scalars, histograms):
   writer.flush()
 
 
-def train(configs: Configs):
-  """The outer loop of the original runner, resumable, then the test of the best model."""
+def train(configs: Configs, strategy=None):
+  """The outer loop of the original runner, resumable, then the test of the best model.
+
+  Under a multi-worker strategy every worker runs this loop in step; the chief alone writes
+  the run folder, the other workers write their checkpoints to a scratch folder they delete.
+  """
+  strategy = strategy or make_strategy(configs.run.distribution_strategy)
+  chief = is_chief(strategy)
   episodes = Episodes(configs, need_train=True)
   path, outer, run = configs.run.checkpoint_path, configs.outer, configs.run
-  prepare_folder(path)
-  with utils.RunLock(path):
-    save_run_config(configs, episodes.embedding_dim)
-    remove_interrupted_checkpoint_files(path)
-    best = utils.BestCheckpoint(os.path.join(path, BEST_FOLDER))
-    best.clean()
-    leo, meta_optimizer = build_model(configs, episodes)
-    step = tf.Variable(0, dtype=tf.int64, name="global_step")
+  best = utils.BestCheckpoint(os.path.join(path, BEST_FOLDER))
+  if chief:
+    prepare_folder(path)
+  with utils.RunLock(path) if chief else contextlib.nullcontext():
+    if chief:
+      save_run_config(configs, episodes.embedding_dim)
+      remove_interrupted_checkpoint_files(path)
+      best.clean()
+    leo, meta_optimizer = build_model(configs, episodes, strategy)
+    with strategy.scope():
+      step = tf.Variable(0, dtype=tf.int64, name="global_step")
     checkpoint = tf.train.Checkpoint(model=leo, optimizer=meta_optimizer, step=step,
                                      train_sampler=episodes.train.generator,
                                      valid_sampler=episodes.valid.generator)
-    manager = tf.train.CheckpointManager(checkpoint, path, MAX_CHECKPOINTS_TO_KEEP,
-                                         step_counter=step, checkpoint_name=CHECKPOINT_NAME)
-    if manager.latest_checkpoint:
-      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    scratch = os.path.join(path, f".worker-{strategy.cluster_resolver.task_id}"
+                           if not chief else "")
+    manager = tf.train.CheckpointManager(checkpoint, path if chief else scratch,
+                                         MAX_CHECKPOINTS_TO_KEEP, step_counter=step,
+                                         checkpoint_name=CHECKPOINT_NAME)
+    latest = tf.train.latest_checkpoint(path)
+    if latest:
+      checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("Resuming from %s at step %d (best validation accuracy so far %s).",
-                   manager.latest_checkpoint, int(step), _percent(best.accuracy))
+                   latest, int(step.numpy()), _percent(best.accuracy))
     logging.info("Configuration:\n%s", json.dumps(configs.to_json(episodes.embedding_dim),
                                                   indent=2, sort_keys=True))
 
-    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step)
+    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy)
     validate = Evaluator(leo_task_accuracies(leo), episodes.valid, outer.metavalid_batch_size,
                          outer.num_classes, outer.num_tr_examples_per_class,
-                         episodes.valid_queries)
-    writer = tf.summary.create_file_writer(path)
-    current = int(step)
+                         episodes.valid_queries, strategy)
+    writer = tf.summary.create_file_writer(path) if chief else tf.summary.create_noop_writer()
+    current = int(step.numpy())
+    best_accuracy = best.accuracy  # Every worker decides alike; the chief commits.
     last = None  # (loss, accuracy, clipped gradients) of the latest training step.
     timer_step, timer_start, run_start = current, time.time(), time.time()
     while True:
       if current % run.checkpoint_steps == 0 or current == outer.num_steps_limit:
-        if not (manager.latest_checkpoint or "").endswith(f"-{current}"):
+        if not (latest or "").endswith(f"-{current}"):
           with writing_to(path, best):
-            manager.save(checkpoint_number=current)
+            latest = manager.save(checkpoint_number=current)
         valid_loss, valid_accuracies = validate(
             config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
         valid_accuracy = float(np.mean(valid_accuracies))
-        if valid_accuracy > best.accuracy:
+        if valid_accuracy > best_accuracy:
+          best_accuracy = valid_accuracy
           with writing_to(path, best):
-            best.save(tf.train.Checkpoint(model=leo), current, valid_accuracy,
-                      configs.to_json(episodes.embedding_dim))
-        logging.info("Step: %d meta-valid accuracy: %s (best %s at step %s)", current,
-                     _percent(valid_accuracy), _percent(best.accuracy), best.info["step"])
+            (best if chief else utils.BestCheckpoint(scratch)).save(
+                tf.train.Checkpoint(model=leo), current, valid_accuracy,
+                configs.to_json(episodes.embedding_dim))
+        if not chief:
+          shutil.rmtree(scratch, ignore_errors=True)
+        logging.info("Step: %d meta-valid accuracy: %s (best %s)", current,
+                     _percent(valid_accuracy), _percent(best_accuracy))
         scalars = {"metavalid_loss": valid_loss, "metavalid_valid_accuracy": valid_accuracy,
                    "nan_guard_count": meta_optimizer.nan_guard_count}
         histograms = {v.name: v for v in leo.trainable_variables}
@@ -393,16 +498,15 @@ def train(configs: Configs):
         logging.info("Step: %d/%d %.1f steps/s ETA %s meta-train loss: %.4f accuracy: %s "
                      "NaN-guard count: %d", current, outer.num_steps_limit, rate,
                      _duration(eta), float(last[0]), _percent(float(last[1])),
-                     int(meta_optimizer.nan_guard_count))
-    logging.info("Training done: %d steps in %s; best meta-valid accuracy %s at step %d.",
-                 current, _duration(time.time() - run_start), _percent(best.accuracy),
-                 best.info["step"])
+                     int(meta_optimizer.nan_guard_count.numpy()))
+    logging.info("Training done: %d steps in %s; best meta-valid accuracy %s.", current,
+                 _duration(time.time() - run_start), _percent(best_accuracy))
     if run.evaluate_after_training:
       tf.train.Checkpoint(model=leo).read(best.prefix).expect_partial()
       run_test(leo_task_accuracies(leo), episodes, configs,
-               os.path.join(best.folder, RESULTS_FILE),
+               os.path.join(best.folder, RESULTS_FILE) if chief else None,
                {"checkpoint": best.prefix, "step": best.info["step"],
-                "valid_accuracy": best.accuracy})
+                "valid_accuracy": best.accuracy}, strategy=strategy)
 
 
 # ---- Evaluation of a trained model. ----
@@ -421,18 +525,20 @@ def find_checkpoint(path: str):
                        f"or a {BEST_FOLDER} folder)")
 
 
-def evaluate_checkpoint(configs: Configs):
+def evaluate_checkpoint(configs: Configs, strategy=None):
   """The original's `--evaluation_mode`: test a saved model; writes only the results file."""
+  strategy = strategy or make_strategy(configs.run.distribution_strategy)
   prefix, saved, folder = find_checkpoint(configs.run.checkpoint_path)
   configs = config_from_saved(saved, configs)
   episodes = Episodes(configs, need_train=False)
   check_same_shapes(saved, configs.to_json(episodes.embedding_dim), prefix)
-  leo, _ = build_model(configs, episodes)
+  leo, _ = build_model(configs, episodes, strategy)
   tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
   logging.info("Evaluating %s", prefix)
-  run_test(leo_task_accuracies(leo), episodes, configs, os.path.join(folder, RESULTS_FILE),
+  run_test(leo_task_accuracies(leo), episodes, configs,
+           os.path.join(folder, RESULTS_FILE) if is_chief(strategy) else None,
            {"checkpoint": prefix, "step": saved.get("step"),
-            "valid_accuracy": saved.get("accuracy")})
+            "valid_accuracy": saved.get("accuracy")}, strategy=strategy)
 
 
 def config_from_saved(saved, configs: Configs) -> Configs:
@@ -472,12 +578,14 @@ def main(argv):
                       config.get_outer_model_config(), config.get_run_config())
     import_tensorflow()
     configure_threads()
+    # Before any tensor exists: collective ops are configured when the strategy is made.
+    strategy = make_strategy(configs.run.distribution_strategy)
     if configs.run.baseline != "none":
-      evaluate_baseline(configs)
+      evaluate_baseline(configs, strategy)
     elif configs.run.evaluation_mode:
-      evaluate_checkpoint(configs)
+      evaluate_checkpoint(configs, strategy)
     else:
-      train(configs)
+      train(configs, strategy)
   except utils.LeoError as e:
     sys.stderr.write(f"runner.py: error: {e}\n")
     sys.exit(2)
