@@ -290,7 +290,7 @@ def random_affine(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tenso
 def standardiser(train_images: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
   """Maps uint8 images to float32 with the train images' per-channel mean 0 and std 1."""
   pixels = train_images.reshape(-1, train_images.shape[-1]).astype(np.float64) / 255.0
-  mean, std = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6
+  mean, std = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6  # 1e-6: a constant channel.
   return lambda images: (tf.cast(images, tf.float32) / 255.0 - mean.astype(np.float32)) / (
       std.astype(np.float32))
 
