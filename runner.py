@@ -346,11 +346,12 @@ def writing_to(path: str, best: utils.BestCheckpoint):
 
 # ---- Training. ----
 
-def build_model(configs: Configs, episodes: Episodes, strategy=None):
-  """LEO and its outer optimiser, every variable created now (under `strategy`'s scope)."""
+def build_model(configs: Configs, episodes: Episodes, strategy=None, leo_class=None):
+  """LEO (or a `leo_class` computing the same) and its outer optimiser, every variable
+  created now (under `strategy`'s scope)."""
   tf.random.set_seed(configs.run.seed)
   with (strategy or tf.distribute.get_strategy()).scope():
-    leo = model.LEO(configs.inner, seed=configs.run.seed)
+    leo = (leo_class or model.LEO)(configs.inner, seed=configs.run.seed)
     shots, n = configs.outer.num_tr_examples_per_class, configs.outer.num_classes
     dim = episodes.embedding_dim
     # A zero task builds the variables without drawing from the episode samplers.

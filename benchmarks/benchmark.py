@@ -66,6 +66,37 @@ def configs_for(root: str, shots: int) -> runner.Configs:
       run=config.RunConfig(checkpoint_path=os.path.join(root, "unused")))
 
 
+def original_formulation_leo():
+  """LEO computed the way the original code wrote it, the reference of every ratio.
+
+  The same numbers as `model.LEO` (its tests pin the relation network and the logits against
+  hand computations), with the original's own arithmetic: the relation network applied to
+  every explicit pair [e_i; e_j] of the task's N K codes, and logits against all K weight
+  vectors of a class, averaged afterwards.
+  """
+  tf, model = runner.tf, runner.model
+
+  class OriginalFormulationLEO(model.LEO):
+
+    def relation_network(self, inputs):
+      tasks, classes, shots, latents = inputs.shape
+      codes = tf.reshape(inputs, [tasks, classes * shots, latents])
+      pairs = tf.concat([
+          tf.tile(codes[:, :, tf.newaxis], [1, 1, classes * shots, 1]),
+          tf.tile(codes[:, tf.newaxis], [1, classes * shots, 1, 1])], axis=-1)
+      first, second, third = self.relation_network_weights
+      outputs = tf.nn.relu(tf.einsum("tijc,cd->tijd", pairs, first))
+      outputs = tf.nn.relu(tf.einsum("tijc,cd->tijd", outputs, second))
+      outputs = tf.reduce_mean(tf.einsum("tijc,cd->tijd", outputs, third), axis=2)
+      return tf.reshape(outputs, [tasks, classes, shots, 2 * latents])
+
+    def predict(self, inputs, weights):
+      logits = tf.einsum("tijd,tnkd->tijnk", self._dropout(inputs), weights)
+      return tf.reduce_mean(logits, axis=-1)
+
+  return OriginalFormulationLEO
+
+
 def per_task_train_step(leo, meta_optimizer, sampler, outer):
   """The original's formulation: `tf.map_fn` of a one-task LEO over the batch."""
   tf = runner.tf
@@ -124,14 +155,17 @@ def benchmark_training(root, shots, steps, rows):
   outer = configs.outer
   medians = {}
   for variant in ("vectorised", "per-task map_fn"):
-    leo, meta_optimizer = runner.build_model(configs, episodes)
-    make = runner.make_train_step if variant == "vectorised" else per_task_train_step
+    original = variant != "vectorised"
+    leo, meta_optimizer = runner.build_model(
+        configs, episodes, leo_class=original_formulation_leo() if original else None)
+    make = per_task_train_step if original else runner.make_train_step
     step = make(leo, meta_optimizer, episodes.train, outer)
     (first,) = time_calls(step, 1)
     times = time_calls(step, steps)
     medians[variant] = statistics.median(times)
     median, iqr = spread(times)
-    rows.append((f"meta-train step, 5-way {shots}-shot, {variant}", median, iqr,
+    name = "per-task map_fn, original arithmetic" if original else variant
+    rows.append((f"meta-train step, 5-way {shots}-shot, {name}", median, iqr,
                  f"first call (trace) {first:.2f} s"))
   rows.append((f"  speed-up of the vectorised step, {shots}-shot",
                f"{medians['per-task map_fn'] / medians['vectorised']:.2f}x", "", ""))
@@ -142,6 +176,27 @@ def benchmark_training(root, shots, steps, rows):
   median, iqr = spread(time_calls(sample, steps))
   rows.append((f"episode sampling alone, 12 tasks {shots}-shot", median, iqr, ""))
   return medians["vectorised"], configs, episodes, leo
+
+
+def benchmark_replicas(root, shots, steps, rows):
+  """The vectorised step on one device and split between 2 replicas (2 logical CPUs)."""
+  tf = runner.tf
+  configs = configs_for(root, shots)
+  episodes = runner.Episodes(configs, need_train=True)
+  medians = []
+  for strategy in (tf.distribute.get_strategy(),
+                   tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+    leo, meta_optimizer = runner.build_model(configs, episodes, strategy)
+    step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
+                                  strategy=strategy)
+    time_calls(step, 1)
+    times = time_calls(step, steps)
+    medians.append(statistics.median(times))
+    median, iqr = spread(times)
+    replicas = strategy.num_replicas_in_sync
+    rows.append((f"meta-train step, 5-way {shots}-shot, {replicas} replica(s)", median, iqr,
+                 "MirroredStrategy, 2 logical CPUs" if replicas > 1 else "default strategy"))
+  rows.append((f"  2 replicas vs 1, {shots}-shot", f"{medians[0] / medians[1]:.2f}x", "", ""))
 
 
 def benchmark_evaluation(configs, episodes, num_tasks, batch_size, rows, label):
@@ -173,6 +228,10 @@ def print_table(rows):
 def main(unused_argv):
   runner.import_tensorflow()
   runner.configure_threads()
+  # Two logical CPUs for the replica rows; other rows run on the first, as without them.
+  cpu = runner.tf.config.list_physical_devices("CPU")[0]
+  runner.tf.config.set_logical_device_configuration(
+      cpu, [runner.tf.config.LogicalDeviceConfiguration()] * 2)
   steps = 3 if FLAGS.quick else FLAGS.timed_steps
   test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
   valid_batch = 4 if FLAGS.quick else 200
@@ -192,6 +251,8 @@ def main(unused_argv):
     configs_5 = configs_for(root, 5)
     benchmark_evaluation(configs_5, runner.Episodes(configs_5, need_train=False), test_tasks,
                          200, rows, f"meta-test, {test_tasks} tasks 5-shot")
+    for shots in (1, 5):
+      benchmark_replicas(root, shots, steps, rows)
     test_10k = test_seconds * 10000 / test_tasks
     valid_full = valid_seconds * 2000 / valid_tasks
     projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k

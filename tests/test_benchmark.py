@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -17,6 +19,32 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
   for row in ("meta-train step, 5-way 1-shot, vectorised", "per-task map_fn",
               "speed-up of the vectorised step, 5-shot", "episode sampling alone",
               "meta-validation", "meta-test, 20 tasks 5-shot", "595 queries/class",
-              "projected full default 1-shot run", "peak resident memory"):
+              "projected full default 1-shot run", "peak resident memory",
+              "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
+
+
+def test_the_reference_formulation_computes_what_leo_computes():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import benchmark  # pylint: disable=g-import-not-at-top
+  import config  # pylint: disable=g-import-not-at-top
+  import model  # pylint: disable=g-import-not-at-top
+  import runner  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import test_model  # pylint: disable=g-import-not-at-top
+  runner.import_tensorflow()
+  inner = config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
+                                  finetuning_unroll_length=2)
+  problem = test_model.random_problem(tasks=2, num_classes=3, shots=2, dim=64, queries=4)
+  leo = model.LEO(inner, use_64bits_dtype=True)
+  original = benchmark.original_formulation_leo()(inner, use_64bits_dtype=True)
+  leo(problem, False)
+  original(problem, False)
+  for mine, theirs in zip(leo.trainable_variables, original.trainable_variables):
+    theirs.assign(mine)
+  seed = tf.constant([1, 2], tf.int64)
+  for training in (False, True):
+    expected, actual = leo(problem, training, seed), original(problem, training, seed)
+    for a, b in zip(actual, expected):
+      np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

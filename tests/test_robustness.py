@@ -78,10 +78,13 @@ def test_bit_flipped_pickles_load_or_end_in_a_data_error(flips):
   assert isinstance(_load_bytes(bytes(raw)), (data.DataError, data.Embeddings))
 
 
+_shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)
 _arrays = hnp.arrays(
     dtype=st.sampled_from([np.float32, np.float64, np.int32, np.bool_, np.uint8, np.complex64,
-                           np.dtype("S4"), np.dtype("U3"), np.dtype(object)]),
-    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5))
+                           np.dtype("S4"), np.dtype("U3")]),
+    shape=_shapes) | hnp.arrays(
+        dtype=np.dtype(object), shape=_shapes,
+        elements=st.none() | st.integers() | st.text(max_size=8) | st.binary(max_size=8))
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
     | st.binary(max_size=20) | _arrays,
@@ -344,8 +347,8 @@ def test_a_nan_loss_mid_training_is_guarded_counted_and_never_saved(tmp_path, mo
   training_calls = tf.Variable(0)
   original = runner.model.LEO.__call__
 
-  def poisoned(self, problem, is_meta_training):
-    loss, accuracy, per_task = original(self, problem, is_meta_training)
+  def poisoned(self, problem, is_meta_training, **kwargs):
+    loss, accuracy, per_task = original(self, problem, is_meta_training, **kwargs)
     if is_meta_training:  # The third training step's loss is NaN.
       training_calls.assign_add(1)
       loss = tf.where(tf.equal(training_calls, 3), tf.constant(np.nan, loss.dtype), loss)

@@ -15,8 +15,8 @@ from tools import nearest_centroid
 from tools import pretrain_embeddings
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUNDLED_ICONS = os.path.join(REPO_ROOT, "benchmark", "icons")
-BUNDLED_EMBEDDINGS = os.path.join(REPO_ROOT, "benchmark", "embeddings", "icons", "center")
+BUNDLED_ICONS = os.path.join(REPO_ROOT, "datasets", "icons")
+BUNDLED_EMBEDDINGS = os.path.join(REPO_ROOT, "datasets", "embeddings", "icons", "center")
 BUNDLED_DATA_LIMIT_BYTES = 25 * 1024 * 1024
 
 SQUARE = '<path fill="currentColor" d="M4 4h16v16H4z"/>'

@@ -18,7 +18,7 @@ The recipe (docs: bundled-benchmark.md):
 6. Keep concepts with >= 40 examples, take the 100 largest and split them 64/16/20 with a fixed
    seed, semantic near-twins in the same split (`select_classes`, `split_classes`).
 
-Outputs (in --output_dir, default benchmark/icons): `icons.npz` (uint8 images [n, 84, 84],
+Outputs (in --output_dir, default datasets/icons): `icons.npz` (uint8 images [n, 84, 84],
 int32 labels [n], class_names [100], image_names [n], sources [n]), `split.json` and
 `ATTRIBUTION.md`. Every step is deterministic and the npz is written with fixed zip
 timestamps, so re-running regenerates byte-identical files:
@@ -51,7 +51,7 @@ PACKAGE_VERSION = "2.2.535"  # Pinned: a new release adds icons and would change
 IMAGE_SIZE = 84  # miniImageNet's image size.
 DEFAULT_ICON_SIZE = 16  # Iconify's default width and height when a set gives none.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUTPUT_DIR = os.path.join(REPO_ROOT, "benchmark", "icons")
+DEFAULT_OUTPUT_DIR = os.path.join(REPO_ROOT, "datasets", "icons")
 
 # SPDX ids of licences that allow redistribution with attribution only.
 PERMISSIVE_LICENCES = frozenset({

@@ -2,7 +2,7 @@
 """Sanity check of embeddings: cosine nearest-centroid accuracy on random few-shot episodes.
 
     python -m tools.nearest_centroid \\
-        --embeddings=benchmark/embeddings/icons/center/test_embeddings.pkl
+        --embeddings=datasets/embeddings/icons/center/test_embeddings.pkl
 """
 
 from typing import Sequence, Tuple

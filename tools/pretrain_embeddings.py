@@ -406,11 +406,11 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
 
 def define_flags():
   """The tool's flags, defined only when run as a script (tests import the module)."""
-  flags.DEFINE_string("images", os.path.join(REPO_ROOT, "benchmark", "icons", "icons.npz"),
+  flags.DEFINE_string("images", os.path.join(REPO_ROOT, "datasets", "icons", "icons.npz"),
                       "An .npz of labelled images (see the module docstring).")
-  flags.DEFINE_string("split", os.path.join(REPO_ROOT, "benchmark", "icons", "split.json"),
+  flags.DEFINE_string("split", os.path.join(REPO_ROOT, "datasets", "icons", "split.json"),
                       'JSON {"train": [class names], "val": [...], "test": [...]}.')
-  flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "benchmark", "embeddings"),
+  flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
   flags.DEFINE_string("dataset_name", "icons", "Folder name of the dataset under output_root.")
   flags.DEFINE_enum("backbone", "convnet", sorted(BACKBONES), "Embedding network.")
