@@ -381,12 +381,14 @@ class DataProvider:
     in_class = tf.range(max_size)[tf.newaxis, tf.newaxis, :] < sizes[:, :, tf.newaxis]
     _, slots = tf.math.top_k(tf.where(in_class, example_keys, -1.0), k=examples)
     rows = tf.gather(tf.gather(self._rows_by_class, classes), slots, batch_dims=2)
-    inputs = tf.gather(self._embeddings, rows)
+    # Support and query rows are gathered apart: slicing one gathered tensor would copy the
+    # (large, for evaluation) query embeddings a second time.
+    tr_rows, val_rows = rows[:, :, :tr_size], rows[:, :, tr_size:]
     labels = tf.broadcast_to(
         tf.range(num_classes, dtype=tf.int32)[tf.newaxis, :, tf.newaxis, tf.newaxis],
         [batch_size, num_classes, examples, 1])
-    info = tf.gather(self._image_names, rows)
     return ProblemInstance(
-        tr_input=inputs[:, :, :tr_size], tr_output=labels[:, :, :tr_size],
-        tr_info=info[:, :, :tr_size], val_input=inputs[:, :, tr_size:],
-        val_output=labels[:, :, tr_size:], val_info=info[:, :, tr_size:])
+        tr_input=tf.gather(self._embeddings, tr_rows), tr_output=labels[:, :, :tr_size],
+        tr_info=tf.gather(self._image_names, tr_rows),
+        val_input=tf.gather(self._embeddings, val_rows), val_output=labels[:, :, tr_size:],
+        val_info=tf.gather(self._image_names, val_rows))
