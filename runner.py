@@ -37,8 +37,6 @@ MAX_CHECKPOINTS_TO_KEEP = 3
 # Evaluation tasks are run in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
-# Flags that fix the shapes of a trained model: evaluation cannot change them.
-SHAPE_FIELDS = ("num_classes", "num_tr_examples_per_class", "num_latents")
 
 
 def import_tensorflow():
@@ -98,19 +96,18 @@ class Episodes:
 
   def __init__(self, configs: Configs, need_train: bool):
     outer, seed = configs.outer, configs.run.seed
-    self.shots = outer.num_tr_examples_per_class
-    self.num_classes = outer.num_classes
+    shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
     self.train = data.DataProvider("train", configs.data, seed) if need_train else None
     self.valid = data.DataProvider("val", configs.data, seed) if need_train else None
     self.test = data.DataProvider("test", configs.data, seed)
     fixed = outer.num_eval_examples_per_class
-    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(self.shots, fixed)
-    self.test_queries = self.test.remaining_examples_per_class(self.shots, fixed)
+    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
+    self.test_queries = self.test.remaining_examples_per_class(shots, fixed)
     # Every shape is checked now, before anything is written or trained.
     if need_train:
-      self.train.check_task_shape(self.num_classes, self.shots, outer.num_val_examples_per_class)
-      self.valid.check_task_shape(self.num_classes, self.shots, self.valid_queries)
-    self.test.check_task_shape(self.num_classes, self.shots, self.test_queries)
+      self.train.check_task_shape(num_classes, shots, outer.num_val_examples_per_class)
+      self.valid.check_task_shape(num_classes, shots, self.valid_queries)
+    self.test.check_task_shape(num_classes, shots, self.test_queries)
     dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
     if len(dims) != 1:
       raise data.DataError(f"the splits of --dataset_name={configs.data.dataset_name} have "
@@ -325,7 +322,7 @@ def remove_interrupted_checkpoint_files(path: str):
     full = os.path.join(path, name)
     if name.startswith(CHECKPOINT_NAME + "-") and not any(
         name.startswith(k + ".") for k in kept):
-      utils._remove(full)  # pylint: disable=protected-access
+      utils.remove_path(full)
     elif ".tmp" in name and os.path.isfile(full) and name != ".lock":
       os.remove(full)
 

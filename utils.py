@@ -124,7 +124,7 @@ class BestCheckpoint:
       committed = info and name.startswith(info["checkpoint"] + ".")
       if name not in keep and not committed and (name.startswith("model.ckpt-")
                                                  or ".tmp-" in name):
-        _remove(os.path.join(self.folder, name))
+        remove_path(os.path.join(self.folder, name))
 
   def save(self, checkpoint, step: int, accuracy: float, extra) -> None:
     """Writes `checkpoint` as the new best (the caller checked that it is better)."""
@@ -144,7 +144,8 @@ class BestCheckpoint:
     self.clean()
 
 
-def _remove(path: str):
+def remove_path(path: str):
+  """Deletes a file or a folder tree."""
   if os.path.isdir(path):
     shutil.rmtree(path, ignore_errors=True)
   else:
