@@ -4,6 +4,10 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -303,6 +307,129 @@ def test_random_affine_keeps_shape_and_a_uniform_background():
   np.testing.assert_allclose(moved, images, rtol=1e-6)
   marked = tf.tensor_scatter_nd_update(images, [[0, 6, 6, 0]], [100.0])
   assert not np.allclose(pretrain_embeddings.random_affine(marked, generator), marked)
+
+
+# ---- pretrain_embeddings under tf.distribute. ----
+
+# Run in a fresh process: logical devices must be configured before TF initialises them.
+MIRRORED_STEP_SCRIPT = textwrap.dedent("""
+    import pickle
+    import sys
+    import numpy as np
+    sys.path.insert(0, {root!r})
+    import sonnet as snt
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tools import pretrain_embeddings as pe
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    tf.random.set_seed(0)
+    BATCH, CLASSES, SHAPE = 8, 4, (16, 16, 1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(BATCH, *SHAPE)).astype(np.uint8)
+    labels = np.arange(BATCH) % CLASSES
+    standardise = pe.standardiser(images)
+    # The first step's rate is peak / 25: 0.1 here, so that the update is large next to rounding.
+    config = pe.TrainConfig(batch_size=BATCH, learning_rate=2.5)
+
+    # One device (snt.BatchNorm, as the default strategy trains) and two replicas
+    # (CrossReplicaBatchNorm), with the same initial weights.
+    one = pe.make_classifier("convnet", CLASSES, SHAPE)
+    one(tf.zeros([1, *SHAPE]), is_training=False)  # Creates its variables now.
+    two = pe.make_classifier("convnet", CLASSES, SHAPE, mirrored)
+    assert len(one.trainable_variables) == len(two.trainable_variables)
+    for a, b in zip(one.trainable_variables, two.trainable_variables):
+      assert a.shape == b.shape
+      a.assign(b)
+    initial = [v.numpy() for v in one.trainable_variables]
+    step_one, _ = pe.make_train_step(one, CLASSES, 10, config, standardise, SHAPE)
+    step_two, _ = pe.make_train_step(two, CLASSES, 10, config, standardise, SHAPE, mirrored)
+    loss_one, accuracy_one = step_one(images, labels)
+    loss_two, accuracy_two = step_two(images, labels)
+
+    # Each replica convolves its half of the batch (not the whole batch twice).
+    for step, count, batch in ((step_one, 7, BATCH), (step_two, 14, BATCH // 2)):
+      convolutions = [op for op in step.get_concrete_function().graph.get_operations()
+                      if op.type == "Conv2D"]
+      assert len(convolutions) == count and {{op.inputs[0].shape[0] for op in convolutions}} == {{
+          batch}}, [(op.name, op.inputs[0].shape) for op in convolutions]
+    # The same loss, accuracy and update: every tensor's updated values agree to 0.1% of its
+    # largest change (float rounding: observed 1e-5 of it); the two replicas' copies are equal.
+    np.testing.assert_allclose(float(loss_two), float(loss_one), rtol=1e-5)
+    assert float(accuracy_two) == float(accuracy_one)
+    for start, a, b in zip(initial, one.trainable_variables, two.trainable_variables):
+      change = np.abs(a.numpy() - start).max()
+      assert change > 0, a.name
+      np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-3 * change,
+                                 err_msg=b.name)
+      first, second = mirrored.experimental_local_results(b)
+      np.testing.assert_array_equal(first.numpy(), second.numpy())
+    # Batch norm's moving statistics after one step are those of the whole batch: the same
+    # means; the variances differ by the factor n / (n - 1) the fused kernel applies to the one
+    # device's (n = 8 images x the positions at that layer: 8x8, 8x8, 4x4, 4x4, 2x2, 2x2, 1x1).
+    norms = lambda model: [m for m in model.submodules if isinstance(m, snt.BaseBatchNorm)]
+    for n, a, b in zip([BATCH * p for p in (64, 64, 16, 16, 4, 4, 1)], norms(one), norms(two)):
+      np.testing.assert_allclose(np.ravel(b.moving_mean.value), np.ravel(a.moving_mean.value),
+                                 atol=1e-6)
+      np.testing.assert_allclose(np.ravel(b.moving_variance.value) * n / (n - 1),
+                                 np.ravel(a.moving_variance.value), rtol=1e-4)
+      for variable in b.variables:
+        first, second = mirrored.experimental_local_results(variable)
+        np.testing.assert_array_equal(first.numpy(), second.numpy())
+
+    # A global batch the replicas cannot share equally.
+    try:
+      pe.make_train_step(two, CLASSES, 10, pe.TrainConfig(batch_size=5), standardise, SHAPE,
+                         mirrored)
+      raise AssertionError("batch_size=5 accepted")
+    except pe.InputError as e:
+      assert str(e) == ("--batch_size=5: expected a multiple of the 2 replicas, which share "
+                        "each batch equally"), e
+
+    # The whole tool under the strategy: one step, then the embeddings of every split.
+    image_set = pe.ImageSet(np.concatenate([images, images]), np.repeat(np.arange(4), 4),
+                            ["a", "b", "c", "d"], [str(i) for i in range(16)])
+    paths = pe.pretrain(image_set, {{"train": [0, 1], "val": [2], "test": [3]}},
+                        pe.TrainConfig(epochs=1, batch_size=8), {out!r}, mirrored)
+    assert sorted(paths) == ["test", "train", "val"]
+    for split, count in (("train", 8), ("val", 4), ("test", 4)):
+      with open(paths[split], "rb") as f:
+        embeddings = pickle.load(f)["embeddings"]
+      assert embeddings.shape == (count, 640) and np.isfinite(embeddings).all()
+    print("losses", float(loss_one), float(loss_two))
+""")
+
+
+def test_two_mirrored_replicas_take_the_one_device_step(tmp_path):
+  """One step on two logical CPUs equals one device's on the same batch and initial weights.
+
+  The replicas normalise by the whole batch's statistics (cross-replica batch norm), so the
+  comparison is with the default strategy's own step, batch norm in training mode included.
+  """
+  result = subprocess.run(
+      [sys.executable, "-c", MIRRORED_STEP_SCRIPT.format(root=REPO_ROOT,
+                                                         out=str(tmp_path / "center"))],
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 0, result.stderr[-4000:]
+  assert "losses" in result.stdout
+
+
+def test_batch_size_not_a_multiple_of_the_replicas_is_a_one_line_error(tmp_path):
+  three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
+  config = pretrain_embeddings.TrainConfig(batch_size=8)
+  with pytest.raises(pretrain_embeddings.InputError) as raised:
+    pretrain_embeddings.train(None, np.zeros((16, 4, 4, 1), np.uint8), np.zeros(16, np.int64),
+                              config, None, three_replicas)
+  assert str(raised.value) == ("--batch_size=8: expected a multiple of the 3 replicas, which "
+                               "share each batch equally")
+  image_set = pretrain_embeddings.load_image_set(_tiny_image_set(str(tmp_path / "tiny.npz")))
+  with pytest.raises(pretrain_embeddings.InputError, match="--batch_size=8: expected a multiple"):
+    pretrain_embeddings.pretrain(image_set, {"train": [0], "val": [1], "test": [2]}, config,
+                                 str(tmp_path / "out"), three_replicas)
+  assert not (tmp_path / "out").exists()  # Refused before anything was built or written.
 
 
 # ---- nearest_centroid. ----

@@ -28,6 +28,34 @@ SGD with momentum and a one-cycle learning rate, random affine augmentation, wei
     python -m tools.pretrain_embeddings          # the bundled icons benchmark
     python -m tools.pretrain_embeddings --images=my.npz --split=my_split.json \\
         --dataset_name=mine --output_root=/data/embeddings
+
+Several GPUs, several machines (`--distribution_strategy`, the flag of runner.py): each step's
+global batch of --batch_size images (a multiple of the number of replicas) is drawn and augmented
+once, as on one device, and split evenly between the replicas; their gradients are averaged and
+one update is applied to the mirrored variables. Batch norm then uses the statistics of the whole
+global batch (snt.distribute.CrossReplicaBatchNorm), so a step is the step of one device up to
+float rounding. Only the chief embeds the splits (on one device) and writes the pickles and the
+log; the other workers train in step and write nothing. --batch_size stays the global batch:
+the default 64 gives 16 images to each of 4 GPUs. --seed seeds a distributed run too, but its
+initial weights are drawn differently from the default strategy's (created eagerly, mirrored,
+rather than in the first step's trace), so its embeddings are not the default run's.
+
+    # Every GPU of this machine (choose them with CUDA_VISIBLE_DEVICES).
+    python -m tools.pretrain_embeddings --backbone=wrn28_10 --distribution_strategy=mirrored
+
+    # Two machines: the same command on each, from a checkout with the same --images and --split
+    # files, TF_CONFIG naming the cluster and this machine's place in it. Worker 0 is the chief:
+    # the pickles are written under its --output_root.
+    # on host-a:
+    export TF_CONFIG='{"cluster": {"worker": ["host-a:2222", "host-b:2222"]},
+                       "task": {"type": "worker", "index": 0}}'
+    python -m tools.pretrain_embeddings --backbone=wrn28_10 \\
+        --distribution_strategy=multi_worker_mirrored
+    # on host-b:
+    export TF_CONFIG='{"cluster": {"worker": ["host-a:2222", "host-b:2222"]},
+                       "task": {"type": "worker", "index": 1}}'
+    python -m tools.pretrain_embeddings --backbone=wrn28_10 \\
+        --distribution_strategy=multi_worker_mirrored
 """
 
 import dataclasses
@@ -36,6 +64,7 @@ import math
 import os
 import pickle
 import re
+import sys
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -45,6 +74,10 @@ from absl import logging
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
+
+# make_strategy and is_chief. Importing runner imports config.py, which defines --seed,
+# --dataset_name and --distribution_strategy: the tool uses those flags, it does not define them.
+import runner
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
@@ -168,7 +201,28 @@ def _conv(channels: int, kernel: int = 3, stride: int = 1, name: Optional[str] =
                     w_init=snt.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal"))
 
 
-def _batch_norm(name: Optional[str] = None):
+def _batch_norm(cross_replica: bool = False, name: Optional[str] = None):
+  """Batch norm; `cross_replica`: with the statistics of all replicas' batches together.
+
+  A distributed step (see `make_train_step`) runs each replica on its share of the global batch.
+  Plain batch norm would normalise each share by its own statistics (the usual per-replica
+  behaviour): the step would then differ from the one-device step on the same batch, its result
+  only equal in distribution, and noisier as the shares shrink. CrossReplicaBatchNorm
+  all-reduces the mean and the mean of squares instead (two all-reduces of one value per
+  channel, forward and backward), so each replica normalises by the global batch's statistics
+  and the step is the one-device step up to float rounding. It is used only under a
+  distribution strategy: the default strategy keeps snt.BatchNorm (fused), and with it the
+  bundled embeddings. The two differ in rounding (variance as E(x^2) - E(x)^2 against the fused
+  kernel's) and in the moving variance, which the fused kernel updates with the unbiased batch
+  variance (a factor n / (n - 1), n the images times positions in the batch).
+  """
+  if cross_replica:
+    with tf.name_scope(name or "cross_replica_batch_norm"):
+      moving_mean = snt.ExponentialMovingAverage(BATCH_NORM_DECAY, name="moving_mean")
+      moving_variance = snt.ExponentialMovingAverage(BATCH_NORM_DECAY, name="moving_variance")
+    return snt.distribute.CrossReplicaBatchNorm(
+        create_scale=True, create_offset=True, moving_mean=moving_mean,
+        moving_variance=moving_variance, name=name)
   return snt.BatchNorm(create_scale=True, create_offset=True, decay_rate=BATCH_NORM_DECAY,
                        name=name)
 
@@ -176,10 +230,12 @@ def _batch_norm(name: Optional[str] = None):
 class ConvNet(snt.Module):
   """The small stand-in backbone: four conv stages, 640 channels, global average pool."""
 
-  def __init__(self, widths: Sequence[int] = (32, 64, 128), name: str = "convnet"):
+  def __init__(self, widths: Sequence[int] = (32, 64, 128),
+               cross_replica_batch_norm: bool = False, name: str = "convnet"):
     super().__init__(name=name)
-    self._blocks = [[(_conv(width), _batch_norm()) for _ in range(2)] for width in widths]
-    self._head = (_conv(EMBEDDING_DIM), _batch_norm())
+    bn = lambda: _batch_norm(cross_replica_batch_norm)
+    self._blocks = [[(_conv(width), bn()) for _ in range(2)] for width in widths]
+    self._head = (_conv(EMBEDDING_DIM), bn())
 
   def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
     """Embeds images [batch, height, width, channels] to [batch, 640]."""
@@ -196,11 +252,13 @@ class ConvNet(snt.Module):
 class WideBlock(snt.Module):
   """A pre-activation wide residual block: (BN-ReLU-conv3x3) x2, 1x1 conv on a changed shape."""
 
-  def __init__(self, width: int, stride: int, name: Optional[str] = None):
+  def __init__(self, width: int, stride: int, cross_replica_batch_norm: bool = False,
+               name: Optional[str] = None):
     super().__init__(name=name)
     self._width, self._stride = width, stride
-    self._bn1, self._conv1 = _batch_norm(), _conv(width, stride=stride)
-    self._bn2, self._conv2 = _batch_norm(), _conv(width)
+    self._bn1 = _batch_norm(cross_replica_batch_norm)
+    self._conv1 = _conv(width, stride=stride)
+    self._bn2, self._conv2 = _batch_norm(cross_replica_batch_norm), _conv(width)
     self._shortcut = None
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
@@ -216,16 +274,18 @@ class WideBlock(snt.Module):
 class WideResNet(snt.Module):
   """WRN-depth-k (Zagoruyko & Komodakis 2016); WRN-28-10 ends with 640 channels."""
 
-  def __init__(self, depth: int = 28, widen_factor: int = 10, name: str = "wide_resnet"):
+  def __init__(self, depth: int = 28, widen_factor: int = 10,
+               cross_replica_batch_norm: bool = False, name: str = "wide_resnet"):
     super().__init__(name=name)
     if (depth - 4) % 6:
       raise ValueError(f"depth {depth}: expected 6n + 4")
     blocks_per_stage = (depth - 4) // 6
     self._stem = _conv(16)
-    self._blocks = [WideBlock(base * widen_factor, stride if i == 0 else 1)
+    self._blocks = [WideBlock(base * widen_factor, stride if i == 0 else 1,
+                              cross_replica_batch_norm)
                     for base, stride in ((16, 1), (32, 2), (64, 2))
                     for i in range(blocks_per_stage)]
-    self._final_bn = _batch_norm()
+    self._final_bn = _batch_norm(cross_replica_batch_norm)
 
   def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
     """Embeds images [batch, height, width, channels] to [batch, 64 * widen_factor]."""
@@ -236,7 +296,8 @@ class WideResNet(snt.Module):
     return tf.reduce_mean(net, axis=[1, 2])
 
 
-BACKBONES: Dict[str, Callable[[], snt.Module]] = {"convnet": ConvNet, "wrn28_10": WideResNet}
+# Each called as `backbone(cross_replica_batch_norm=...)`.
+BACKBONES: Dict[str, Callable[..., snt.Module]] = {"convnet": ConvNet, "wrn28_10": WideResNet}
 
 
 class Classifier(snt.Module):
@@ -250,6 +311,51 @@ class Classifier(snt.Module):
   def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
     """Logits [batch, classes] of images [batch, height, width, channels]."""
     return self._logits(self.backbone(images, is_training))
+
+
+# ---- Distribution. ----
+
+def is_default(strategy) -> bool:
+  """Whether `strategy` is TF's default strategy (no distribution, one device)."""
+  with strategy.scope():
+    return not tf.distribute.has_strategy()
+
+
+def check_batch_size(batch_size: int, replicas: int):
+  """Each replica takes an equal share of the global batch."""
+  if batch_size % replicas:
+    raise InputError(f"--batch_size={batch_size}: expected a multiple of the {replicas} "
+                     "replicas, which share each batch equally")
+
+
+def _first_replica_updates(next_creator, **kwargs):
+  """Variable creator: a non-trainable variable (batch norm's moving statistics) is updated in
+  replica context, which a mirrored variable allows only with an aggregation. The replicas
+  compute the same cross-replica statistics: the first replica's update is applied to all."""
+  if not kwargs.get("trainable", True) and kwargs.get("aggregation") in (
+      None, tf.VariableAggregation.NONE):
+    kwargs["aggregation"] = tf.VariableAggregation.ONLY_FIRST_REPLICA
+  return next_creator(**kwargs)
+
+
+def make_classifier(backbone: str, num_classes: int, image_shape: Sequence[int],
+                    strategy=None) -> Classifier:
+  """The pretraining network for images [batch, *image_shape].
+
+  Under the default strategy its variables are created by the first training step, inside its
+  trace, as they always were: the initial weights of a seed, hence the bundled embeddings,
+  depend on it. Under a distribution strategy the network uses cross-replica batch norm and
+  every variable is created now, mirrored, under the strategy's scope (a multi-worker strategy
+  gives every worker the chief's initial values).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  if is_default(strategy):
+    return Classifier(BACKBONES[backbone](), num_classes)
+  with strategy.scope(), tf.variable_creator_scope(_first_replica_updates):
+    model = Classifier(BACKBONES[backbone](cross_replica_batch_norm=True), num_classes)
+    # Cross-replica batch norm runs in replica context only; in test mode it updates nothing.
+    strategy.run(lambda: model(tf.zeros([1, *image_shape]), is_training=False))
+  return model
 
 
 # ---- Training. ----
@@ -295,23 +401,54 @@ def standardiser(train_images: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
       std.astype(np.float32))
 
 
-def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
-          standardise: Callable[[tf.Tensor], tf.Tensor]) -> float:
-  """Trains `model` on uint8 images [n, h, w, c] with labels [n] in [0, classes).
+def make_train_step(model: Classifier, num_classes: int, total_steps: int,
+                    config: TrainConfig, standardise: Callable[[tf.Tensor], tf.Tensor],
+                    image_shape: Sequence[int], strategy=None):
+  """The compiled training step and the variable holding its learning rate.
 
-  Logs loss, train accuracy and time once per epoch. Returns the training time in seconds.
+  The step maps a global batch (uint8 images [batch_size, *image_shape], labels int64
+  [batch_size]) to its (mean loss, train accuracy). The batch is standardised and augmented
+  once, as on one device; replica r of R then takes images [r B/R, (r + 1) B/R) of it. The
+  gradients of the replicas' losses (each its share's mean cross-entropy, plus the weight
+  decay) are averaged, which is the gradient of the global batch's, and one momentum update is
+  applied, in cross-replica context (Sonnet's optimisers refuse a strategy's replica context):
+  the step of runner.make_train_step, and the step of one device, split. Call it outside
+  `strategy.scope()`. Under the default strategy it is the step the tool always had.
+
+  Returns:
+    (train_step, learning_rate).
   """
-  if len(images) < config.batch_size:
-    raise InputError(f"{len(images)} train images: fewer than one batch of "
-                     f"{config.batch_size}; lower --batch_size")
-  steps_per_epoch = len(images) // config.batch_size  # Full batches only: one trace.
-  total_steps = steps_per_epoch * config.epochs
-  learning_rate = tf.Variable(0.0, trainable=False)
-  optimizer = snt.optimizers.Momentum(learning_rate, config.momentum)
+  strategy = strategy or tf.distribute.get_strategy()
+  replicas = strategy.num_replicas_in_sync
+  check_batch_size(config.batch_size, replicas)
+  local = config.batch_size // replicas
+  with strategy.scope():
+    learning_rate = tf.Variable(0.0, trainable=False)
+    optimizer = snt.optimizers.Momentum(learning_rate, config.momentum)
+  # Outside the scope: one stream of augmentation for the global batch, drawn in cross-replica
+  # context as on one device (and alike on every worker: same seed, same batches).
   generator = tf.random.Generator.from_seed(config.seed)
-  step = tf.Variable(0, trainable=False, dtype=tf.int64)
-  num_classes = int(labels.max()) + 1
-  spec = tf.TensorSpec([config.batch_size, *images.shape[1:]], tf.uint8)
+  with strategy.scope():
+    step = tf.Variable(0, trainable=False, dtype=tf.int64)
+    if not is_default(strategy):  # Momentum's slots, mirrored (by default: made by the trace).
+      optimizer._initialize(model.trainable_variables)  # pylint: disable=protected-access
+  spec = tf.TensorSpec([config.batch_size, *image_shape], tf.uint8)
+
+  def replica_step(inputs, targets, labels):
+    if replicas > 1:
+      start = tf.distribute.get_replica_context().replica_id_in_sync_group * local
+      inputs, targets, labels = (tf.ensure_shape(t[start:start + local], [local, *t.shape[1:]])
+                                 for t in (inputs, targets, labels))
+    with tf.GradientTape() as tape:
+      logits = model(inputs, is_training=True)
+      loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
+      weights = [v for v in model.trainable_variables if v.name.split("/")[-1] == "w:0"]
+      objective = loss + config.weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in weights])
+    gradients = tape.gradient(objective, model.trainable_variables)
+    correct = tf.equal(tf.argmax(logits, axis=1), labels)
+    return loss, tf.reduce_mean(tf.cast(correct, tf.float32)), gradients
+
+  mean = lambda value: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
 
   @tf.function(input_signature=[spec, tf.TensorSpec([config.batch_size], tf.int64)],
                autograph=False)
@@ -320,17 +457,33 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
     inputs = random_affine(standardise(batch_images), generator)
     targets = tf.one_hot(batch_labels, num_classes)
     targets = targets * (1.0 - config.label_smoothing) + config.label_smoothing / num_classes
-    with tf.GradientTape() as tape:
-      logits = model(inputs, is_training=True)
-      loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
-      weights = [v for v in model.trainable_variables if v.name.split("/")[-1] == "w:0"]
-      objective = loss + config.weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in weights])
-    variables = model.trainable_variables
-    optimizer.apply(tape.gradient(objective, variables), variables)
+    loss, accuracy, gradients = strategy.run(replica_step, args=(inputs, targets, batch_labels))
+    optimizer.apply([mean(gradient) for gradient in gradients], model.trainable_variables)
     step.assign_add(1)
-    correct = tf.equal(tf.argmax(logits, axis=1), batch_labels)
-    return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
+    return mean(loss), mean(accuracy)
 
+  return train_step, learning_rate
+
+
+def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
+          standardise: Callable[[tf.Tensor], tf.Tensor], strategy=None) -> float:
+  """Trains `model` on uint8 images [n, h, w, c] with labels [n] in [0, classes).
+
+  Every worker of a multi-worker strategy runs this loop in step, on the same batches. The
+  chief logs loss, train accuracy and time once per epoch. Returns the training time in
+  seconds.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+  if len(images) < config.batch_size:
+    raise InputError(f"{len(images)} train images: fewer than one batch of "
+                     f"{config.batch_size}; lower --batch_size")
+  steps_per_epoch = len(images) // config.batch_size  # Full batches only: one trace.
+  total_steps = steps_per_epoch * config.epochs
+  num_classes = int(labels.max()) + 1
+  train_step, learning_rate = make_train_step(model, num_classes, total_steps, config,
+                                              standardise, images.shape[1:], strategy)
+  chief = runner.is_chief(strategy)
   rng = np.random.default_rng(config.seed)
   start = time.time()
   for epoch in range(1, config.epochs + 1):
@@ -341,9 +494,10 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
       loss, accuracy = train_step(images[batch], labels[batch])
       losses.append(float(loss))
       accuracies.append(float(accuracy))
-    logging.info("epoch %d/%d: loss %.4f, train accuracy %.1f%%, lr %.4f, %.1f s", epoch,
-                 config.epochs, np.mean(losses), 100 * np.mean(accuracies),
-                 float(learning_rate), time.time() - epoch_start)
+    if chief:
+      logging.info("epoch %d/%d: loss %.4f, train accuracy %.1f%%, lr %.4f, %.1f s", epoch,
+                   config.epochs, np.mean(losses), 100 * np.mean(accuracies),
+                   float(learning_rate.read_value()), time.time() - epoch_start)
   return time.time() - start
 
 
@@ -370,12 +524,18 @@ def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys
 
 
 def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: TrainConfig,
-             output_dir: str) -> Dict[str, str]:
+             output_dir: str, strategy=None) -> Dict[str, str]:
   """Trains on the train classes, embeds every split and writes its pickle to `output_dir`.
 
+  Under a `tf.distribute` strategy the replicas share each training batch; the chief alone
+  then embeds the splits (on one device) and writes the pickles; the other workers return
+  after training, having written nothing.
+
   Returns:
-    split -> path of its `<split>_embeddings.pkl`.
+    split -> path of its `<split>_embeddings.pkl`; {} on the workers that do not write.
   """
+  strategy = strategy or tf.distribute.get_strategy()
+  check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
   tf.random.set_seed(config.seed)  # Seeds the initialisers.
   ids = class_ids(image_set.class_names)
   train_classes = np.asarray(splits["train"])
@@ -384,8 +544,12 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   position = {label: i for i, label in enumerate(train_classes)}
   train_labels = np.asarray([position[label] for label in image_set.labels[train_rows]])
   standardise = standardiser(image_set.images[train_rows])
-  model = Classifier(BACKBONES[config.backbone](), num_classes=len(train_classes))
-  seconds = train(model, image_set.images[train_rows], train_labels, config, standardise)
+  model = make_classifier(config.backbone, len(train_classes), image_set.images.shape[1:],
+                          strategy)
+  seconds = train(model, image_set.images[train_rows], train_labels, config, standardise,
+                  strategy)
+  if not runner.is_chief(strategy):
+    return {}
   logging.info("trained %s on %d images of %d classes in %.0f s", config.backbone,
                len(train_rows), len(train_classes), seconds)
   embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
@@ -412,12 +576,16 @@ def define_flags():
                       'JSON {"train": [class names], "val": [...], "test": [...]}.')
   flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
-  flags.DEFINE_string("dataset_name", "icons", "Folder name of the dataset under output_root.")
+  # --dataset_name (the folder under output_root), --seed (initialisation, order, augmentation)
+  # and --distribution_strategy are config.py's flags, defined when runner is imported; listed
+  # by --helpshort with the tool's own.
+  flags.FLAGS.set_default("dataset_name", "icons")
+  for name in ("dataset_name", "seed", "distribution_strategy"):
+    flags.declare_key_flag(name)
   flags.DEFINE_enum("backbone", "convnet", sorted(BACKBONES), "Embedding network.")
   flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
   flags.DEFINE_integer("batch_size", TrainConfig.batch_size, "Images per training step.")
   flags.DEFINE_float("learning_rate", TrainConfig.learning_rate, "Peak learning rate.")
-  flags.DEFINE_integer("seed", TrainConfig.seed, "Seeds initialisation, order, augmentation.")
   flags.DEFINE_integer("num_threads", os.cpu_count(),
                        "Intra-op threads: the convolutions are large enough to share cores.")
 
@@ -425,18 +593,27 @@ def define_flags():
 def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
-  # One thread runs ops one at a time (no inter-op parallelism to fight over the few cores);
-  # each op uses all of them.
-  tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
-  image_set = load_image_set(values.images)
-  splits = load_split(values.split, image_set.class_names)
-  config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
-                       batch_size=values.batch_size, learning_rate=values.learning_rate,
-                       seed=values.seed)
-  pretrain(image_set, splits, config,
-           os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP))
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
+    if values.distribution_strategy == "default":
+      # One thread runs ops one at a time (no inter-op parallelism to fight over the few
+      # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
+      tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
+    runner.import_tensorflow()  # runner.make_strategy uses it.
+    # Before any tensor exists: collective ops are configured when the strategy is made.
+    strategy = runner.make_strategy(values.distribution_strategy)
+    check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
+    image_set = load_image_set(values.images)
+    splits = load_split(values.split, image_set.class_names)
+    config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
+                         batch_size=values.batch_size, learning_rate=values.learning_rate,
+                         seed=values.seed)
+    pretrain(image_set, splits, config,
+             os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy)
+  except InputError as e:
+    sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
+    sys.exit(2)
 
 
 if __name__ == "__main__":
