@@ -282,7 +282,7 @@ def prepare_folder(path: str):
   """Creates `path` if needed and checks that files can be written there."""
   try:
     os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f".write-test-{os.getpid()}")
+    probe = os.path.join(path, f".write-test-{os.getpid()}.tmp")  # Cleaned if killed here.
     with open(probe, "w") as f:
       f.write("ok")
     os.remove(probe)
