@@ -21,11 +21,7 @@ import utils
 TOTAL_EXAMPLES_PER_CLASS = 600  # Images per class in mini/tieredImageNet val/test classes.
 NUM_VALID_BATCHES = 10  # A validation estimate is the mean of this many batches.
 
-DATASET_CROPS = {  # Known datasets and the crops they were published with.
-    "miniImageNet": ("center", "multiview"),
-    "tieredImageNet": ("center",),
-    "icons": ("center",),
-}
+MULTIVIEW_DATASET = "miniImageNet"  # The only dataset published with multiview crops.
 EMBEDDING_CROPS = ("center", "multiview")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 BASELINES = ("none", "nearest_centroid", "logistic_regression")
@@ -132,13 +128,9 @@ class DataConfig:
             "a folder name of letters, digits, '_' or '.' (e.g. miniImageNet, icons)")
     if self.embedding_crop not in EMBEDDING_CROPS:
       _fail("embedding_crop", self.embedding_crop, "one of " + ", ".join(EMBEDDING_CROPS))
-    known_crops = DATASET_CROPS.get(self.dataset_name)
-    if self.embedding_crop == "multiview" and known_crops != DATASET_CROPS["miniImageNet"]:
+    if self.embedding_crop == "multiview" and self.dataset_name != MULTIVIEW_DATASET:
       _fail("embedding_crop", self.embedding_crop,
-            "center: multiview embeddings exist only for miniImageNet")
-    if known_crops and self.embedding_crop not in known_crops:
-      _fail("embedding_crop", self.embedding_crop, f"one of {', '.join(known_crops)} for "
-            f"--dataset_name={self.dataset_name}")
+            f"center: multiview embeddings exist only for {MULTIVIEW_DATASET}")
     _check_int("total_examples_per_class", self.total_examples_per_class, minimum=2)
 
 

@@ -269,11 +269,12 @@ def evaluate_baseline(configs: Configs, strategy=None):
   episodes = Episodes(configs, need_train=False)
   baseline = baselines.BASELINES[configs.run.baseline]
   path = configs.run.checkpoint_path
-  if is_chief(strategy):
+  chief = is_chief(strategy)
+  if chief:
     prepare_folder(path)
   run_test(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
-           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json")
-           if is_chief(strategy) else None, {}, method=configs.run.baseline, strategy=strategy)
+           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json") if chief else None,
+           {}, method=configs.run.baseline, strategy=strategy)
 
 
 # ---- The run folder. ----
