@@ -16,6 +16,7 @@ import _codecs
 import collections
 import dataclasses
 import enum
+import hashlib
 import io
 import os
 import pickle
@@ -168,7 +169,10 @@ def _as_text(value, path: str, index: int) -> str:
   if not isinstance(value, str):
     raise DataError(f"{path}: keys[{index}] is a {type(value).__name__}, expected a string "
                     "'<prefix>-<class>-<image>'")
-  return value.rstrip("\x00")  # The original stripped NUL padding of fixed-width strings.
+  # The original stripped NUL padding from the image names of its episodes (`tr_info`), not
+  # from the keys; stripping trailing NULs of a key first gives the same image names and lets
+  # fixed-width (numpy 'S'/'U') key arrays parse.
+  return value.rstrip("\x00")
 
 
 def _key_list(keys, path: str) -> List[str]:
@@ -322,6 +326,19 @@ class DataProvider:
     return self._data.embedding_dim
 
   @property
+  def keys_digest(self) -> str:
+    """SHA-256 of the split's keys in file order: what the rows of `sample_rows` refer to."""
+    digest = hashlib.sha256()
+    for key in self._data.keys:
+      digest.update(key.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+  @property
+  def embeddings_digest(self) -> str:
+    """SHA-256 of the split's embeddings as loaded (float32, row-major)."""
+    return hashlib.sha256(self._data.embeddings.tobytes()).hexdigest()
+
+  @property
   def num_classes(self) -> int:
     return len(self._data.class_names)
 
@@ -367,7 +384,11 @@ class DataProvider:
       `[tasks, classes, tr_size]` image names, and val_* likewise with `val_size` queries.
     """
     self.check_task_shape(num_classes, tr_size, val_size)
-    examples = tr_size + val_size
+    return self.episodes(self.sample_rows(batch_size, num_classes, tr_size + val_size), tr_size)
+
+  def sample_rows(self, batch_size: int, num_classes: int, examples: int) -> tf.Tensor:
+    """Which images make each episode: rows of the split `[tasks, classes, examples]` int64,
+    classes in their episode order, each class's first images its support set."""
     seeds = self.generator.make_seeds(2)
     # The top-N of i.i.d. uniform keys is a uniformly random ordered subset: N distinct
     # classes in random order, as shuffling and keeping the first N.
@@ -380,7 +401,11 @@ class DataProvider:
     # Padding slots get key -1 and are never among the top `examples` of a large-enough class.
     in_class = tf.range(max_size)[tf.newaxis, tf.newaxis, :] < sizes[:, :, tf.newaxis]
     _, slots = tf.math.top_k(tf.where(in_class, example_keys, -1.0), k=examples)
-    rows = tf.gather(tf.gather(self._rows_by_class, classes), slots, batch_dims=2)
+    return tf.gather(tf.gather(self._rows_by_class, classes), slots, batch_dims=2)
+
+  def episodes(self, rows: tf.Tensor, tr_size: int) -> ProblemInstance:
+    """The episodes of `rows` `[tasks, classes, examples]` (see `get_batch`)."""
+    batch_size, num_classes, examples = rows.shape
     # Support and query rows are gathered apart: slicing one gathered tensor would copy the
     # (large, for evaluation) query embeddings a second time.
     tr_rows, val_rows = rows[:, :, :tr_size], rows[:, :, tr_size:]
