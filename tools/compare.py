@@ -1,0 +1,508 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Compares result records: one markdown table of accuracies, pairs on identical tasks, seeds.
+
+    python -m tools.compare runs/                        # every record under runs/
+    python -m tools.compare runs/ --output=RESULTS.md    # the same table, also written there
+    python -m tools.compare runs/ --pair=R1,R4           # ask about two rows (or record files)
+    python -m tools.compare runs/ --plot=study.png       # validation curves and test accuracies
+
+Rows, in this order for each evaluated setting (split, N-way K-shot, queries, tasks):
+- each record (`<folder>/results/*.json`, written by runner.py): mean ± 95% CI over its tasks;
+- "paired": two records on identical tasks (equal `task_fingerprint`), one of them of the
+  `--reference` method: the mean per-task difference ± its 95% CI (normal, tasks are many);
+- "N seeds": records that differ only in their seed: the mean of the per-seed means ± the 95%
+  Student t interval (n-1 degrees of freedom) and their spread;
+- "paired, N seeds": the reference against another method seed by seed, each seed's pair on
+  identical tasks: the mean difference ± its t interval.
+Records on different tasks are never paired; a one-line note says why.
+"""
+
+import collections
+import glob
+import json
+import math
+import os
+import sys
+import textwrap
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from absl import app
+from absl import flags
+import numpy as np
+from scipy import stats
+
+import utils
+
+RECORD_TAG = "leo-result"
+RECORD_VERSION = 1
+VALID_ACCURACY_TAG = "metavalid_valid_accuracy"
+CONFIDENCE = 0.95
+# What a record must hold for the comparisons, with the type each must have.
+REQUIRED_FIELDS = {
+    "method": str, "split": str, "num_classes": int, "num_tr_examples_per_class": int,
+    "queries_per_class": int, "num_tasks": int, "seed": int, "accuracy": (int, float),
+    "ci95": (int, float), "task_accuracies": list, "task_fingerprint": str, "config": dict}
+
+
+class Record(NamedTuple):
+  path: str
+  fields: dict
+
+
+# ---- Loading. ----
+
+def _record_files(path: str) -> Iterable[str]:
+  if os.path.isdir(path):
+    yield from sorted(glob.glob(os.path.join(path, "**", "*.json"), recursive=True))
+  elif os.path.isfile(path):
+    yield path
+  else:
+    raise utils.LeoError(f"{path}: no such file or folder")
+
+
+def _parse_record(path: str, explicit: bool) -> Optional[dict]:
+  """The record in `path`, None for other JSON; raises LeoError for a broken record.
+
+  A file that does not parse is a broken record when it was named on the command line or
+  lies in a `results/` folder (a truncated record may have lost its "record" key).
+  """
+  try:
+    with open(path) as f:
+      fields = json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as error:
+    if explicit or os.path.basename(os.path.dirname(path)) == "results":
+      raise utils.LeoError(f"{path}: not a readable result record "
+                           f"({type(error).__name__}: {error})") from None
+    return None
+  if not isinstance(fields, dict) or fields.get("record") != RECORD_TAG:
+    return None
+  if fields.get("version") != RECORD_VERSION:
+    raise utils.LeoError(f"{path}: record version {fields.get('version')!r}, this tool reads "
+                         f"version {RECORD_VERSION}")
+  for name, kind in REQUIRED_FIELDS.items():
+    if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool):
+      raise utils.LeoError(f"{path}: expected field {name!r} of type "
+                           f"{getattr(kind, '__name__', 'number')}, found {fields.get(name)!r:.40}")
+  if len(fields["task_accuracies"]) != fields["num_tasks"]:
+    raise utils.LeoError(f"{path}: {len(fields['task_accuracies'])} task_accuracies for "
+                         f"num_tasks={fields['num_tasks']}")
+  return fields
+
+
+def load_records(paths: Sequence[str]) -> List[Record]:
+  """Every result record in `paths` (files, or folders searched recursively), each once."""
+  records = {}
+  for path in paths:
+    for file in _record_files(path):
+      fields = _parse_record(file, explicit=file == path)
+      if fields is not None:
+        records.setdefault(os.path.realpath(file), Record(file, fields))
+  return list(records.values())
+
+
+# ---- Statistics. ----
+
+def t_interval(values: Sequence[float]) -> Tuple[float, float]:
+  """Mean of a handful of values (one per seed) and the half-width of its 95% t interval.
+
+  half_width = t_{0.975, n-1} * std(ddof=1) / sqrt(n): with n = 3 seeds t is 4.30, not 1.96.
+  """
+  values = np.asarray(values, dtype=np.float64)
+  if values.size < 2:
+    raise ValueError(f"a t interval needs at least 2 values, got {values.size}")
+  quantile = stats.t.ppf(0.5 + CONFIDENCE / 2, df=values.size - 1)
+  return float(values.mean()), float(quantile * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def paired_difference(a: Record, b: Record) -> Tuple[float, float]:
+  """Mean per-task accuracy difference a - b on identical tasks and its 95% half-width."""
+  if a.fields["task_fingerprint"] != b.fields["task_fingerprint"]:
+    raise ValueError(f"{a.path} and {b.path} are not on identical tasks")
+  return utils.mean_and_confidence_interval(
+      np.subtract(a.fields["task_accuracies"], b.fields["task_accuracies"]))
+
+
+def why_not_paired(a: Record, b: Record) -> str:
+  """What makes the tasks of two records differ, e.g. "different seed (0 vs 1)"."""
+  def shape(fields):
+    return f"{fields['num_classes']}-way {fields['num_tr_examples_per_class']}-shot"
+  reasons = [f"different {what} ({first} vs {second})" for what, first, second in (
+      ("split", a.fields["split"], b.fields["split"]),
+      ("dataset", a.fields.get("dataset_name"), b.fields.get("dataset_name")),
+      ("task shape", shape(a.fields), shape(b.fields)),
+      ("queries per class", a.fields["queries_per_class"], b.fields["queries_per_class"]),
+      ("number of tasks", a.fields["num_tasks"], b.fields["num_tasks"]),
+      ("seed", a.fields["seed"], b.fields["seed"])) if first != second]
+  return "; ".join(reasons) or "different tasks although split, dataset, shape, queries, " \
+                                 "tasks and seed agree (task fingerprints differ)"
+
+
+# ---- Grouping. ----
+
+def setting(record: Record) -> tuple:
+  """What an evaluation measured apart from the method: rows are grouped by it."""
+  fields = record.fields
+  return (fields["split"], fields["num_classes"], fields["num_tr_examples_per_class"],
+          fields["queries_per_class"], fields["num_tasks"])
+
+
+def _seed_key(record: Record) -> tuple:
+  """Equal for records that differ only in their seed (the evaluation's and the config's)."""
+  config = {key: value for key, value in record.fields["config"].items() if key != "seed"}
+  return (record.fields["method"],) + setting(record) + (
+      json.dumps(config, sort_keys=True),)
+
+
+def group_by_seed(records: Sequence[Record]) -> List[List[Record]]:
+  """Records grouped by everything but the seed, each group in seed order, in input order."""
+  groups = collections.defaultdict(list)
+  for record in records:
+    groups[_seed_key(record)].append(record)
+  return [sorted(group, key=lambda record: record.fields["seed"]) for group in groups.values()]
+
+
+def _order(records: Sequence[Record], reference: str) -> List[Record]:
+  """Setting, then the reference method first, then run, seed and step: the table's order."""
+  first_path = {}
+  for group in group_by_seed(records):
+    for record in group:
+      first_path[record.path] = min(member.path for member in group)
+  def key(record):
+    fields = record.fields
+    step = (fields.get("trained") or {}).get("step") or 0
+    return (setting(record), fields["method"] != reference, fields["method"],
+            first_path[record.path], fields["seed"], step, record.path)
+  return sorted(records, key=key)
+
+
+# ---- The table. ----
+
+def _percent(value: float, signed: bool = False) -> str:
+  return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def _interval(mean: float, half_width: float, signed: bool = False) -> str:
+  return f"{_percent(mean, signed)} ± {100 * half_width:.2f}"
+
+
+def _spread(values: Sequence[float], signed: bool = False) -> str:
+  return (f"{_percent(min(values), signed)} to {_percent(max(values), signed)}, "
+          f"sd {100 * np.std(values, ddof=1):.2f}")
+
+
+def _shape(fields: dict) -> str:
+  return f"{fields['num_classes']}-way {fields['num_tr_examples_per_class']}-shot"
+
+
+def _trained(fields: dict) -> str:
+  """LEO's checkpoint step, and its training shape where it differs from the evaluated one."""
+  trained = fields.get("trained") or {}
+  parts = [f"step {trained['step']}"] if trained.get("step") is not None else []
+  if "num_classes" in trained and (trained["num_classes"], trained.get(
+      "num_tr_examples_per_class")) != (fields["num_classes"],
+                                        fields["num_tr_examples_per_class"]):
+    parts.append(f"trained {_shape(trained)}")
+  return ", ".join(parts)
+
+
+def _pairable(a: Record, b: Record, reference: str) -> bool:
+  return a.fields["task_fingerprint"] == b.fields["task_fingerprint"] and (
+      not reference or a.fields["method"] == reference)
+
+
+def compare(records: Sequence[Record], reference: str = "leo",
+            asked: Sequence[Tuple[str, str]] = ()) -> Tuple[List[Record], List[list], List[str]]:
+  """The table's rows and notes.
+
+  Args:
+    records: the records to compare.
+    reference: the method every pair and every paired-over-seeds row is taken against; ""
+      pairs every two records on identical tasks.
+    asked: pairs the user asked about, as row ids ("R3") or record paths.
+
+  Returns:
+    (records in table order, rows [row, kind, method, split, task, queries, tasks, seed,
+    checkpoint, accuracy, spread], notes: one line each).
+  """
+  ordered = _order(records, reference)
+  ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
+  by_name = {name: record for record in ordered
+             for name in (ids[record.path], os.path.realpath(record.path))}
+  notes = []
+  pairs = [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+           if _pairable(a, b, reference)]
+  for names in asked:
+    missing = [name for name in names if by_name.get(
+        name, by_name.get(os.path.realpath(name))) is None]
+    if missing:
+      raise utils.LeoError(f"--pair={','.join(names)}: {missing[0]} is neither a row id "
+                           f"(R1..R{len(ordered)}) nor a record file given")
+    a, b = sorted((by_name.get(name, by_name.get(os.path.realpath(name))) for name in names),
+                  key=ordered.index)
+    if a.fields["task_fingerprint"] != b.fields["task_fingerprint"]:
+      notes.append(f"{ids[a.path]} and {ids[b.path]} are not paired: {why_not_paired(a, b)}.")
+    elif (a.path, b.path) not in {(first.path, second.path) for first, second in pairs}:
+      pairs.append((a, b))
+  paired = {record.path for pair in pairs for record in pair}
+  references = [record for record in ordered if record.fields["method"] == reference]
+  for record in ordered:
+    if references and record.path not in paired and record.fields["method"] != reference:
+      closest = min(references, key=lambda other: why_not_paired(record, other).count(";"))
+      notes.append(f"{ids[record.path]} is not paired with any {reference} record; closest "
+                   f"{ids[closest.path]}: {why_not_paired(closest, record)}.")
+
+  seed_groups = [group for group in group_by_seed(ordered) if len(group) > 1]
+  for group in seed_groups:
+    seeds = [record.fields["seed"] for record in group]
+    if len(set(seeds)) < len(seeds):
+      notes.append(f"{', '.join(ids[record.path] for record in group)} are not aggregated over "
+                   f"seeds: a seed appears twice (another checkpoint of the same run?).")
+  seed_groups = [group for group in seed_groups
+                 if len({record.fields["seed"] for record in group}) == len(group)]
+
+  rows = []
+  for where in dict.fromkeys(setting(record) for record in ordered):
+    for record in ordered:
+      if setting(record) == where:
+        fields = record.fields
+        rows.append([ids[record.path], "record", fields["method"], fields["split"],
+                     _shape(fields), fields["queries_per_class"], fields["num_tasks"],
+                     fields["seed"], _trained(fields),
+                     _interval(fields["accuracy"], fields["ci95"]), ""])
+    for a, b in pairs:
+      if setting(a) == where:
+        rows.append([f"{ids[a.path]} − {ids[b.path]}", "paired",
+                     f"{a.fields['method']} − {b.fields['method']}", *_setting_cells(a),
+                     a.fields["seed"], "", _interval(*paired_difference(a, b), signed=True), ""])
+    groups = [group for group in seed_groups if setting(group[0]) == where]
+    for group in groups:
+      accuracies = [record.fields["accuracy"] for record in group]
+      checkpoints = {_trained(record.fields).partition("trained ")[2] for record in group}
+      rows.append([", ".join(ids[record.path] for record in group), f"{len(group)} seeds",
+                   group[0].fields["method"], *_setting_cells(group[0], len(group)),
+                   ", ".join(str(record.fields["seed"]) for record in group),
+                   " ".join(sorted(f"trained {shape}" for shape in checkpoints if shape)),
+                   _interval(*t_interval(accuracies)), _spread(accuracies)])
+    for i, first in enumerate(groups):
+      for second in groups[i + 1:]:
+        row, note = _paired_over_seeds(first, second, reference, ids)
+        rows.extend([row] if row else [])
+        notes.extend([note] if note else [])
+  return ordered, rows, notes
+
+
+def _setting_cells(record: Record, seeds: int = 1) -> list:
+  """The split, task, queries and tasks cells of a row (tasks per seed for aggregates)."""
+  fields = record.fields
+  tasks = f"{seeds} × {fields['num_tasks']}" if seeds > 1 else fields["num_tasks"]
+  return [fields["split"], _shape(fields), fields["queries_per_class"], tasks]
+
+
+def _paired_over_seeds(first: List[Record], second: List[Record], reference: str,
+                       ids: Dict[str, str]) -> Tuple[Optional[list], Optional[str]]:
+  """The paired-over-seeds row of two seed groups (first of the reference), and a note."""
+  if reference and first[0].fields["method"] != reference:
+    return None, None
+  seconds = {record.fields["seed"]: record for record in second}
+  pairs = [(a, seconds[a.fields["seed"]]) for a in first if a.fields["seed"] in seconds]
+  same = [a.fields["task_fingerprint"] == b.fields["task_fingerprint"] for a, b in pairs]
+  matched = [pair for pair, on_same_tasks in zip(pairs, same) if on_same_tasks]
+  note = None
+  if not all(same):
+    a, b = pairs[same.index(False)]
+    note = (f"{ids[a.path]} and {ids[b.path]} are not paired over seeds: "
+            f"{why_not_paired(a, b)}.")
+  if len(matched) < 2:
+    return None, note
+  differences = [a.fields["accuracy"] - b.fields["accuracy"] for a, b in matched]
+  row = [", ".join(f"{ids[a.path]} − {ids[b.path]}" for a, b in matched),
+         f"paired, {len(matched)} seeds",
+         f"{first[0].fields['method']} − {second[0].fields['method']}",
+         *_setting_cells(first[0], len(matched)),
+         ", ".join(str(a.fields["seed"]) for a, _ in matched), "",
+         _interval(*t_interval(differences), signed=True), _spread(differences, signed=True)]
+  return row, note
+
+
+HEADER = ["row", "kind", "method", "split", "task", "queries", "tasks", "seed", "checkpoint",
+          "accuracy (%)", "spread (%)"]
+
+
+def render_table(records: Sequence[Record], reference: str = "leo",
+                 asked: Sequence[Tuple[str, str]] = (), command: str = "") -> str:
+  """The markdown of the comparison: the table, its notes and the record of each row id."""
+  ordered, rows, notes = compare(records, reference, asked)
+  lines = [f"Produced by `{command}`.", ""] if command else []
+  lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+  lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+  lines += ["", "± is the half-width of the 95% confidence interval: normal over the tasks for "
+            "records and paired rows (paired: over the per-task differences on identical "
+            "tasks); Student t with n-1 degrees of freedom over the per-seed means for seed "
+            "rows. Spread: the per-seed minimum to maximum and standard deviation."]
+  lines += [""] + notes if notes else []
+  lines += [""] + [f"- R{index + 1}: `{_display_path(record.path)}`"
+                   for index, record in enumerate(ordered)]
+  return "\n".join(lines) + "\n"
+
+
+def _display_path(path: str) -> str:
+  """`path` relative to the working directory when it lies below it, else absolute."""
+  relative = os.path.relpath(path)
+  return os.path.abspath(path) if relative.startswith(os.pardir) else relative
+
+
+# ---- The picture. ----
+
+def find_runs(paths: Sequence[str]) -> List[str]:
+  """Run folders in `paths` (themselves or below): folders with validations or event files."""
+  runs = []
+  for path in paths:
+    for folder, _, files in sorted(os.walk(path)) if os.path.isdir(path) else ():
+      if "validations.jsonl" in files or any(
+          name.startswith("events.out.tfevents.") for name in files):
+        runs.append(folder)
+  return list(dict.fromkeys(runs))
+
+
+def _import_tensorflow():
+  """TF, with its start-up chatter silenced as runner.py does."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  stderr = os.dup(2)
+  with open(os.devnull, "w") as devnull:
+    os.dup2(devnull.fileno(), 2)
+    try:
+      import tensorflow  # pylint: disable=g-import-not-at-top
+      from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
+    finally:
+      os.dup2(stderr, 2)
+      os.close(stderr)
+  return tensorflow, event_pb2
+
+
+def validation_curve(run: str) -> Dict[int, float]:
+  """{step: validation accuracy} of a run: its event files, else its validations.jsonl.
+
+  A resumed run may repeat a step: the last value written wins. A torn last line of
+  validations.jsonl (a crash while appending) is ignored.
+  """
+  curve = {}
+  event_files = sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")),
+                       key=os.path.getmtime)
+  if event_files:
+    tf, event_pb2 = _import_tensorflow()
+    for path in event_files:
+      for serialized in tf.data.TFRecordDataset(path):
+        event = event_pb2.Event.FromString(serialized.numpy())
+        for value in event.summary.value:
+          if value.tag == VALID_ACCURACY_TAG:
+            curve[event.step] = float(tf.make_ndarray(value.tensor))
+  if not curve and os.path.exists(os.path.join(run, "validations.jsonl")):
+    with open(os.path.join(run, "validations.jsonl")) as f:
+      for line in f:
+        try:
+          validation = json.loads(line)
+        except ValueError:
+          continue
+        curve[int(validation["step"])] = float(validation["accuracy"])
+  return dict(sorted(curve.items()))
+
+
+def _test_entries(records: Sequence[Record], reference: str):
+  """(label, mean, half-width) of each test-split seed aggregate and lone record."""
+  ordered, _, _ = compare(records, reference)
+  ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
+  entries = []
+  for group in group_by_seed([record for record in ordered if record.fields["split"] == "test"]):
+    aggregate = len(group) > 1 and len({record.fields["seed"] for record in group}) == len(group)
+    for members in [group] if aggregate else [[record] for record in group]:
+      fields = members[0].fields
+      seeds = f"{len(members)} seeds" if aggregate else f"seed {fields['seed']}"
+      accuracies = [record.fields["accuracy"] for record in members]
+      mean, half_width = t_interval(accuracies) if aggregate else (fields["accuracy"],
+                                                                   fields["ci95"])
+      method = textwrap.fill(fields["method"].replace("_", " "), width=12)
+      entries.append((f"{method}\n{_shape(fields)}\n{seeds}",
+                      ",".join(ids[record.path] for record in members), mean, half_width))
+  labels = collections.Counter(label for label, *_ in entries)
+  return [(label + (f"\n{name}" if labels[label] > 1 else ""), mean, half_width)
+          for label, name, mean, half_width in entries]
+
+
+def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: str = "leo"):
+  """Writes one figure: validation accuracy against step (left), test accuracies (right)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  curves = {run: validation_curve(run) for run in runs}
+  curves = {run: curve for run, curve in curves.items() if curve}
+  entries = _test_entries(records, reference)
+  if not curves and not entries:
+    raise utils.LeoError(f"--plot={path}: no validation curve and no test record to plot")
+  widths = [5.5] * bool(curves) + [max(4.0, 1.3 * len(entries))] * bool(entries)
+  figure, axes = pyplot.subplots(1, len(widths), figsize=(sum(widths), 4.2), squeeze=False,
+                                 width_ratios=widths)
+  axes = list(axes[0])
+  if curves:
+    # Runs are named relative to their common folder: "seed0", not "../../runs/study/seed0".
+    common = os.path.commonpath([os.path.abspath(run) for run in curves])
+    curve_axes = axes.pop(0)
+    for run, curve in curves.items():
+      name = os.path.relpath(os.path.abspath(run), common) if len(curves) > 1 else run
+      curve_axes.plot(list(curve), [100 * value for value in curve.values()], marker="o",
+                      markersize=3, linewidth=1.5, label=os.path.basename(run) if name == "."
+                      else name)
+    curve_axes.set(xlabel="training step", ylabel="validation accuracy (%)",
+                   title="Meta-validation accuracy")
+    curve_axes.grid(alpha=0.3)
+    curve_axes.legend(fontsize="small")
+  if entries:
+    test_axes = axes.pop(0)
+    # Black: the left panel's colours name runs, not methods.
+    test_axes.errorbar(range(len(entries)), [100 * mean for _, mean, _ in entries],
+                       yerr=[100 * half_width for *_, half_width in entries], fmt="o",
+                       capsize=5, markersize=6, color="black")
+    test_axes.set_xticks(range(len(entries)), [label for label, *_ in entries],
+                         fontsize="small")
+    test_axes.set_xlim(-0.6, len(entries) - 0.4)
+    test_axes.set(ylabel="test accuracy (%)", title="Meta-test accuracy, 95% CI")
+    test_axes.grid(axis="y", alpha=0.3)
+  figure.tight_layout()
+  figure.savefig(path, dpi=150)
+  pyplot.close(figure)
+
+
+def main(argv):
+  values = flags.FLAGS
+  try:
+    paths = argv[1:]
+    if not paths:
+      raise utils.LeoError("usage: python -m tools.compare PATH... (result records or folders)")
+    asked = [tuple(pair.split(",")) for pair in values.pair]
+    for pair in asked:
+      if len(pair) != 2:
+        raise utils.LeoError(f"--pair={','.join(pair)}: expected two rows or records, A,B")
+    records = load_records(paths)
+    if values.plot:
+      plot(values.plot, find_runs(paths), records, values.reference)
+    if not records:
+      if values.plot:
+        return
+      raise utils.LeoError(f"{' '.join(paths)}: no result records (JSON with \"record\": "
+                           f"\"{RECORD_TAG}\") found")
+    text = render_table(records, values.reference, asked,
+                        command=" ".join(["python -m tools.compare"] + sys.argv[1:]))
+    print(text, end="")
+    if values.output:
+      with open(values.output, "w") as f:
+        f.write(text)
+  except utils.LeoError as error:
+    print(f"tools.compare: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("reference", "leo", "Method every pair is taken against ('' pairs all).")
+  flags.DEFINE_multi_string("pair", [], "Two rows (R1,R4) or record files to pair or explain.")
+  flags.DEFINE_string("output", None, "Also write the table to this file (e.g. RESULTS.md).")
+  flags.DEFINE_string("plot", None, "Write the figure (validation curves, test accuracies).")
+  app.run(main)
