@@ -122,19 +122,23 @@ def paired_difference(a: Record, b: Record) -> Tuple[float, float]:
       np.subtract(a.fields["task_accuracies"], b.fields["task_accuracies"]))
 
 
-def why_not_paired(a: Record, b: Record) -> str:
-  """What makes the tasks of two records differ, e.g. "different seed (0 vs 1)"."""
-  def shape(fields):
-    return f"{fields['num_classes']}-way {fields['num_tr_examples_per_class']}-shot"
-  reasons = [f"different {what} ({first} vs {second})" for what, first, second in (
+def task_differences(a: Record, b: Record) -> List[str]:
+  """Why two records are on different tasks, e.g. ["different seed (0 vs 1)"]; [] if the
+  settings agree (their tasks may still differ: only equal fingerprints prove identity)."""
+  return [f"different {what} ({first} vs {second})" for what, first, second in (
       ("split", a.fields["split"], b.fields["split"]),
       ("dataset", a.fields.get("dataset_name"), b.fields.get("dataset_name")),
-      ("task shape", shape(a.fields), shape(b.fields)),
+      ("task shape", _shape(a.fields), _shape(b.fields)),
       ("queries per class", a.fields["queries_per_class"], b.fields["queries_per_class"]),
       ("number of tasks", a.fields["num_tasks"], b.fields["num_tasks"]),
       ("seed", a.fields["seed"], b.fields["seed"])) if first != second]
-  return "; ".join(reasons) or "different tasks although split, dataset, shape, queries, " \
-                                 "tasks and seed agree (task fingerprints differ)"
+
+
+def why_not_paired(a: Record, b: Record) -> str:
+  """One line: what makes the tasks of two records differ."""
+  return "; ".join(task_differences(a, b)) or (
+      "different tasks although split, dataset, shape, queries, tasks and seed agree (task "
+      "fingerprints differ)")
 
 
 # ---- Grouping. ----
@@ -205,9 +209,102 @@ def _trained(fields: dict) -> str:
   return ", ".join(parts)
 
 
-def _pairable(a: Record, b: Record, reference: str) -> bool:
-  return a.fields["task_fingerprint"] == b.fields["task_fingerprint"] and (
-      not reference or a.fields["method"] == reference)
+def _same_tasks(a: Record, b: Record) -> bool:
+  return a.fields["task_fingerprint"] == b.fields["task_fingerprint"]
+
+
+def _pairs(ordered: List[Record], ids: Dict[str, str], reference: str,
+           asked: Sequence[Tuple[str, str]]) -> Tuple[List[Tuple[Record, Record]], List[str]]:
+  """Pairs on identical tasks (a of the reference method, or any with reference ""), the
+  pairs asked for, and a note for each asked or reference-less pair on different tasks."""
+  pairs = [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
+           if _same_tasks(a, b) and (not reference or a.fields["method"] == reference)]
+  notes = []
+  by_name = {name: record for record in ordered
+             for name in (ids[record.path], os.path.realpath(record.path))}
+  for names in asked:
+    found = [by_name.get(name, by_name.get(os.path.realpath(name))) for name in names]
+    if None in found or found[0] is found[1]:
+      raise utils.LeoError(f"--pair={','.join(names)}: expected two different row ids "
+                           f"(R1..R{len(ordered)}) or record files among those compared")
+    a, b = sorted(found, key=ordered.index)
+    if not _same_tasks(a, b):
+      notes.append(f"{ids[a.path]} and {ids[b.path]} are not paired: {why_not_paired(a, b)}.")
+    elif not any(a is first and b is second for first, second in pairs):
+      pairs.append((a, b))
+  paired = {record.path for pair in pairs for record in pair}
+  references = [record for record in ordered if record.fields["method"] == reference]
+  for record in ordered:
+    if references and record.path not in paired and record.fields["method"] != reference:
+      closest = min(references, key=lambda other: len(task_differences(other, record)))
+      notes.append(f"{ids[record.path]} is not paired with any {reference} record; closest "
+                   f"{ids[closest.path]}: {why_not_paired(closest, record)}.")
+  return pairs, notes
+
+
+def _seed_groups(ordered: List[Record], ids: Dict[str, str]) -> Tuple[List[List[Record]],
+                                                                      List[str]]:
+  """Groups of two or more records that differ only in their seed, and a note for each
+  group where a seed appears twice (not aggregated)."""
+  groups, notes = [], []
+  for group in group_by_seed(ordered):
+    if len({record.fields["seed"] for record in group}) == len(group) > 1:
+      groups.append(group)
+    elif len(group) > 1:
+      notes.append(f"{', '.join(ids[record.path] for record in group)} are not aggregated over "
+                   f"seeds: a seed appears twice (another checkpoint of the same run?).")
+  return groups, notes
+
+
+def _setting_cells(record: Record, seeds: int = 1) -> list:
+  """The split, task, queries and tasks cells of a row (tasks per seed for aggregates)."""
+  fields = record.fields
+  tasks = f"{seeds} × {fields['num_tasks']}" if seeds > 1 else fields["num_tasks"]
+  return [fields["split"], _shape(fields), fields["queries_per_class"], tasks]
+
+
+def _record_row(record: Record, ids: Dict[str, str]) -> list:
+  fields = record.fields
+  return [ids[record.path], "record", fields["method"], *_setting_cells(record),
+          fields["seed"], _trained(fields), _interval(fields["accuracy"], fields["ci95"]), ""]
+
+
+def _pair_row(a: Record, b: Record, ids: Dict[str, str]) -> list:
+  return [f"{ids[a.path]} − {ids[b.path]}", "paired",
+          f"{a.fields['method']} − {b.fields['method']}", *_setting_cells(a), a.fields["seed"],
+          "", _interval(*paired_difference(a, b), signed=True), ""]
+
+
+def _seed_row(group: List[Record], ids: Dict[str, str]) -> list:
+  accuracies = [record.fields["accuracy"] for record in group]
+  trained_shapes = {_trained(record.fields).partition("trained ")[2] for record in group}
+  return [", ".join(ids[record.path] for record in group), f"{len(group)} seeds",
+          group[0].fields["method"], *_setting_cells(group[0], len(group)),
+          ", ".join(str(record.fields["seed"]) for record in group),
+          ", ".join(f"trained {shape}" for shape in sorted(trained_shapes) if shape),
+          _interval(*t_interval(accuracies)), _spread(accuracies)]
+
+
+def _paired_over_seeds(first: List[Record], second: List[Record],
+                       ids: Dict[str, str]) -> Tuple[Optional[list], Optional[str]]:
+  """The row of two seed groups paired seed by seed on identical tasks, and a note naming a
+  seed they share but on different tasks."""
+  seconds = {record.fields["seed"]: record for record in second}
+  pairs = [(a, seconds[a.fields["seed"]]) for a in first if a.fields["seed"] in seconds]
+  matched = [(a, b) for a, b in pairs if _same_tasks(a, b)]
+  unmatched = [(a, b) for a, b in pairs if not _same_tasks(a, b)]
+  note = (f"{ids[unmatched[0][0].path]} and {ids[unmatched[0][1].path]} are not paired over "
+          f"seeds: {why_not_paired(*unmatched[0])}.") if unmatched else None
+  if len(matched) < 2:
+    return None, note
+  differences = [a.fields["accuracy"] - b.fields["accuracy"] for a, b in matched]
+  row = [", ".join(f"{ids[a.path]} − {ids[b.path]}" for a, b in matched),
+         f"paired, {len(matched)} seeds",
+         f"{first[0].fields['method']} − {second[0].fields['method']}",
+         *_setting_cells(first[0], len(matched)),
+         ", ".join(str(a.fields["seed"]) for a, _ in matched), "",
+         _interval(*t_interval(differences), signed=True), _spread(differences, signed=True)]
+  return row, note
 
 
 def compare(records: Sequence[Record], reference: str = "leo",
@@ -221,107 +318,27 @@ def compare(records: Sequence[Record], reference: str = "leo",
     asked: pairs the user asked about, as row ids ("R3") or record paths.
 
   Returns:
-    (records in table order, rows [row, kind, method, split, task, queries, tasks, seed,
-    checkpoint, accuracy, spread], notes: one line each).
+    (records in table order (row ids R1, R2, ...), rows [row, kind, method, split, task,
+    queries, tasks, seed, checkpoint, accuracy, spread], notes of one line each).
   """
   ordered = _order(records, reference)
   ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
-  by_name = {name: record for record in ordered
-             for name in (ids[record.path], os.path.realpath(record.path))}
-  notes = []
-  pairs = [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
-           if _pairable(a, b, reference)]
-  for names in asked:
-    missing = [name for name in names if by_name.get(
-        name, by_name.get(os.path.realpath(name))) is None]
-    if missing:
-      raise utils.LeoError(f"--pair={','.join(names)}: {missing[0]} is neither a row id "
-                           f"(R1..R{len(ordered)}) nor a record file given")
-    a, b = sorted((by_name.get(name, by_name.get(os.path.realpath(name))) for name in names),
-                  key=ordered.index)
-    if a.fields["task_fingerprint"] != b.fields["task_fingerprint"]:
-      notes.append(f"{ids[a.path]} and {ids[b.path]} are not paired: {why_not_paired(a, b)}.")
-    elif (a.path, b.path) not in {(first.path, second.path) for first, second in pairs}:
-      pairs.append((a, b))
-  paired = {record.path for pair in pairs for record in pair}
-  references = [record for record in ordered if record.fields["method"] == reference]
-  for record in ordered:
-    if references and record.path not in paired and record.fields["method"] != reference:
-      closest = min(references, key=lambda other: why_not_paired(record, other).count(";"))
-      notes.append(f"{ids[record.path]} is not paired with any {reference} record; closest "
-                   f"{ids[closest.path]}: {why_not_paired(closest, record)}.")
-
-  seed_groups = [group for group in group_by_seed(ordered) if len(group) > 1]
-  for group in seed_groups:
-    seeds = [record.fields["seed"] for record in group]
-    if len(set(seeds)) < len(seeds):
-      notes.append(f"{', '.join(ids[record.path] for record in group)} are not aggregated over "
-                   f"seeds: a seed appears twice (another checkpoint of the same run?).")
-  seed_groups = [group for group in seed_groups
-                 if len({record.fields["seed"] for record in group}) == len(group)]
-
+  pairs, notes = _pairs(ordered, ids, reference, asked)
+  seed_groups, seed_notes = _seed_groups(ordered, ids)
+  notes += seed_notes
   rows = []
   for where in dict.fromkeys(setting(record) for record in ordered):
-    for record in ordered:
-      if setting(record) == where:
-        fields = record.fields
-        rows.append([ids[record.path], "record", fields["method"], fields["split"],
-                     _shape(fields), fields["queries_per_class"], fields["num_tasks"],
-                     fields["seed"], _trained(fields),
-                     _interval(fields["accuracy"], fields["ci95"]), ""])
-    for a, b in pairs:
-      if setting(a) == where:
-        rows.append([f"{ids[a.path]} − {ids[b.path]}", "paired",
-                     f"{a.fields['method']} − {b.fields['method']}", *_setting_cells(a),
-                     a.fields["seed"], "", _interval(*paired_difference(a, b), signed=True), ""])
+    rows += [_record_row(record, ids) for record in ordered if setting(record) == where]
+    rows += [_pair_row(a, b, ids) for a, b in pairs if setting(a) == where]
     groups = [group for group in seed_groups if setting(group[0]) == where]
-    for group in groups:
-      accuracies = [record.fields["accuracy"] for record in group]
-      checkpoints = {_trained(record.fields).partition("trained ")[2] for record in group}
-      rows.append([", ".join(ids[record.path] for record in group), f"{len(group)} seeds",
-                   group[0].fields["method"], *_setting_cells(group[0], len(group)),
-                   ", ".join(str(record.fields["seed"]) for record in group),
-                   " ".join(sorted(f"trained {shape}" for shape in checkpoints if shape)),
-                   _interval(*t_interval(accuracies)), _spread(accuracies)])
+    rows += [_seed_row(group, ids) for group in groups]
     for i, first in enumerate(groups):
       for second in groups[i + 1:]:
-        row, note = _paired_over_seeds(first, second, reference, ids)
-        rows.extend([row] if row else [])
-        notes.extend([note] if note else [])
+        if not reference or first[0].fields["method"] == reference:
+          row, note = _paired_over_seeds(first, second, ids)
+          rows += [row] if row else []
+          notes += [note] if note else []
   return ordered, rows, notes
-
-
-def _setting_cells(record: Record, seeds: int = 1) -> list:
-  """The split, task, queries and tasks cells of a row (tasks per seed for aggregates)."""
-  fields = record.fields
-  tasks = f"{seeds} × {fields['num_tasks']}" if seeds > 1 else fields["num_tasks"]
-  return [fields["split"], _shape(fields), fields["queries_per_class"], tasks]
-
-
-def _paired_over_seeds(first: List[Record], second: List[Record], reference: str,
-                       ids: Dict[str, str]) -> Tuple[Optional[list], Optional[str]]:
-  """The paired-over-seeds row of two seed groups (first of the reference), and a note."""
-  if reference and first[0].fields["method"] != reference:
-    return None, None
-  seconds = {record.fields["seed"]: record for record in second}
-  pairs = [(a, seconds[a.fields["seed"]]) for a in first if a.fields["seed"] in seconds]
-  same = [a.fields["task_fingerprint"] == b.fields["task_fingerprint"] for a, b in pairs]
-  matched = [pair for pair, on_same_tasks in zip(pairs, same) if on_same_tasks]
-  note = None
-  if not all(same):
-    a, b = pairs[same.index(False)]
-    note = (f"{ids[a.path]} and {ids[b.path]} are not paired over seeds: "
-            f"{why_not_paired(a, b)}.")
-  if len(matched) < 2:
-    return None, note
-  differences = [a.fields["accuracy"] - b.fields["accuracy"] for a, b in matched]
-  row = [", ".join(f"{ids[a.path]} − {ids[b.path]}" for a, b in matched),
-         f"paired, {len(matched)} seeds",
-         f"{first[0].fields['method']} − {second[0].fields['method']}",
-         *_setting_cells(first[0], len(matched)),
-         ", ".join(str(a.fields["seed"]) for a, _ in matched), "",
-         _interval(*t_interval(differences), signed=True), _spread(differences, signed=True)]
-  return row, note
 
 
 HEADER = ["row", "kind", "method", "split", "task", "queries", "tasks", "seed", "checkpoint",
@@ -401,15 +418,15 @@ def validation_curve(run: str) -> Dict[int, float]:
       for line in f:
         try:
           validation = json.loads(line)
-        except ValueError:
+          curve[int(validation["step"])] = float(validation["accuracy"])
+        except (ValueError, TypeError, KeyError):
           continue
-        curve[int(validation["step"])] = float(validation["accuracy"])
   return dict(sorted(curve.items()))
 
 
 def _test_entries(records: Sequence[Record], reference: str):
   """(label, mean, half-width) of each test-split seed aggregate and lone record."""
-  ordered, _, _ = compare(records, reference)
+  ordered = _order(records, reference)
   ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
   entries = []
   for group in group_by_seed([record for record in ordered if record.fields["split"] == "test"]):
@@ -428,6 +445,14 @@ def _test_entries(records: Sequence[Record], reference: str):
           for label, name, mean, half_width in entries]
 
 
+def _run_labels(runs: Sequence[str]) -> List[str]:
+  """Runs named below their common folder: "seed0", not "../../runs/study/seed0"."""
+  absolute = [os.path.abspath(run) for run in runs]
+  common = os.path.commonpath(absolute) if len(runs) > 1 else os.path.dirname(absolute[0])
+  return [os.path.relpath(run, common) if run != common else os.path.basename(run)
+          for run in absolute]
+
+
 def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: str = "leo"):
   """Writes one figure: validation accuracy against step (left), test accuracies (right)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -443,14 +468,10 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
                                  width_ratios=widths)
   axes = list(axes[0])
   if curves:
-    # Runs are named relative to their common folder: "seed0", not "../../runs/study/seed0".
-    common = os.path.commonpath([os.path.abspath(run) for run in curves])
     curve_axes = axes.pop(0)
-    for run, curve in curves.items():
-      name = os.path.relpath(os.path.abspath(run), common) if len(curves) > 1 else run
+    for label, curve in zip(_run_labels(list(curves)), curves.values()):
       curve_axes.plot(list(curve), [100 * value for value in curve.values()], marker="o",
-                      markersize=3, linewidth=1.5, label=os.path.basename(run) if name == "."
-                      else name)
+                      markersize=3, linewidth=1.5, label=label)
     curve_axes.set(xlabel="training step", ylabel="validation accuracy (%)",
                    title="Meta-validation accuracy")
     curve_axes.grid(alpha=0.3)
