@@ -1,0 +1,328 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""tools/tune.py: search space, run-folder records, flagfile, resumption, pruning, failures;
+then end to end on fixture data with runner.py."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from absl import flags
+import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+import pytest
+
+import config
+import fixtures
+from tools import tune
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def settings(tmp_path, **overrides):
+  values = dict(study_dir=str(tmp_path / "study"), num_trials=2, num_steps_limit=4,
+                checkpoint_steps=2)
+  values.update(overrides)
+  return tune.Settings(**values)
+
+
+def quiet(line):
+  del line  # The tests read the study, not the log.
+
+
+# ---- The search space. ----
+
+def test_search_space_is_the_six_readme_values_then_the_rates_and_latents():
+  assert list(tune.SPACE) == [*config._TUNED, "finetuning_lr_init", "inner_lr_init",
+                              "num_latents"]
+
+
+def test_every_range_holds_the_readme_presets_and_the_flag_defaults():
+  for name, param in tune.SPACE.items():
+    values = [preset[name] for preset in config.PRESETS.values() if name in preset]
+    values.append(config.FLAGS[name].default)
+    assert all(param.low <= value <= param.high for value in values), (name, values)
+
+
+def test_log_uniform_wherever_the_range_spans_decades():
+  for param in tune.SEARCH_SPACE:
+    assert param.log == (param.low > 0 and param.high / param.low >= 10), param.name
+  assert tune.SPACE["num_latents"].integer and not tune.SPACE["dropout_rate"].log
+
+
+def test_suggest_draws_in_the_ranges_and_replays_an_enqueued_value():
+  study = optuna.create_study(direction="maximize")
+  study.enqueue_trial({"outer_lr": 1e-3})
+  trial = study.ask()
+  values = tune.suggest(trial, list(tune.SPACE))
+  assert values["outer_lr"] == 1e-3
+  assert trial.distributions["outer_lr"] == FloatDistribution(1e-5, 3e-3, log=True)
+  assert trial.distributions["dropout_rate"] == FloatDistribution(0.0, 0.7)
+  assert trial.distributions["num_latents"] == IntDistribution(8, 128, log=True)
+  assert isinstance(values["num_latents"], int)
+  for name, value in values.items():
+    assert tune.SPACE[name].low <= value <= tune.SPACE[name].high
+
+
+# ---- Run-folder records. ----
+
+def _record(step, accuracy):
+  return json.dumps({"step": step, "accuracy": accuracy, "ci95": 0.01, "loss": 1.0,
+                     "num_tasks": 2000, "queries_per_class": 15, "seconds": 1.0,
+                     "time": "2026-12-01T20:00:00"})
+
+
+def test_validations_in_step_order_the_last_line_of_a_step_wins_a_torn_last_line_ignored(
+    tmp_path):
+  path = tmp_path / "validations.jsonl"
+  path.write_text("\n".join([_record(0, 0.2), _record(3, 0.5), _record(6, 0.4),
+                             _record(3, 0.6), '{"step": 9, "accur']))
+  assert [(r["step"], r["accuracy"]) for r in tune.read_validations(str(path))] == [
+      (0, 0.2), (3, 0.6), (6, 0.4)]
+
+
+def test_no_validations_file_is_no_validations_yet(tmp_path):
+  assert tune.read_validations(str(tmp_path / "validations.jsonl")) == []
+
+
+def test_a_line_torn_by_a_crash_before_a_resumed_runs_lines_is_skipped(tmp_path):
+  path = tmp_path / "validations.jsonl"
+  path.write_text("\n".join([_record(0, 0.2), '{"step": 3, "acc' + _record(3, 0.5),
+                             _record(6, 0.4)]) + "\n")
+  assert [(r["step"], r["accuracy"]) for r in tune.read_validations(str(path))] == [
+      (0, 0.2), (6, 0.4)]
+
+
+def test_reported_values_are_the_best_validation_up_to_each_step():
+  records = [{"step": 0, "accuracy": 0.2}, {"step": 3, "accuracy": 0.5},
+             {"step": 6, "accuracy": 0.4}]
+  assert tune.running_best(records) == [(0, 0.2), (3, 0.5), (6, 0.5)]
+
+
+def test_error_line_is_the_runners_error_else_its_last_line():
+  assert tune.error_line("I... Step: 0\nrunner.py: error: --x=1: expected y\n") == (
+      "runner.py: error: --x=1: expected y")
+  assert tune.error_line("Traceback ...\n  File x\nValueError: NaN\n\n") == "ValueError: NaN"
+
+
+# ---- Flags and the flagfile. ----
+
+def test_runner_args_pass_through_with_paths_made_absolute(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  assert tune.check_runner_args(["--data_path=emb", "--num_classes=5", "--train_on_val"],
+                                ["outer_lr"]) == [
+      f"--data_path={tmp_path}/emb", "--num_classes=5", "--train_on_val"]
+  assert tune.check_runner_args(["--num_latents=8"], ["outer_lr"]) == ["--num_latents=8"]
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("--checkpoint_path=/x", "own run folder under --study_dir"),
+    ("--noevaluate_after_training", "never touches the test split"),
+    ("--seed=3", "give it to the tuner itself"),
+    ("--num_steps_limit=9", "give it to the tuner itself"),
+    ("--num_latents=8", "searched by the tuner: drop it, or leave num_latents out of --params"),
+    ("icons", "expected runner.py --flags only")])
+def test_runner_args_the_tuner_sets_are_refused_in_one_line(arg, message):
+  with pytest.raises(tune.TuneError, match=message):
+    tune.check_runner_args([arg], list(tune.SPACE))
+
+
+def test_the_flagfile_holds_the_trials_flags_and_floats_replay_exactly(tmp_path):
+  values = {"outer_lr": 2.739071e-4 / 3, "num_latents": 17}
+  flag_list = tune.trial_flags(settings(tmp_path, runner_args=("--dataset_name=icons",)),
+                               values)
+  assert flag_list == ["--dataset_name=icons", f"--outer_lr={values['outer_lr']!r}",
+                       "--num_latents=17", "--num_steps_limit=4", "--checkpoint_steps=2",
+                       "--seed=0"]
+  path = str(tmp_path / "best_flags.txt")
+  tune.write_flagfile(path, flag_list, ["Best of study 'leo'", "python runner.py ..."])
+  assert open(path).read().splitlines()[:2] == ["# Best of study 'leo'",
+                                                "# python runner.py ..."]
+  expanded = flags.FlagValues().read_flags_from_files(["prog", f"--flagfile={path}"],
+                                                      force_gnu=True)
+  assert expanded == ["prog", *flag_list]
+  assert float(expanded[2].split("=")[1]) == values["outer_lr"]
+
+
+# ---- The study loop, with a fake objective. ----
+
+class FakeObjective:
+  """Records each call; returns accuracies in turn (an exception is raised instead)."""
+
+  def __init__(self, *results):
+    self.results, self.calls = list(results), []
+
+  def __call__(self, trial, run_folder, flag_list):
+    self.calls.append((trial.number, dict(trial.params), run_folder, list(flag_list)))
+    result = self.results.pop(0)
+    if isinstance(result, Exception):
+      raise result
+    trial.report(result, 0)
+    trial.set_user_attr("best_step", 0)
+    return result
+
+
+def test_a_study_writes_its_storage_table_and_best_flagfile(tmp_path):
+  objective = FakeObjective(0.4, 0.7)
+  study = tune.tune(settings(tmp_path, params=("outer_lr", "kl_weight")), objective, quiet)
+  assert [t.value for t in study.trials] == [0.4, 0.7]
+  study_dir = tmp_path / "study"
+  assert (study_dir / "study.db").exists()
+  assert [call[2] for call in objective.calls] == [str(study_dir / "trials" / "0"),
+                                                    str(study_dir / "trials" / "1")]
+  table = (study_dir / "trials.md").read_text()
+  assert "| trial | state | outer_lr | kl_weight | best val acc | step | time | note |" in table
+  assert "| 1 | complete | " in table and " | 70.00% | 0 | " in table
+  best = (study_dir / "best_flags.txt").read_text().splitlines()
+  assert best[0].startswith("# Best of study 'leo' (2 trials): trial 1, validation accuracy "
+                            "70.00% at step 0.")
+  assert [line for line in best if not line.startswith("#")] == objective.calls[1][3]
+
+
+def test_a_larger_num_trials_resumes_the_study_and_keeps_its_trials(tmp_path):
+  first = tune.tune(settings(tmp_path, params=("outer_lr",)), FakeObjective(0.4, 0.7), quiet)
+  before = [(t.params, t.value, t.datetime_complete) for t in first.trials]
+  objective = FakeObjective(0.5)
+  again = tune.tune(settings(tmp_path, params=("outer_lr",), num_trials=3), objective, quiet)
+  assert [(t.params, t.value, t.datetime_complete) for t in again.trials[:2]] == before
+  assert len(again.trials) == 3 and [c[0] for c in objective.calls] == [2]
+  # The sampler is offset by the trials so far: trial 2 is not trial 0 drawn again.
+  assert again.trials[2].params != again.trials[0].params
+
+
+def test_a_resumed_study_searched_differently_is_refused(tmp_path):
+  tune.tune(settings(tmp_path, params=("outer_lr",)), FakeObjective(0.4, 0.7), quiet)
+  with pytest.raises(tune.TuneError, match=r"study 'leo' was searched with num_steps_limit=4"
+                                           r": resume it with the same flags"):
+    tune.tune(settings(tmp_path, params=("outer_lr",), num_steps_limit=8), FakeObjective(),
+              quiet)
+
+
+def test_a_failed_trial_keeps_the_runners_error_and_the_study_goes_on(tmp_path):
+  error = "runner.py: error: --outer_lr=3: training diverged"
+  study = tune.tune(settings(tmp_path, params=("outer_lr",)),
+                    FakeObjective(tune.TrialFailed(error), 0.6), quiet)
+  assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+  assert study.trials[0].user_attrs["error"] == error
+  assert f"| 0 | fail | " in (tmp_path / "study" / "trials.md").read_text()
+  assert error in (tmp_path / "study" / "trials.md").read_text()
+
+
+def _left_running_by_a_killed_tuner(s, **attrs):
+  """A study whose trial 0 is RUNNING, as a tuner killed mid-trial leaves it."""
+  study = tune.open_study(s)
+  trial = study.ask()
+  tune.suggest(trial, s.params)
+  folder = os.path.join(s.study_dir, "trials", "0")
+  os.makedirs(folder)
+  values = dict(run_folder=folder, host=tune.HOST, pid=-1, heartbeat=tune.time.time())
+  values.update(attrs)
+  for name, value in values.items():
+    trial.set_user_attr(name, value)
+  return dict(trial.params), folder
+
+
+def test_a_trial_left_running_by_a_killed_tuner_is_rerun_with_its_parameters_and_folder(
+    tmp_path):
+  s = settings(tmp_path, params=("outer_lr", "num_latents"))
+  params, folder = _left_running_by_a_killed_tuner(s)
+  objective = FakeObjective(0.5, 0.6)
+  study = tune.tune(s, objective, quiet)
+  trials = study.trials
+  assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE,
+                                       TrialState.COMPLETE]
+  assert trials[0].user_attrs["stale"] and "stale" not in trials[1].user_attrs
+  assert objective.calls[0][:3] == (1, params, folder)  # The same run folder: it resumes.
+  assert trials[1].user_attrs["retry_of"] == 0
+  assert objective.calls[1][2] == os.path.join(s.study_dir, "trials", "2")
+  assert tune.counted(trials) == 2
+  table = (tmp_path / "study" / "trials.md").read_text()
+  assert "tuner gone; re-run as 1" in table and "re-run of 0" in table
+
+
+def test_a_running_trial_whose_tuner_holds_its_lock_is_left_alone(tmp_path):
+  s = settings(tmp_path, params=("outer_lr",), num_trials=1)
+  _, folder = _left_running_by_a_killed_tuner(s)
+  with tune.holding(folder + ".lock"):
+    study = tune.tune(s, FakeObjective(), quiet)  # Trial 0 counts: nothing to run.
+  assert [t.state for t in study.trials] == [TrialState.RUNNING]
+
+
+@pytest.mark.parametrize("age, stale", [(10, False), (1000, True)])
+def test_a_trial_of_another_machine_is_stale_once_its_heartbeat_is_old(tmp_path, age, stale):
+  s = settings(tmp_path, params=("outer_lr",), stale_seconds=300)
+  _left_running_by_a_killed_tuner(s, host="elsewhere", heartbeat=tune.time.time() - age)
+  trial, = tune.open_study(s).trials
+  assert tune.is_stale(trial, tune.time.time(), s.stale_seconds) == stale
+
+
+# ---- run_trial with a stand-in for runner.py: reporting, pruning, failures. ----
+
+FAKE_RUNNER = textwrap.dedent('''
+    """Writes validations of accuracy --kl_weight at steps 0..3, then best.json."""
+    import json, os, sys, time
+    flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)
+    accuracy, folder = float(flags["kl_weight"]), flags["checkpoint_path"]
+    if accuracy > 1:
+        sys.exit("I1201 training...\\nrunner.py: error: --kl_weight: loss diverged")
+    for step in range(4):
+        with open(os.path.join(folder, "validations.jsonl"), "a") as f:
+            f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\\n")
+        time.sleep(0.3)
+    if accuracy > 0.9:  # Exits 0 without its records.
+        sys.exit(0)
+    os.makedirs(os.path.join(folder, "best_checkpoint"))
+    with open(os.path.join(folder, "best_checkpoint", "best.json"), "w") as f:
+        json.dump({"step": 0, "accuracy": accuracy}, f)
+''')
+
+
+def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path):
+  runner = tmp_path / "fake_runner.py"
+  runner.write_text(FAKE_RUNNER)
+  s = settings(tmp_path, params=("kl_weight",), num_trials=5, pruner_startup_trials=1)
+  study = tune.open_study(s)
+  for kl_weight in (0.5, 0.3, 0.95, 2.0, 0.6):
+    study.enqueue_trial({"kl_weight": kl_weight})
+  study = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner)), quiet)
+  complete, pruned, no_best, diverged, better = study.trials
+  assert complete.value == 0.5 and complete.intermediate_values == {
+      0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}
+  # Below the median of the complete trials at step 1 (pruning skips step 0): stopped there.
+  assert pruned.state == TrialState.PRUNED and max(pruned.intermediate_values) == 1
+  assert not os.path.exists(os.path.join(pruned.user_attrs["run_folder"], "best_checkpoint"))
+  assert no_best.state == TrialState.FAIL
+  assert no_best.user_attrs["error"].startswith("runner.py exited without writing ")
+  assert diverged.state == TrialState.FAIL and diverged.user_attrs["error"] == (
+      "runner.py: error: --kl_weight: loss diverged")
+  assert better.value == 0.6 and better.user_attrs["best_step"] == 0
+  table = (tmp_path / "study" / "trials.md").read_text()
+  assert "| 1 | pruned | 0.3 | 30.00% | 0 | " in table and "pruned at step 1" in table
+
+
+def test_the_table_row_of_each_state(tmp_path):
+  start = datetime.datetime(2026, 12, 1, 20, 0, 0)
+  distributions = {"outer_lr": FloatDistribution(1e-5, 3e-3, log=True),
+                   "num_latents": IntDistribution(8, 128, log=True)}
+
+  def trial(number, state, value, seconds, attrs, intermediate):
+    return optuna.trial.FrozenTrial(
+        number, state, value, start, start + datetime.timedelta(seconds=seconds),
+        {"outer_lr": 2.5e-4, "num_latents": 64}, distributions, attrs, {}, intermediate,
+        number)
+
+  table = tune.trials_table([
+      trial(0, TrialState.COMPLETE, 0.8123, 3725, {"best_step": 500}, {0: 0.7, 500: 0.8123}),
+      trial(1, TrialState.PRUNED, None, 61, {}, {0: 0.71, 500: 0.75, 1000: 0.75}),
+      trial(2, TrialState.FAIL, None, 5, {"error": "runner.py: error: a|b"}, {})],
+      ["outer_lr", "num_latents"])
+  assert table.splitlines() == [
+      "| trial | state | outer_lr | num_latents | best val acc | step | time | note |",
+      "|---|---|---|---|---|---|---|---|",
+      "| 0 | complete | 0.00025 | 64 | 81.23% | 500 | 1h02m05s |  |",
+      "| 1 | pruned | 0.00025 | 64 | 75.00% | 500 | 0h01m01s | pruned at step 1000 |",
+      "| 2 | fail | 0.00025 | 64 |  |  | 0h00m05s | runner.py: error: a\\|b |"]

@@ -1,0 +1,607 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Hyperparameter search for LEO on validation: the search the original authors ran.
+
+Each trial is one `runner.py` training in a run folder of its own, `<study_dir>/trials/<n>`,
+with `--evaluate_after_training=false`: the test split is never touched. Its value is the
+best validation accuracy of its result records (`best_checkpoint/best.json`); every
+validation (`validations.jsonl`, polled while it trains) is reported to Optuna, and a trial
+whose best validation so far is below the median of the finished trials at the same step is
+stopped (median pruning). Parameters are proposed by a seeded TPE sampler.
+
+One machine (storage: the SQLite file `<study_dir>/study.db`):
+
+    python -m tools.tune --study_dir=/tmp/leo-tune --num_trials=40 \\
+        --num_steps_limit=3000 --checkpoint_steps=500 -- --dataset_name=icons
+
+Every flag after `--` goes to every trial's runner.py unchanged (dataset, data_path, N-way,
+K-shot, batch sizes, `--flagfile=base.txt`, `--preset=...`; the searched values win over a
+preset). Run the same command again to resume: finished trials are kept, a trial a killed
+tuner left running is re-run with the same parameters in the same run folder (runner.py
+resumes it from its latest checkpoint), and a larger `--num_trials` adds trials. Several
+tuner processes on one machine may share the study (run the same command in each).
+
+Several machines share one storage, each running the same command with `--storage`:
+
+    --storage=postgresql://user:password@db-host/leo    # an Optuna RDB URL (SQLAlchemy)
+    --storage=/nfs/leo-tune/journal.log                 # a journal file (any path without
+                                                        # "://"), for a shared NFS folder
+
+and, so that their first random trials differ, its own `--sampler_seed`. A trial running on
+a machine that died is re-run elsewhere once its heartbeat is `--stale_seconds` old (it
+resumes from its checkpoints if `--study_dir` is shared too, else it starts over).
+
+Outputs, rewritten after every trial: `<study_dir>/trials.md` (the table this prints),
+`<study_dir>/best_flags.txt` (the best trial's flags, replayable with
+`python runner.py --flagfile=<study_dir>/best_flags.txt --checkpoint_path=...`), and with
+`--importance`, Optuna's ranking of the parameters (fANOVA over the complete trials).
+"""
+
+import contextlib
+import ctypes
+import dataclasses
+import datetime
+import fcntl
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+import utils
+
+RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runner.py")
+VALIDATIONS_FILE = "validations.jsonl"
+BEST_FILE = os.path.join("best_checkpoint", "best.json")
+STORAGE_FILE = "study.db"
+TABLE_FILE = "trials.md"
+FLAGFILE = "best_flags.txt"
+TRIALS_FOLDER = "trials"
+POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 60.0
+KILL_GRACE_SECONDS = 30.0
+ERROR_PREFIX = "runner.py: error: "
+
+
+class TuneError(utils.LeoError):
+  """A tuner setting that cannot work, or a run folder whose records cannot be read."""
+
+
+class TrialFailed(Exception):
+  """A trial's runner.py failed; the message is its one-line error."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+  """One searched runner.py flag: a float in [low, high] (or an int if `integer`)."""
+  name: str
+  low: float
+  high: float
+  log: bool
+  integer: bool = False
+
+
+# The six tuned values of the original README, then the initial rates and the latent size.
+# The ranges contain config.PRESETS' values and the flag defaults; log-uniform where the
+# range spans decades.
+SEARCH_SPACE = (
+    Param("outer_lr", 1e-5, 3e-3, log=True),
+    Param("l2_penalty_weight", 1e-11, 1e-6, log=True),
+    Param("orthogonality_penalty_weight", 1e-4, 1.0, log=True),
+    Param("dropout_rate", 0.0, 0.7, log=False),
+    Param("kl_weight", 1e-4, 10.0, log=True),
+    Param("encoder_penalty_weight", 1e-10, 1e-3, log=True),
+    Param("finetuning_lr_init", 1e-4, 10.0, log=True),
+    Param("inner_lr_init", 1e-2, 10.0, log=True),
+    Param("num_latents", 8, 128, log=True, integer=True),
+)
+SPACE = {param.name: param for param in SEARCH_SPACE}
+# runner.py flags the tuner sets itself, with what to do instead.
+OWN_FLAGS = {
+    "checkpoint_path": "each trial gets its own run folder under --study_dir",
+    "evaluate_after_training": "the tuner never touches the test split",
+    "evaluation_mode": "the tuner trains",
+    "baseline": "the tuner trains LEO",
+    "num_steps_limit": "give it to the tuner itself, before --",
+    "checkpoint_steps": "give it to the tuner itself, before --",
+    "seed": "give it to the tuner itself, before --",
+}
+PATH_FLAGS = ("data_path", "flagfile")  # Made absolute, so best_flags.txt replays anywhere.
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What the tuner was asked for (the flags of this module)."""
+  study_dir: str
+  num_trials: int
+  num_steps_limit: int
+  checkpoint_steps: int
+  runner_args: Sequence[str] = ()  # The flags after `--`, for every trial's runner.py.
+  params: Sequence[str] = tuple(SPACE)
+  seed: int = 0
+  storage: Optional[str] = None  # None: `<study_dir>/study.db`.
+  study_name: str = "leo"
+  sampler_seed: int = 0
+  pruner_startup_trials: int = 5
+  stale_seconds: float = 300.0
+  importance: bool = False
+
+
+# ---- The search space and the trials' flags. ----
+
+def suggest(trial: optuna.Trial, names: Sequence[str]) -> Dict[str, float]:
+  """The trial's values of the searched flags `names` (drawn, or fixed if enqueued)."""
+  values = {}
+  for name in names:
+    param = SPACE[name]
+    if param.integer:
+      values[name] = trial.suggest_int(name, int(param.low), int(param.high), log=param.log)
+    else:
+      values[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+  return values
+
+
+def flag_name(arg: str) -> str:
+  """`--name=value`, `--name` or `--noname` -> `name` (`noname` for the last)."""
+  return arg.lstrip("-").split("=", 1)[0]
+
+
+def check_runner_args(args: Sequence[str], searched: Sequence[str]) -> List[str]:
+  """The flags after `--`, checked against the ones the tuner sets, path flags absolute."""
+  checked = []
+  for arg in args:
+    if not arg.startswith("--"):
+      raise TuneError(f"tools/tune.py: {arg!r} after --: expected runner.py --flags only")
+    name = flag_name(arg)
+    bare = name[2:] if name.startswith("no") and name[2:] in OWN_FLAGS else name
+    if bare in OWN_FLAGS:
+      raise TuneError(f"tools/tune.py: {arg} after --: {OWN_FLAGS[bare]}")
+    if name in searched:
+      raise TuneError(f"tools/tune.py: {arg} after -- is searched by the tuner: drop it, or "
+                      f"leave {name} out of --params")
+    if name in PATH_FLAGS and "=" in arg:
+      arg = f"--{name}={os.path.abspath(os.path.expanduser(arg.split('=', 1)[1]))}"
+    checked.append(arg)
+  return checked
+
+
+def trial_flags(settings: Settings, values: Dict[str, float]) -> List[str]:
+  """runner.py's flags for a trial with `values`, except its run folder."""
+  return (list(settings.runner_args) + [f"--{name}={values[name]!r}" for name in values]
+          + [f"--num_steps_limit={settings.num_steps_limit}",
+             f"--checkpoint_steps={settings.checkpoint_steps}", f"--seed={settings.seed}"])
+
+
+def write_flagfile(path: str, flags: Sequence[str], comments: Sequence[str]):
+  """An absl flagfile: `# comment` lines, then one flag per line."""
+  atomic_write_text(path, "".join(f"# {line}\n" for line in comments)
+                    + "".join(f"{flag}\n" for flag in flags))
+
+
+def atomic_write_text(path: str, text: str):
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+# ---- A run folder's records. ----
+
+def read_validations(path: str) -> List[dict]:
+  """The validations of `<run>/validations.jsonl` in step order, the last line of a step
+  winning (a resumed run re-appends it); a torn line (a write cut by a crash) is skipped."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8", errors="replace") as f:
+    lines = f.read().splitlines()
+  by_step = {}
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(record, dict) and isinstance(record.get("step"), int):
+      by_step[record["step"]] = record
+  return [by_step[step] for step in sorted(by_step)]
+
+
+def running_best(validations: Sequence[dict]) -> List[tuple]:
+  """(step, best accuracy up to that step) after each validation: what pruning compares."""
+  best, result = -math.inf, []
+  for record in validations:
+    best = max(best, float(record["accuracy"]))
+    result.append((int(record["step"]), best))
+  return result
+
+
+def error_line(output: str) -> str:
+  """The one-line reason a runner.py failed: its error line, else its last line."""
+  lines = [line.strip() for line in output.splitlines() if line.strip()]
+  errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
+  return (errors or lines or ["no output"])[-1]
+
+
+# ---- Running one trial. ----
+
+def _die_with_parent():
+  """In the child: the kernel kills it when the tuner dies, so no orphan trains on."""
+  ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG.
+
+
+def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
+              runner: str = RUNNER) -> float:
+  """Trains `runner` (runner.py) with `flags` in `run_folder`; its best validation accuracy.
+
+  Raises:
+    optuna.TrialPruned: pruned (the runner was stopped).
+    TrialFailed: the runner exited non-zero, or left no best.json.
+  """
+  command = [sys.executable, runner, *flags, f"--checkpoint_path={run_folder}",
+             "--evaluate_after_training=false"]
+  reported, beat = set(), time.time()
+  with open(f"{run_folder}.log", "a") as log:
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")),
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    try:
+      while True:
+        finished = process.poll() is not None  # Read the records after the exit is seen.
+        for step, best in running_best(read_validations(
+            os.path.join(run_folder, VALIDATIONS_FILE))):
+          if step not in reported:
+            reported.add(step)
+            trial.report(best, step)
+            if trial.should_prune():
+              raise optuna.TrialPruned(f"pruned at step {step}")
+        if finished:
+          break
+        if time.time() - beat > HEARTBEAT_SECONDS:
+          beat = time.time()
+          trial.set_user_attr("heartbeat", beat)
+        time.sleep(POLL_SECONDS)
+    finally:
+      _stop(process)
+  if process.returncode != 0:
+    with open(f"{run_folder}.log") as log:
+      raise TrialFailed(error_line(log.read()))
+  best_path = os.path.join(run_folder, BEST_FILE)
+  if not os.path.exists(best_path):
+    raise TrialFailed(f"runner.py exited without writing {best_path}")
+  with open(best_path) as f:
+    best = json.load(f)
+  trial.set_user_attr("best_step", int(best["step"]))
+  return float(best["accuracy"])
+
+
+def _stop(process: subprocess.Popen):
+  if process.poll() is None:
+    process.terminate()
+    try:
+      process.wait(KILL_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
+
+
+# ---- Trials left running by a killed tuner. ----
+
+HOST = socket.gethostname()
+
+
+@contextlib.contextmanager
+def holding(lock_path: str):
+  """Holds an exclusive lock on `lock_path` (released however the process ends)."""
+  with open(lock_path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    yield
+
+
+def is_locked(lock_path: str) -> bool:
+  if not os.path.exists(lock_path):
+    return False
+  try:
+    with holding(lock_path):
+      return False
+  except OSError:
+    return True
+
+
+def is_stale(trial: optuna.trial.FrozenTrial, now: float, stale_seconds: float) -> bool:
+  """Whether a RUNNING trial's tuner is gone: on this machine its lock is free, elsewhere
+  its heartbeat is older than `stale_seconds`."""
+  attrs = trial.user_attrs
+  if attrs.get("host") == HOST and "run_folder" in attrs:
+    return not is_locked(attrs["run_folder"] + ".lock")
+  beat = attrs.get("heartbeat", trial.datetime_start.timestamp())
+  return now - beat > stale_seconds
+
+
+def retry_stale_trials(study: optuna.Study, stale_seconds: float) -> List[int]:
+  """Fails each stale RUNNING trial and enqueues its re-run: same parameters, same run
+  folder. Returns the numbers of the trials failed now."""
+  storage, now, failed = study._storage, time.time(), []  # pylint: disable=protected-access
+  for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    if not is_stale(trial, now, stale_seconds):
+      continue
+    try:
+      storage.set_trial_user_attr(trial._trial_id, "stale", True)  # pylint: disable=protected-access
+      if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # pylint: disable=protected-access
+        failed.append(trial.number)
+    except optuna.exceptions.UpdateFinishedTrialError:
+      pass  # Another tuner failed it first.
+  # Also a stale trial whose re-run was not enqueued (a tuner killed in between).
+  trials = study.get_trials(deepcopy=False)
+  rerun = {t.user_attrs.get("retry_of") for t in trials}
+  for trial in trials:
+    if trial.user_attrs.get("stale") and trial.state == TrialState.FAIL and (
+        trial.number not in rerun):
+      folder = {"run_folder": trial.user_attrs["run_folder"]} if (
+          "run_folder" in trial.user_attrs) else {}  # Killed before it had one.
+      study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **folder})
+  return failed
+
+
+def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
+  """Trials that count towards --num_trials: all but the stale ones (re-run as others)."""
+  return sum(1 for trial in trials if not trial.user_attrs.get("stale"))
+
+
+# ---- The study. ----
+
+def make_storage(settings: Settings):
+  """The default SQLite file, an RDB URL, or a journal file path."""
+  url = settings.storage or f"sqlite:///{os.path.join(settings.study_dir, STORAGE_FILE)}"
+  if "://" not in url:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+  # SQLite waits for another process's write instead of failing at once.
+  engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+  return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+
+
+def search_record(settings: Settings) -> dict:
+  """What must be the same for every tuner of a study (paths may differ by machine)."""
+  return {"params": list(settings.params), "num_steps_limit": settings.num_steps_limit,
+          "checkpoint_steps": settings.checkpoint_steps, "seed": settings.seed,
+          "runner_args": [arg if flag_name(arg) not in PATH_FLAGS else f"--{flag_name(arg)}"
+                          for arg in settings.runner_args]}
+
+
+def open_study(settings: Settings) -> optuna.Study:
+  """Creates or resumes the study; a resumed one must have been searched the same way."""
+  os.makedirs(os.path.join(settings.study_dir, TRIALS_FOLDER), exist_ok=True)
+  storage = make_storage(settings)
+  study = optuna.create_study(storage=storage, study_name=settings.study_name,
+                              direction="maximize", load_if_exists=True)
+  record = search_record(settings)
+  saved = study.user_attrs.get("search")
+  if saved is None:
+    study.set_user_attr("search", record)
+  elif saved != record:
+    different = sorted(k for k in record if record[k] != saved.get(k))
+    raise TuneError(f"tools/tune.py: study {settings.study_name!r} was searched with "
+                    + "; ".join(f"{k}={saved.get(k)}" for k in different)
+                    + ": resume it with the same flags, or use another --study_name")
+  # Offset by the trials so far: a resumed tuner does not redraw the first random trials.
+  sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + len(study.trials))
+  pruner = optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials,
+                                       n_warmup_steps=1)  # Never on the untrained step 0.
+  return optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler,
+                           pruner=pruner)
+
+
+Objective = Callable[[optuna.Trial, str, Sequence[str]], float]
+
+
+def tune(settings: Settings, objective: Objective = run_trial, log=print) -> optuna.Study:
+  """Runs trials until the study holds `settings.num_trials` (the stale ones not counted)."""
+  study = open_study(settings)
+  while True:
+    for number in retry_stale_trials(study, settings.stale_seconds):
+      log(f"trial {number}: its tuner is gone; re-running it with the same parameters")
+    trials = study.get_trials(deepcopy=False)
+    waiting = any(trial.state == TrialState.WAITING for trial in trials)
+    if counted(trials) >= settings.num_trials and not waiting:
+      break
+    run_one(study, settings, objective, log)
+    write_outputs(study, settings, log=lambda line: None)
+  write_outputs(study, settings, log=log)
+  return study
+
+
+def run_one(study: optuna.Study, settings: Settings, objective: Objective, log):
+  trial = study.ask()
+  run_folder = trial.user_attrs.get("run_folder") or os.path.join(
+      os.path.abspath(settings.study_dir), TRIALS_FOLDER, str(trial.number))
+  os.makedirs(run_folder, exist_ok=True)
+  with holding(run_folder + ".lock"):  # Held first: a trial with a host attr is locked.
+    for name, value in (("run_folder", run_folder), ("host", HOST), ("pid", os.getpid()),
+                        ("heartbeat", time.time())):
+      trial.set_user_attr(name, value)
+    flags = trial_flags(settings, suggest(trial, settings.params))
+    trial.set_user_attr("runner_flags", flags)
+    retry = trial.user_attrs.get("retry_of")
+    log(f"trial {trial.number}: training in {run_folder}"
+        + (f" (re-run of trial {retry})" if retry is not None else ""))
+    try:
+      value = objective(trial, run_folder, flags)
+    except optuna.TrialPruned as e:
+      study.tell(trial, state=TrialState.PRUNED)
+      log(f"trial {trial.number}: {e}")
+    except TrialFailed as e:
+      trial.set_user_attr("error", str(e))
+      study.tell(trial, state=TrialState.FAIL)
+      log(f"trial {trial.number}: failed: {e}")
+    else:
+      study.tell(trial, value)
+      log(f"trial {trial.number}: best validation accuracy {value:.2%} at step "
+          f"{trial.user_attrs.get('best_step')}")
+
+
+# ---- Outputs. ----
+
+def _duration(trial: optuna.trial.FrozenTrial, now: datetime.datetime) -> str:
+  if trial.datetime_start is None:
+    return ""
+  seconds = int(((trial.datetime_complete or now) - trial.datetime_start).total_seconds())
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def best_of(trial: optuna.trial.FrozenTrial):
+  """(best validation accuracy, its step) of a trial, or (None, None) before any."""
+  if trial.state == TrialState.COMPLETE:
+    return trial.value, trial.user_attrs.get("best_step")
+  if not trial.intermediate_values:
+    return None, None
+  # The reported values are running bests: the first step reaching the last one is its own.
+  best = max(trial.intermediate_values.values())
+  return best, min(s for s, v in trial.intermediate_values.items() if v == best)
+
+
+def note(trial: optuna.trial.FrozenTrial, retried_as: Dict[int, int]) -> str:
+  attrs, notes = trial.user_attrs, []
+  if "retry_of" in attrs:
+    notes.append(f"re-run of {attrs['retry_of']}")
+  if attrs.get("stale"):
+    notes.append(f"tuner gone; re-run as {retried_as[trial.number]}"
+                 if trial.number in retried_as else "tuner gone")
+  if trial.state == TrialState.PRUNED and trial.intermediate_values:
+    notes.append(f"pruned at step {max(trial.intermediate_values)}")
+  if "error" in attrs:
+    notes.append(attrs["error"].replace("|", "\\|"))
+  return "; ".join(notes)
+
+
+def trials_table(trials: Sequence[optuna.trial.FrozenTrial], names: Sequence[str],
+                 now: Optional[datetime.datetime] = None) -> str:
+  """The markdown table of the trials: parameters, best validation accuracy, step, time."""
+  now = now or datetime.datetime.now()
+  retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+  rows = [["trial", "state", *names, "best val acc", "step", "time", "note"]]
+  for trial in sorted(trials, key=lambda t: t.number):
+    accuracy, step = best_of(trial)
+    rows.append([str(trial.number), trial.state.name.lower(),
+                 *[_value(trial.params.get(name)) for name in names],
+                 "" if accuracy is None else f"{accuracy:.2%}",
+                 "" if step is None else str(step), _duration(trial, now),
+                 note(trial, retried_as)])
+  lines = ["| " + " | ".join(row) + " |" for row in rows]
+  lines.insert(1, "|" + "|".join("---" for _ in rows[0]) + "|")
+  return "\n".join(lines) + "\n"
+
+
+def _value(value) -> str:
+  if value is None:
+    return ""
+  return str(value) if isinstance(value, int) else f"{value:.3g}"
+
+
+def summary(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
+  states = [t.state.name.lower() for t in trials]
+  seconds = sum(((t.datetime_complete or datetime.datetime.now()) - t.datetime_start)
+                .total_seconds() for t in trials if t.datetime_start)
+  counts = ", ".join(f"{states.count(s)} {s}" for s in
+                     ("complete", "pruned", "fail", "running", "waiting") if s in states)
+  return f"{len(trials)} trials ({counts}); {seconds / 60:.1f} trial-minutes in all."
+
+
+def importance_table(study: optuna.Study) -> str:
+  complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+  if len(complete) < 2:
+    return "Importance: needs at least 2 complete trials.\n"
+  ranking = optuna.importance.get_param_importances(study)
+  return ("| parameter | importance (fANOVA) |\n|---|---|\n"
+          + "".join(f"| {name} | {value:.3f} |\n" for name, value in ranking.items()))
+
+
+def write_outputs(study: optuna.Study, settings: Settings, log=print):
+  """trials.md, best_flags.txt (once a trial is complete), each also logged."""
+  trials = study.get_trials()
+  text = (f"# Study {settings.study_name!r}\n\n{trials_table(trials, settings.params)}\n"
+          f"{summary(trials)}\n")
+  complete = [t for t in trials if t.state == TrialState.COMPLETE]
+  if complete:
+    best = study.best_trial
+    path = os.path.join(settings.study_dir, FLAGFILE)
+    write_flagfile(path, best.user_attrs["runner_flags"], [
+        f"Best of study {settings.study_name!r} ({len(trials)} trials): trial {best.number}, "
+        f"validation accuracy {best.value:.2%} at step {best.user_attrs.get('best_step')}.",
+        f"python runner.py --flagfile={os.path.abspath(path)} --checkpoint_path=<run folder>"])
+    text += (f"\nBest: trial {best.number}, validation accuracy {best.value:.2%} at step "
+             f"{best.user_attrs.get('best_step')}; flags in {path}.\n")
+  if settings.importance:
+    text += "\n" + importance_table(study)
+  atomic_write_text(os.path.join(settings.study_dir, TABLE_FILE), text)
+  log(text)
+
+
+# ---- Entry point. ----
+
+def define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string("study_dir", None, "Folder of the study: storage, trials/<n> run "
+                      "folders, trials.md, best_flags.txt.", required=True)
+  flags.DEFINE_integer("num_trials", 20, "Trials the study holds when done (in all, over "
+                       "resumes and machines; trials re-run for a killed tuner count once).")
+  flags.DEFINE_integer("num_steps_limit", 3000, "Meta-training steps of each trial.")
+  flags.DEFINE_integer("checkpoint_steps", 500, "Steps between a trial's validations "
+                       "(each one a pruning point).")
+  flags.DEFINE_integer("seed", 0, "runner.py --seed of every trial.")
+  flags.DEFINE_list("params", list(SPACE), "The searched flags, a subset of: "
+                    + ", ".join(SPACE) + ". Others keep their runner.py value.")
+  flags.DEFINE_string("storage", None, "Default: <study_dir>/study.db (SQLite). An Optuna "
+                      "RDB URL (e.g. postgresql://...) or a journal file path (NFS) to share "
+                      "the study between machines.")
+  flags.DEFINE_string("study_name", "leo", "Name of the study in the storage.")
+  flags.DEFINE_integer("sampler_seed", 0, "Seed of the TPE sampler (one per machine).")
+  flags.DEFINE_integer("pruner_startup_trials", 5, "Complete trials before pruning starts.")
+  flags.DEFINE_float("stale_seconds", 300.0, "A trial of another machine whose heartbeat is "
+                     "this old is re-run.")
+  flags.DEFINE_boolean("importance", False, "Also rank the parameters (Optuna fANOVA).")
+  return flags.FLAGS
+
+
+def settings_from_flags(values, runner_args: Sequence[str]) -> Settings:
+  unknown = sorted(set(values.params) - set(SPACE))
+  if unknown or not values.params:
+    raise TuneError(f"tools/tune.py: --params={','.join(values.params)}: expected names "
+                    f"among {', '.join(SPACE)}")
+  for name in ("num_trials", "num_steps_limit", "checkpoint_steps"):
+    if getattr(values, name) < 1:
+      raise TuneError(f"tools/tune.py: --{name}={getattr(values, name)}: expected >= 1")
+  return Settings(
+      study_dir=os.path.abspath(values.study_dir), num_trials=values.num_trials,
+      num_steps_limit=values.num_steps_limit, checkpoint_steps=values.checkpoint_steps,
+      runner_args=tuple(check_runner_args(runner_args, values.params)),
+      params=tuple(values.params), seed=values.seed, storage=values.storage,
+      study_name=values.study_name, sampler_seed=values.sampler_seed,
+      pruner_startup_trials=values.pruner_startup_trials,
+      stale_seconds=values.stale_seconds, importance=values.importance)
+
+
+def main(argv):
+  optuna.logging.set_verbosity(optuna.logging.WARNING)
+  try:
+    tune(settings_from_flags(FLAGS, argv[1:]), log=lambda line: print(line, flush=True))
+  except utils.LeoError as e:
+    sys.stderr.write(f"{e}\n")
+    sys.exit(2)
+  except KeyboardInterrupt:
+    sys.stderr.write("tools/tune.py: interrupted; run the same command to resume\n")
+    sys.exit(130)
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  FLAGS = define_flags()
+  app.run(main)
