@@ -25,6 +25,14 @@ MULTIVIEW_DATASET = "miniImageNet"  # The only dataset published with multiview 
 EMBEDDING_CROPS = ("center", "multiview")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 BASELINES = ("none", "nearest_centroid", "logistic_regression")
+EVAL_SPLITS = ("test", "val")
+
+# Values of a run's configuration that only extend or observe it: a run folder may be rerun
+# with other values of these. Every other value defines what is trained (runfolder.claim).
+RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
+                                  "metatest_batch_size"})
+# Flags that choose what one command does, not what the run is: left out of its flags.txt.
+_COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split"})
 
 # The tuned hyperparameters of the original README, one preset per setting.
 _TUNED = ("outer_lr", "l2_penalty_weight", "orthogonality_penalty_weight", "dropout_rate",
@@ -105,6 +113,8 @@ flags.DEFINE_boolean("evaluate_after_training", True,
                      "Evaluate the best checkpoint on the test split when training ends.")
 flags.DEFINE_enum("baseline", "none", list(BASELINES),
                   "Evaluate a baseline on the test episodes instead of LEO.")
+flags.DEFINE_enum("eval_split", "test", list(EVAL_SPLITS),
+                  "Split that --evaluation_mode and --baseline evaluate on.")
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
 
@@ -202,6 +212,7 @@ class RunConfig:
   log_steps: int = 100
   evaluate_after_training: bool = True
   baseline: str = "none"
+  eval_split: str = "test"
   distribution_strategy: str = "default"
 
   def __post_init__(self):
@@ -214,6 +225,8 @@ class RunConfig:
     _check_int("log_steps", self.log_steps, minimum=1)
     if self.baseline not in BASELINES:
       _fail("baseline", self.baseline, "one of " + ", ".join(BASELINES))
+    if self.eval_split not in EVAL_SPLITS:
+      _fail("eval_split", self.eval_split, "one of " + ", ".join(EVAL_SPLITS))
     if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
       _fail("distribution_strategy", self.distribution_strategy,
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
@@ -281,3 +294,21 @@ def get_run_config() -> RunConfig:
 
 def as_dict(config) -> dict:
   return dataclasses.asdict(config)
+
+
+def _flag_text(name: str, value) -> str:
+  if isinstance(value, bool):
+    return f"--{name}" if value else f"--no{name}"
+  return f"--{name}={value!r}" if isinstance(value, float) else f"--{name}={value}"
+
+
+def flagfile_lines(*configs) -> list:
+  """The configs as absl flagfile lines (`--name=value`, one a line): passing them with
+  `--flagfile` gives back the same configs. Floats are written exactly (repr)."""
+  lines = []
+  for config in configs:
+    for field in dataclasses.fields(config):
+      value = getattr(config, field.name)
+      if field.name in FLAGS and field.name not in _COMMAND_ONLY_FLAGS and value is not None:
+        lines.append(_flag_text(field.name, value))
+  return lines

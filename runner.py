@@ -6,7 +6,9 @@
 
 The loop is the original's: validate at step 0 and every `checkpoint_steps`, keep the
 checkpoint with strictly higher validation accuracy in `<checkpoint_path>/best_checkpoint`,
-train to `num_steps_limit`. Restarting the same command resumes from the latest checkpoint.
+train to `num_steps_limit`. Restarting the same command resumes from the latest checkpoint;
+a folder belongs to one configuration (runfolder.py), and every evaluation leaves a result
+record (records.py).
 """
 
 import contextlib
@@ -14,7 +16,7 @@ import dataclasses
 import json
 import logging as logging_lib
 import os
-import shutil
+import re
 import sys
 import time
 
@@ -26,14 +28,10 @@ import config
 import utils
 
 # Kept off until the user-facing checks have run: importing TF is slow and noisy.
-tf = data = model = baselines = None
+tf = data = model = baselines = storage = runfolder = records = None
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG_FILE = "config.json"
-BEST_FOLDER = "best_checkpoint"
-RESULTS_FILE = "test_accuracy.json"
-CHECKPOINT_NAME = "model.ckpt"
-MAX_CHECKPOINTS_TO_KEEP = 3
+PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
 # Evaluation tasks are run in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
@@ -41,7 +39,7 @@ EVAL_CHUNK_BYTES = 64 * 2**20
 
 def import_tensorflow():
   """Imports TF and the modules that need it, with TF's start-up chatter silenced."""
-  global tf, data, model, baselines  # pylint: disable=global-statement
+  global tf, data, model, baselines, storage, runfolder, records  # pylint: disable=global-statement
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   stderr = os.dup(2)
   with open(os.devnull, "w") as devnull:
@@ -54,17 +52,25 @@ def import_tensorflow():
       os.close(stderr)
   tf = tensorflow
   tf.get_logger().setLevel("ERROR")
-  import baselines as baselines_module  # pylint: disable=g-import-not-at-top
-  import data as data_module  # pylint: disable=g-import-not-at-top
-  import model as model_module  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  import baselines as baselines_module
+  import data as data_module
+  import model as model_module
+  import records as records_module
+  import runfolder as runfolder_module
+  import storage as storage_module
+  # pylint: enable=g-import-not-at-top
   data, model, baselines = data_module, model_module, baselines_module
+  storage, runfolder, records = storage_module, runfolder_module, records_module
 
 
 class _OwnRecordsOrWarnings(logging_lib.Filter):
-  """Keeps leo's own log lines and anyone's warnings: TF's checkpointing logs at INFO too."""
+  """Keeps leo's own log lines and anyone's warnings: TF's checkpointing logs at INFO too
+  (and a virtual environment inside the checkout puts TF's files below leo's folder)."""
 
   def filter(self, record):
-    return record.levelno >= logging_lib.WARNING or record.pathname.startswith(_HERE)
+    own = record.pathname.startswith(_HERE + os.sep) and "site-packages" not in record.pathname
+    return record.levelno >= logging_lib.WARNING or own
 
 
 def configure_threads():
@@ -92,27 +98,37 @@ class Configs:
 # ---- Episodes and evaluation. ----
 
 class Episodes:
-  """The three splits' samplers and the task shapes of the protocol."""
+  """The splits' samplers and the task shapes of the protocol.
 
-  def __init__(self, configs: Configs, need_train: bool):
+  Training loads train, val and test; an evaluation loads only `eval_split`.
+  """
+
+  def __init__(self, configs: Configs, need_train: bool, eval_split: str = "test"):
     outer, seed = configs.outer, configs.run.seed
     shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
     self.train = data.DataProvider("train", configs.data, seed) if need_train else None
-    self.valid = data.DataProvider("val", configs.data, seed) if need_train else None
-    self.test = data.DataProvider("test", configs.data, seed)
+    self.valid = (data.DataProvider("val", configs.data, seed)
+                  if need_train or eval_split == "val" else None)
+    self.test = (data.DataProvider("test", configs.data, seed)
+                 if need_train or eval_split == "test" else None)
     fixed = outer.num_eval_examples_per_class
     self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
-    self.test_queries = self.test.remaining_examples_per_class(shots, fixed)
+    self.test_queries = self.test and self.test.remaining_examples_per_class(shots, fixed)
     # Every shape is checked now, before anything is written or trained.
     if need_train:
       self.train.check_task_shape(num_classes, shots, outer.num_val_examples_per_class)
-      self.valid.check_task_shape(num_classes, shots, self.valid_queries)
-    self.test.check_task_shape(num_classes, shots, self.test_queries)
+    for provider, queries in ((self.valid, self.valid_queries), (self.test, self.test_queries)):
+      if provider:
+        provider.check_task_shape(num_classes, shots, queries)
     dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
     if len(dims) != 1:
       raise data.DataError(f"the splits of --dataset_name={configs.data.dataset_name} have "
                            f"different embedding sizes {sorted(dims)}")
     self.embedding_dim = dims.pop()
+
+  def split(self, name: str):
+    """(provider, queries per class) of the evaluation split `name` ("val" or "test")."""
+    return (self.valid, self.valid_queries) if name == "val" else (self.test, self.test_queries)
 
 
 def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
@@ -192,67 +208,121 @@ class Evaluator:
       strategy: a `tf.distribute` strategy whose replicas share each chunk's tasks.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    self.provider, self.shape = provider, (num_classes, shots, queries)
     self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim,
                             strategy.num_replicas_in_sync)
 
     def step():
-      batch = provider.get_batch(self.chunk, num_classes, shots, queries)
+      rows = provider.sample_rows(self.chunk, num_classes, shots + queries)
+      batch = provider.episodes(rows, shots)
       loss, accuracy = run_on_replicas(strategy, lambda part, *_: task_accuracies(part), batch)
-      return _mean(strategy, loss), strategy.gather(accuracy, axis=0)
+      return _mean(strategy, loss), strategy.gather(accuracy, axis=0), rows
 
+    provider.check_task_shape(num_classes, shots, queries)
     self._step = tf.function(step, autograph=False)
 
-  def __call__(self, num_tasks: int):
-    """(mean loss, per-task accuracies as a numpy array [num_tasks])."""
+  def __call__(self, num_tasks: int, fingerprint=None, progress: bool = False):
+    """(mean loss, per-task accuracies as a numpy array [num_tasks]).
+
+    Args:
+      num_tasks: how many tasks.
+      fingerprint: a `records.TaskFingerprint` that every evaluated task is added to.
+      progress: log tasks done, tasks/s and the ETA every PROGRESS_SECONDS.
+    """
     losses, accuracies, done = [], [], 0
+    start = last_report = time.time()
     while done < num_tasks:
-      loss, accuracy = self._step()
+      loss, accuracy, rows = self._step()
       losses.append(float(loss))
       accuracies.append(accuracy.numpy()[:num_tasks - done])
+      if fingerprint is not None:
+        fingerprint.update(rows.numpy()[:num_tasks - done])
       done += len(accuracies[-1])
+      if progress and time.time() - last_report >= PROGRESS_SECONDS and done < num_tasks:
+        last_report = time.time()
+        rate = done / (last_report - start)
+        logging.info("Evaluated %d/%d tasks, %.0f tasks/s, ETA %s", done, num_tasks, rate,
+                     _duration((num_tasks - done) / rate))
     return float(np.mean(losses)), np.concatenate(accuracies)
+
+  def fingerprint(self):
+    return records.TaskFingerprint(self.provider.keys_digest, *self.shape)
 
 
 def describe_result(accuracy: float, half_width: float, num_tasks: int, num_classes: int,
-                    shots: int, queries: int, trained_on: str, method: str = "") -> str:
+                    shots: int, queries: int, trained_on: str, method: str = "",
+                    split: str = "test") -> str:
   """The line papers report, e.g. `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`."""
-  return (f"Metatest accuracy{method}: {accuracy:.2%} ± {half_width:.2%} (95% CI over "
+  name = "Metatest" if split == "test" else "Metavalid"
+  return (f"{name} accuracy{method}: {accuracy:.2%} ± {half_width:.2%} (95% CI over "
           f"{num_tasks} tasks; {num_classes}-way {shots}-shot; {queries} queries/class; "
           f"{trained_on})")
 
 
-def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path, extra,
-             method: str = "", strategy=None):
-  """Evaluates on the test split, prints the result line and writes it as JSON.
+def evaluate_and_record(task_accuracies, episodes: Episodes, configs: Configs, folder,
+                        split: str, method: str, saved_config, trained=None, strategy=None,
+                        log=None):
+  """Evaluates on `split`, prints the result line and writes its result record.
 
   Args:
     task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
-    results_path: where to write the JSON; None on the workers that do not report.
-    method: "" for LEO, else the baseline's name.
+    folder: where the record goes (`<folder>/results/`); None on the workers that do not
+      report.
+    split: "test" or "val".
+    method: "leo" or the baseline's name.
+    saved_config: the configuration of what is evaluated (a run's config.json for LEO).
+    trained: for LEO, the training task shape, the checkpoint and its step and validation
+      accuracy; None for a baseline.
     strategy: the `tf.distribute` strategy whose replicas share the tasks.
+    log: the run's `runfolder.LogFile`, which gets the result line too.
+
+  Returns:
+    (mean accuracy, half-width of its 95% confidence interval).
   """
   outer = configs.outer
+  provider, queries = episodes.split(split)
+  shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
+  batch_size = outer.metatest_batch_size if split == "test" else outer.metavalid_batch_size
+  num_tasks = (outer.num_test_tasks if split == "test"
+               else config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
   start = time.time()
-  _, accuracies = Evaluator(task_accuracies, episodes.test, outer.metatest_batch_size,
-                            outer.num_classes, outer.num_tr_examples_per_class,
-                            episodes.test_queries, strategy)(outer.num_test_tasks)
+  evaluate = Evaluator(task_accuracies, provider, batch_size, num_classes, shots, queries,
+                       strategy)
+  fingerprint = evaluate.fingerprint()
+  _, accuracies = evaluate(num_tasks, fingerprint, progress=folder is not None)
   mean, half_width = utils.mean_and_confidence_interval(accuracies)
-  trained_on = ("fitted on each task's support set" if method else
-                f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}")
-  line = describe_result(mean, half_width, len(accuracies), outer.num_classes,
-                         outer.num_tr_examples_per_class, episodes.test_queries, trained_on,
-                         f" of {method}" if method else "")
-  if results_path is None:
+  if method != "leo":
+    trained_on = "fitted on each task's support set"
+  else:
+    trained_on = f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}"
+    trained_shape = (trained["num_classes"], trained["num_tr_examples_per_class"])
+    if trained_shape != (num_classes, shots):
+      trained_on += f"; trained {trained_shape[0]}-way {trained_shape[1]}-shot"
+  line = describe_result(mean, half_width, len(accuracies), num_classes, shots, queries,
+                         trained_on, "" if method == "leo" else f" of {method}", split)
+  if folder is None:
     return mean, half_width
-  print(line, flush=True)
-  utils.atomic_write_json(results_path, dict(
-      extra, method=method or "leo", accuracy=mean, ci95=half_width, num_tasks=len(accuracies),
-      summary=line, num_classes=outer.num_classes,
-      num_tr_examples_per_class=outer.num_tr_examples_per_class,
-      queries_per_class=episodes.test_queries, train_on_val=configs.data.train_on_val,
+  report(line, log)
+  record = dict(
+      method=method, split=split, num_classes=num_classes, num_tr_examples_per_class=shots,
+      queries_per_class=queries, num_tasks=len(accuracies), seed=configs.run.seed,
+      accuracy=mean, ci95=half_width,
+      task_accuracies=[round(float(a), 7) for a in accuracies],
+      task_fingerprint=fingerprint.hexdigest(), embeddings_digest=provider.embeddings_digest,
       dataset_name=configs.data.dataset_name, embedding_crop=configs.data.embedding_crop,
-      seed=configs.run.seed, seconds=round(time.time() - start, 2)))
+      train_on_val=configs.data.train_on_val, config=saved_config, trained=trained,
+      summary=line, command=sys.argv, versions=runfolder.versions(), created=runfolder.now(),
+      seconds=round(time.time() - start, 2))
+  path = records.write_record(folder, record)
+  logging.info("Result record: %s", path)
   return mean, half_width
+
+
+def report(line: str, log=None):
+  """Prints a result line (stdout: what a user pipes on) and copies it into the run's log."""
+  print(line, flush=True)
+  if log is not None:
+    log.write(line)
 
 
 def leo_task_accuracies(leo):
@@ -264,17 +334,20 @@ def leo_task_accuracies(leo):
 
 
 def evaluate_baseline(configs: Configs, strategy=None):
-  """`--baseline=...`: a baseline on exactly the test tasks LEO is evaluated on."""
+  """`--baseline=...`: a baseline on exactly the tasks LEO is evaluated on (same split,
+  shape and seed give the same task fingerprint)."""
   strategy = strategy or make_strategy(configs.run.distribution_strategy)
-  episodes = Episodes(configs, need_train=False)
+  split = configs.run.eval_split
+  episodes = Episodes(configs, need_train=False, eval_split=split)
   baseline = baselines.BASELINES[configs.run.baseline]
   path = configs.run.checkpoint_path
   chief = is_chief(strategy)
   if chief:
     prepare_folder(path)
-  run_test(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
-           os.path.join(path, f"test_accuracy_{configs.run.baseline}.json") if chief else None,
-           {}, method=configs.run.baseline, strategy=strategy)
+  with writing_to(path):
+    evaluate_and_record(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
+                        path if chief else None, split, configs.run.baseline,
+                        configs.to_json(episodes.embedding_dim), strategy=strategy)
 
 
 # ---- The run folder. ----
@@ -282,61 +355,37 @@ def evaluate_baseline(configs: Configs, strategy=None):
 def prepare_folder(path: str):
   """Creates `path` if needed and checks that files can be written there."""
   try:
-    os.makedirs(path, exist_ok=True)
-    probe = os.path.join(path, f".write-test-{os.getpid()}.tmp")  # Cleaned if killed here.
-    with open(probe, "w") as f:
+    storage.makedirs(path)
+    probe = storage.join(path, f".write-test-{os.getpid()}.tmp")  # Cleaned if killed here.
+    with tf.io.gfile.GFile(probe, "w") as f:
       f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise utils.LeoError(f"--checkpoint_path={path}: cannot write there ({e.strerror})") from None
+    storage.remove(probe)
+  except (OSError, tf.errors.OpError) as e:
+    reason = getattr(e, "strerror", None) or (str(e).strip().splitlines() or ["?"])[0]
+    raise utils.LeoError(f"--checkpoint_path={path}: cannot write there ({reason})") from None
 
 
-def save_run_config(configs: Configs, embedding_dim: int):
-  """Writes the run's configuration, after checking it against the one saved before."""
-  path = configs.run.checkpoint_path
-  saved_path = os.path.join(path, CONFIG_FILE)
-  current = configs.to_json(embedding_dim)
-  if os.path.exists(saved_path):
-    check_same_shapes(utils.read_json(saved_path), current, saved_path)
-  utils.atomic_write_json(saved_path, current)
-
-
-def check_same_shapes(saved, current, saved_path: str):
-  """A model is only usable with the task shapes and embedding size it was trained for."""
-  for section, field in [("outer_model_config", "num_classes"),
-                         ("outer_model_config", "num_tr_examples_per_class"),
-                         ("inner_model_config", "num_latents")]:
-    if saved[section][field] != current[section][field]:
-      raise utils.LeoError(f"--{field}={current[section][field]} contradicts the model saved "
-                           f"at {saved_path}, trained with {field}={saved[section][field]}")
-  if saved["embedding_dim"] != current["embedding_dim"]:
-    raise utils.LeoError(f"the embeddings are {current['embedding_dim']}-d but the model saved "
-                         f"at {saved_path} was trained on {saved['embedding_dim']}-d embeddings")
-
-
-def remove_interrupted_checkpoint_files(path: str):
-  """Deletes what a killed `CheckpointManager.save` left: files no index entry refers to."""
-  state = tf.train.get_checkpoint_state(path)
-  kept = set(state.all_model_checkpoint_paths) if state else set()
-  kept = {os.path.basename(p) for p in kept}
-  for name in os.listdir(path):
-    full = os.path.join(path, name)
-    if name.startswith(CHECKPOINT_NAME + "-") and not any(
-        name.startswith(k + ".") for k in kept):
-      utils.remove_path(full)
-    elif ".tmp" in name and os.path.isfile(full) and name != ".lock":
-      os.remove(full)
+def check_model_shapes(saved, configs: Configs, embedding_dim: int, saved_path: str):
+  """A model's variables fix its latent size and embedding size; N-way and K-shot are free."""
+  trained = saved["inner_model_config"]["num_latents"]
+  if trained != configs.inner.num_latents:
+    raise utils.LeoError(f"--num_latents={configs.inner.num_latents} contradicts the model "
+                         f"saved at {saved_path}, trained with num_latents={trained}")
+  if saved["embedding_dim"] != embedding_dim:
+    raise utils.LeoError(f"the embeddings are {embedding_dim}-d but the model saved at "
+                         f"{saved_path} was trained on {saved['embedding_dim']}-d embeddings")
 
 
 @contextlib.contextmanager
-def writing_to(path: str, best: utils.BestCheckpoint):
-  """Turns a failed write (disk full, folder gone read-only) into a one-line error, after
-  removing what the failed write left; the previous checkpoints stay as they were."""
+def writing_to(path: str, cleanups=()):
+  """Turns a failed write (disk full, folder gone read-only, a remote store's error) into a
+  one-line error, after `cleanups` removed what the failed write left; the previous
+  checkpoints stay as they were."""
   try:
     yield
   except (OSError, tf.errors.OpError) as e:
-    remove_interrupted_checkpoint_files(path)
-    best.clean()
+    for cleanup in cleanups:
+      cleanup()
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
     raise utils.LeoError(f"--checkpoint_path={path}: writing failed ({reason}); the previous "
                          "checkpoints are kept") from None
@@ -418,126 +467,270 @@ def train(configs: Configs, strategy=None):
   chief = is_chief(strategy)
   episodes = Episodes(configs, need_train=True)
   path, outer, run = configs.run.checkpoint_path, configs.outer, configs.run
-  best = utils.BestCheckpoint(os.path.join(path, BEST_FOLDER))
-  if chief:
-    prepare_folder(path)
-  with utils.RunLock(path) if chief else contextlib.nullcontext():
-    if chief:
-      save_run_config(configs, episodes.embedding_dim)
-      remove_interrupted_checkpoint_files(path)
-      best.clean()
+  configuration = configs.to_json(episodes.embedding_dim)
+  best = runfolder.BestCheckpoint(storage.join(path, runfolder.BEST_FOLDER))
+  with open_run(configs, configuration, chief) as log:
     leo, meta_optimizer = build_model(configs, episodes, strategy)
     with strategy.scope():
       step = tf.Variable(0, dtype=tf.int64, name="global_step")
     checkpoint = tf.train.Checkpoint(model=leo, optimizer=meta_optimizer, step=step,
                                      train_sampler=episodes.train.generator,
                                      valid_sampler=episodes.valid.generator)
-    scratch = os.path.join(path, f".worker-{strategy.cluster_resolver.task_id}"
-                           if not chief else "")
-    manager = tf.train.CheckpointManager(checkpoint, path if chief else scratch,
-                                         MAX_CHECKPOINTS_TO_KEEP, step_counter=step,
-                                         checkpoint_name=CHECKPOINT_NAME)
-    latest = tf.train.latest_checkpoint(path)
+    scratch = path if chief else storage.join(
+        path, f".worker-{strategy.cluster_resolver.task_id}")
+    checkpoints = runfolder.Checkpoints(scratch, checkpoint)
+    cleanups = (checkpoints.clean, best.clean) if chief else ()
+    if chief:
+      with writing_to(path, cleanups):
+        checkpoints.clean()
+        best.clean()
+        reason = best.damage()
+        if reason:
+          target = runfolder.move_aside(path, [best.folder])
+          logging.warning("Damaged %s (%s) moved to %s; the next validation elects a new best",
+                          best.prefix, reason, target)
+    latest = (checkpoints if chief else runfolder.Checkpoints(path, checkpoint)).restore_latest(
+        move_damaged=chief)
     if latest:
-      checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("Resuming from %s at step %d (best validation accuracy so far %s).",
                    latest, int(step.numpy()), _percent(best.accuracy))
-    logging.info("Configuration:\n%s", json.dumps(configs.to_json(episodes.embedding_dim),
-                                                  indent=2, sort_keys=True))
+    if chief:
+      with writing_to(path, cleanups):
+        runfolder.record_session(path, int(step.numpy()))
+    logging.info("Configuration:\n%s", json.dumps(configuration, indent=2, sort_keys=True))
 
     train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy)
     validate = Evaluator(leo_task_accuracies(leo), episodes.valid, outer.metavalid_batch_size,
                          outer.num_classes, outer.num_tr_examples_per_class,
                          episodes.valid_queries, strategy)
     writer = tf.summary.create_file_writer(path) if chief else tf.summary.create_noop_writer()
+    if chief:
+      with writing_to(path, cleanups):
+        write_hparams(writer, configuration)
     current = int(step.numpy())
     best_accuracy = best.accuracy  # Every worker decides alike; the chief commits.
     last = None  # (loss, accuracy, clipped gradients) of the latest training step.
-    timer_step, timer_start, run_start = current, time.time(), time.time()
+    # Steps since the last log line, and the time of those that did not trace.
+    window, window_seconds, timed_steps, last_traced = [], 0.0, 0, False
+    validation_seconds = []
+    run_start = time.time()
     while True:
       if current % run.checkpoint_steps == 0 or current == outer.num_steps_limit:
+        validation_start = time.time()
         if not (latest or "").endswith(f"-{current}"):
-          with writing_to(path, best):
-            latest = manager.save(checkpoint_number=current)
+          with writing_to(path, cleanups):
+            latest = checkpoints.save(current)
         valid_loss, valid_accuracies = validate(
             config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
-        valid_accuracy = float(np.mean(valid_accuracies))
+        valid_accuracy, valid_ci95 = utils.mean_and_confidence_interval(valid_accuracies)
         if valid_accuracy > best_accuracy:
           best_accuracy = valid_accuracy
-          with writing_to(path, best):
-            (best if chief else utils.BestCheckpoint(scratch)).save(
-                tf.train.Checkpoint(model=leo), current, valid_accuracy,
-                configs.to_json(episodes.embedding_dim))
+          with writing_to(path, cleanups):
+            (best if chief else runfolder.BestCheckpoint(scratch)).save(
+                tf.train.Checkpoint(model=leo), current, valid_accuracy, configuration)
         if not chief:
-          shutil.rmtree(scratch, ignore_errors=True)
-        logging.info("Step: %d meta-valid accuracy: %s (best %s)", current,
-                     _percent(valid_accuracy), _percent(best_accuracy))
+          storage.remove(scratch)
+        logging.info("Step: %d meta-valid accuracy: %s ± %s (best %s)", current,
+                     _percent(valid_accuracy), _percent(valid_ci95), _percent(best_accuracy))
         scalars = {"metavalid_loss": valid_loss, "metavalid_valid_accuracy": valid_accuracy,
+                   "best_valid_accuracy": best_accuracy,
                    "nan_guard_count": meta_optimizer.nan_guard_count}
         histograms = {v.name: v for v in leo.trainable_variables}
         if last is not None:
-          # As the original, a NaN training loss is summarised as 0 (the guard replaced its
-          # update; nan_guard_count says how often).
-          loss = float(last[0])
-          scalars.update(metatrain_loss=loss if np.isfinite(loss) else 0.0,
-                         metatrain_valid_accuracy=last[1],
-                         steps_per_second=(current - timer_step) / (time.time() - timer_start))
           histograms.update({f"gradient/{v.name}": g
                              for v, g in zip(leo.trainable_variables, last[2])})
-        with writing_to(path, best):
-          write_summaries(writer, current, scalars, histograms)
-        timer_step, timer_start = current, time.time()
+        validation_seconds.append(time.time() - validation_start)
+        if chief:
+          with writing_to(path, cleanups):
+            records.append_validation(path, dict(
+                step=current, accuracy=valid_accuracy, ci95=valid_ci95, loss=valid_loss,
+                num_tasks=len(valid_accuracies), queries_per_class=episodes.valid_queries,
+                seconds=round(validation_seconds[-1], 3), time=runfolder.now()))
+            write_summaries(writer, current, scalars, histograms)
       if current >= outer.num_steps_limit:
         break
+      step_start = time.time()
       last = train_step()
+      window.append((float(last[0]), float(last[1])))
+      if last_traced:  # The first call of a session traces: its time is no step's.
+        window_seconds += time.time() - step_start
+        timed_steps += 1
+      last_traced = True
       current += 1
-      if current % run.log_steps == 0:
-        rate = (current - timer_step) / max(time.time() - timer_start, 1e-9)
-        eta = (outer.num_steps_limit - current) / max(rate, 1e-9)
+      if current % run.log_steps == 0 or current == outer.num_steps_limit:
+        rate = timed_steps / max(window_seconds, 1e-9) if timed_steps else float("nan")
+        eta = remaining_seconds(current, outer.num_steps_limit, run.checkpoint_steps, rate,
+                                validation_seconds)
+        loss, accuracy = mean_training_metrics(window)
         logging.info("Step: %d/%d %.1f steps/s ETA %s meta-train loss: %.4f accuracy: %s "
-                     "NaN-guard count: %d", current, outer.num_steps_limit, rate,
-                     _duration(eta), float(last[0]), _percent(float(last[1])),
+                     "(mean of %d steps) NaN-guard count: %d", current, outer.num_steps_limit,
+                     rate, _duration(eta), loss, _percent(accuracy), len(window),
                      int(meta_optimizer.nan_guard_count.numpy()))
+        if chief:
+          with writing_to(path, cleanups):
+            # As the original, a NaN training loss is summarised as 0 (the guard replaced its
+            # update; nan_guard_count says how often).
+            scalars = {"metatrain_loss": loss if np.isfinite(loss) else 0.0,
+                       "metatrain_valid_accuracy": accuracy}
+            if timed_steps:
+              scalars["steps_per_second"] = rate
+            write_summaries(writer, current, scalars, {})
+        window, window_seconds, timed_steps = [], 0.0, 0
     logging.info("Training done: %d steps in %s; best meta-valid accuracy %s.", current,
                  _duration(time.time() - run_start), _percent(best_accuracy))
     if run.evaluate_after_training:
       tf.train.Checkpoint(model=leo).read(best.prefix).expect_partial()
-      run_test(leo_task_accuracies(leo), episodes, configs,
-               os.path.join(best.folder, RESULTS_FILE) if chief else None,
-               {"checkpoint": best.prefix, "step": best.info["step"],
-                "valid_accuracy": best.accuracy}, strategy=strategy)
+      trained = trained_info(configuration, best.prefix, best.info["step"], best.accuracy)
+      with writing_to(path, cleanups):
+        accuracy, ci95 = evaluate_and_record(
+            leo_task_accuracies(leo), episodes, configs, path if chief else None, "test", "leo",
+            configuration, trained, strategy, log)
+        if chief:
+          write_summaries(writer, current, {"metatest_accuracy": accuracy,
+                                            "metatest_ci95": ci95}, {})
+
+
+def remaining_seconds(current: int, limit: int, checkpoint_steps: int, rate: float,
+                      validation_seconds) -> float:
+  """Time to `limit`: the steps at the measured rate plus the validations still to come
+  (one every `checkpoint_steps` and one at the limit) at their measured mean duration."""
+  validations = limit // checkpoint_steps - current // checkpoint_steps
+  validations += limit % checkpoint_steps != 0
+  mean_validation = float(np.mean(validation_seconds)) if validation_seconds else 0.0
+  return (limit - current) / rate + validations * mean_validation
+
+
+def mean_training_metrics(window):
+  """Mean loss (of the finite ones; NaN if none) and accuracy of the steps in `window`."""
+  losses = np.array([loss for loss, _ in window])
+  finite = losses[np.isfinite(losses)]
+  return (float(finite.mean()) if finite.size else float("nan"),
+          float(np.mean([accuracy for _, accuracy in window])))
+
+
+def trained_info(saved, prefix: str, step, valid_accuracy):
+  """What a LEO result record says of the model: its training shape, checkpoint, step."""
+  outer = saved["outer_model_config"]
+  return {"num_classes": outer["num_classes"],
+          "num_tr_examples_per_class": outer["num_tr_examples_per_class"],
+          "train_on_val": saved["data_config"]["train_on_val"], "checkpoint": prefix,
+          "step": step, "valid_accuracy": valid_accuracy}
+
+
+@contextlib.contextmanager
+def open_run(configs: Configs, configuration, chief: bool):
+  """The chief's hold on its run folder while the run lasts: locked, claimed for this
+  configuration (before anything else is written) and logged into `train.log`.
+
+  Yields:
+    The run's `runfolder.LogFile`; None on the workers that do not write.
+  """
+  if not chief:
+    yield None
+    return
+  path = configs.run.checkpoint_path
+  prepare_folder(path)
+  with storage.RunLock(path):
+    with writing_to(path):
+      runfolder.claim(path, configuration, config.flagfile_lines(
+          configs.data, configs.inner, configs.outer, configs.run))
+    log = runfolder.LogFile(path, _OwnRecordsOrWarnings())
+    root = logging_lib.getLogger()
+    root.addHandler(log)
+    try:
+      yield log
+    finally:
+      root.removeHandler(log)
+
+
+def write_hparams(writer, configuration):
+  """The run's configuration on TensorBoard's hparams dashboard (its metrics are the
+  best_valid_accuracy and metatest_accuracy scalars)."""
+  from tensorboard.plugins.hparams import api as hparams_api  # pylint: disable=g-import-not-at-top
+  values = {"seed": configuration["seed"], "embedding_dim": configuration["embedding_dim"]}
+  for section in ("data_config", "inner_model_config", "outer_model_config"):
+    values.update({name: value for name, value in configuration[section].items()
+                   if value is not None})
+  with writer.as_default():
+    hparams_api.hparams(values)
+  writer.flush()
 
 
 # ---- Evaluation of a trained model. ----
 
 def find_checkpoint(path: str):
-  """(checkpoint prefix, saved configuration, results folder) of a run or best folder."""
-  for folder in (path, os.path.join(path, BEST_FOLDER)):
-    best = utils.BestCheckpoint(folder)
-    if best.info:
-      return best.prefix, best.info, folder
-  latest = tf.train.latest_checkpoint(path) if os.path.isdir(path) else None
-  if latest and os.path.exists(os.path.join(path, CONFIG_FILE)):
-    return latest, utils.read_json(os.path.join(path, CONFIG_FILE)), path
-  raise utils.LeoError(f"--checkpoint_path={path}: no checkpoint there (expected a run folder "
-                       f"with {BEST_FOLDER}/ or {CHECKPOINT_NAME}-* files and {CONFIG_FILE}, "
-                       f"or a {BEST_FOLDER} folder)")
+  """What `--checkpoint_path` names, for an evaluation: a run folder (its best checkpoint),
+  a `best_checkpoint` folder, or a checkpoint prefix (`<run>/model.ckpt-20000`).
+
+  Returns:
+    (checkpoint prefix, the run's saved configuration, the step and validation accuracy
+    known for it (None where unknown), the folder whose results/ gets the record).
+  """
+  def run_folder_of(folder):
+    parent = os.path.dirname(folder.rstrip("/"))
+    return parent if storage.exists(storage.join(parent, runfolder.CONFIG_FILE)) else folder
+
+  if storage.exists(path + ".index"):
+    folder = os.path.dirname(path)
+    best = runfolder.BestCheckpoint(folder)
+    info = best.info
+    saved = info if info else runfolder.read_config(folder)
+    match = re.search(r"-(\d+)$", path)
+    step = int(match.group(1)) if match else None
+    accuracy = info["accuracy"] if info and info["checkpoint"] == os.path.basename(path) else None
+    return path, saved, step, accuracy, run_folder_of(folder) if info else folder
+  for folder in (path, storage.join(path, runfolder.BEST_FOLDER)):
+    best = runfolder.BestCheckpoint(folder)
+    info = best.info
+    if info:
+      return best.prefix, info, info["step"], info["accuracy"], run_folder_of(folder)
+  if storage.exists(storage.join(path, runfolder.CONFIG_FILE)):
+    checkpoints = runfolder.Checkpoints(path, None).committed()
+    if checkpoints:
+      prefix = storage.join(path, checkpoints[-1])
+      return (prefix, runfolder.read_config(path), int(prefix.rsplit("-", 1)[1]), None, path)
+  raise utils.LeoError(
+      f"--checkpoint_path={path}: no checkpoint there (expected a run folder with "
+      f"{runfolder.BEST_FOLDER}/ or {runfolder.CHECKPOINT_NAME}-* files and "
+      f"{runfolder.CONFIG_FILE}, a {runfolder.BEST_FOLDER} folder, or a checkpoint prefix "
+      f"such as <run>/{runfolder.CHECKPOINT_NAME}-1000)")
 
 
 def evaluate_checkpoint(configs: Configs, strategy=None):
-  """The original's `--evaluation_mode`: test a saved model; writes only the results file."""
+  """The original's `--evaluation_mode`: evaluates a saved model on `--eval_split`, with the
+  task shape of the flags (another N-way or K-shot than the model was trained with is
+  allowed: LEO's variables do not depend on them); writes only its result record."""
   strategy = strategy or make_strategy(configs.run.distribution_strategy)
-  prefix, saved, folder = find_checkpoint(configs.run.checkpoint_path)
+  prefix, saved, step, valid_accuracy, folder = find_checkpoint(configs.run.checkpoint_path)
+  reason = runfolder.damage(prefix)
+  if reason:
+    intact = [name for name in _committed_checkpoints(folder)
+              if not runfolder.damage(storage.join(folder, name))]
+    hint = (f"evaluate a checkpoint prefix instead, e.g. --checkpoint_path="
+            f"{storage.join(folder, intact[-1])}" if intact else "restore it from a copy")
+    raise storage.StorageError(f"{prefix}: damaged checkpoint ({reason}); {hint}")
   configs = config_from_saved(saved, configs)
-  episodes = Episodes(configs, need_train=False)
-  check_same_shapes(saved, configs.to_json(episodes.embedding_dim), prefix)
+  split = configs.run.eval_split
+  episodes = Episodes(configs, need_train=False, eval_split=split)
+  check_model_shapes(saved, configs, episodes.embedding_dim, prefix)
   leo, _ = build_model(configs, episodes, strategy)
   tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
-  logging.info("Evaluating %s", prefix)
-  run_test(leo_task_accuracies(leo), episodes, configs,
-           os.path.join(folder, RESULTS_FILE) if is_chief(strategy) else None,
-           {"checkpoint": prefix, "step": saved.get("step"),
-            "valid_accuracy": saved.get("accuracy")}, strategy=strategy)
+  logging.info("Evaluating %s on the %s split", prefix, split)
+  configuration = {key: saved[key] for key in
+                   ("data_config", "inner_model_config", "outer_model_config", "seed",
+                    "embedding_dim")}
+  chief = is_chief(strategy)
+  with writing_to(folder):
+    evaluate_and_record(leo_task_accuracies(leo), episodes, configs, folder if chief else None,
+                        split, "leo", configuration,
+                        trained_info(configuration, prefix, step, valid_accuracy), strategy)
+
+
+def _committed_checkpoints(folder: str):
+  try:
+    return runfolder.Checkpoints(folder, None).committed()
+  except storage.StorageError:
+    return []
 
 
 def config_from_saved(saved, configs: Configs) -> Configs:
@@ -564,6 +757,8 @@ def _percent(value: float) -> str:
 
 
 def _duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return "unknown"
   seconds = int(seconds)
   return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
 

@@ -1,0 +1,367 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""The run folder: what made it, its log, its checkpoints and its best model.
+
+    <run>/config.json        the configuration; the folder belongs to it (see `claim`)
+    <run>/flags.txt          absl flagfile: `runner.py --flagfile=<run>/flags.txt` replays the run
+    <run>/versions.json      leo, Python and library versions of every session of the run
+    <run>/train.log          every line the run printed, appended on resume
+    <run>/checkpoint         TF's checkpoint state file: the commit point of model.ckpt-<step>
+    <run>/model.ckpt-<step>.*  the latest few checkpoints (model, optimiser, step, samplers)
+    <run>/best_checkpoint/   the best model by validation accuracy (`BestCheckpoint`)
+    <run>/damaged/           checkpoints that failed verification, kept aside, never deleted
+    <run>/validations.jsonl, <run>/results/   see records.py
+
+A checkpoint is verified (read in full: TF checks every tensor's checksum) before it is
+trusted; a damaged one is moved into `damaged/` and the newest intact one is used.
+"""
+
+import datetime
+import logging as logging_lib
+import os
+import platform
+import re
+import subprocess
+from typing import List, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import config
+import storage
+import utils
+
+CONFIG_FILE = "config.json"
+FLAGS_FILE = "flags.txt"
+VERSIONS_FILE = "versions.json"
+LOG_FILE = "train.log"
+BEST_FOLDER = "best_checkpoint"
+DAMAGED_FOLDER = "damaged"
+CHECKPOINT_NAME = "model.ckpt"
+STATE_FILE = "checkpoint"
+MAX_CHECKPOINTS_TO_KEEP = 3
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_CHECKPOINT_FILE = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.")
+
+
+# ---- Identity: a folder belongs to one configuration. ----
+
+def identity_differences(saved, current) -> List[str]:
+  """`--flag=new (saved: old)` for every training value in which `current` differs."""
+  differences = []
+  for section in ("data_config", "inner_model_config", "outer_model_config"):
+    for name in sorted(set(saved.get(section, {})) | set(current[section])):
+      if name in config.RUN_EXTENDING_FIELDS:
+        continue
+      old, new = saved.get(section, {}).get(name), current[section].get(name)
+      if old != new:
+        differences.append(f"--{name}={new!r} (saved: {old!r})")
+  if saved.get("seed") != current["seed"]:
+    differences.append(f"--seed={current['seed']!r} (saved: {saved.get('seed')!r})")
+  if saved.get("embedding_dim") != current["embedding_dim"]:
+    differences.append(f"embeddings of {current['embedding_dim']} dimensions (saved: "
+                       f"{saved.get('embedding_dim')})")
+  return differences
+
+
+def claim(folder: str, configuration, flag_lines: List[str]):
+  """Makes `folder` this configuration's run folder, or refuses if it belongs to another.
+
+  A new folder gets config.json and flags.txt. A folder of the same configuration may be
+  rerun with other run-extending or observing flags (config.RUN_EXTENDING_FIELDS): its
+  files then record the new values; its training values are never rewritten.
+  """
+  path, saved = storage.join(folder, CONFIG_FILE), None
+  if storage.exists(path):
+    saved = storage.read_json(path, "the run's configuration: restore it, or train in "
+                              "another --checkpoint_path")
+    differences = identity_differences(saved, configuration)
+    if differences:
+      raise utils.LeoError(f"--checkpoint_path={folder} holds a run of another configuration: "
+                           f"{'; '.join(differences)}; use another --checkpoint_path (or the "
+                           f"saved values: --flagfile={storage.join(folder, FLAGS_FILE)})")
+  if saved != configuration:
+    storage.atomic_write_json(path, configuration)
+  flags_path, flag_text = storage.join(folder, FLAGS_FILE), "\n".join(flag_lines) + "\n"
+  if not storage.exists(flags_path) or storage.read_bytes(flags_path).decode() != flag_text:
+    storage.atomic_write_text(flags_path, flag_text)
+
+
+def read_config(folder: str):
+  return storage.read_json(storage.join(folder, CONFIG_FILE),
+                           "the run's configuration: restore it from a copy of the run")
+
+
+def versions():
+  """The versions that compute a run's numbers."""
+  import sonnet  # pylint: disable=g-import-not-at-top
+  import tensorflow_probability  # pylint: disable=g-import-not-at-top
+  return {"leo": _git_commit(), "python": platform.python_version(),
+          "tensorflow": tf.__version__, "sonnet": sonnet.__version__,
+          "tensorflow_probability": tensorflow_probability.__version__,
+          "numpy": np.__version__, "machine": platform.machine(),
+          "cpu": utils.cpu_model()}
+
+
+def _git_commit() -> Optional[str]:
+  """HEAD of leo's checkout (with "-dirty" if files differ from it), None outside git."""
+  try:
+    commit = subprocess.run(["git", "-C", _HERE, "rev-parse", "HEAD"], capture_output=True,
+                            text=True, timeout=10, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", _HERE, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10, check=True).stdout
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return commit + ("-dirty" if dirty.strip() else "")
+
+
+def record_session(folder: str, step: int):
+  """Appends this session's versions to versions.json (a resumed run may change them)."""
+  path = storage.join(folder, VERSIONS_FILE)
+  sessions = (storage.read_json(path, "the run's version history; remove it to start a new "
+                                "one")["sessions"] if storage.exists(path) else [])
+  sessions.append(dict(versions(), started=now(), step=int(step)))
+  storage.atomic_write_json(path, {"sessions": sessions})
+
+
+def now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- train.log. ----
+
+class LogFile(logging_lib.Handler):
+  """Copies the log lines the run prints into `<run>/train.log`, appending on resume."""
+
+  def __init__(self, folder: str, keep):
+    super().__init__()
+    self.path = storage.join(folder, LOG_FILE)
+    self.setFormatter(logging.PythonFormatter())
+    self.addFilter(keep)
+
+  def emit(self, record):
+    self.write(self.format(record))
+
+  def write(self, line: str):
+    try:
+      storage.append_line(self.path, line)
+    except (OSError, tf.errors.OpError) as e:
+      raise utils.LeoError(f"{self.path}: writing failed ({e})") from None
+
+
+# ---- Checkpoints. ----
+
+def checkpoint_files(prefix: str) -> List[str]:
+  """The files of the TF checkpoint `prefix` (its index and data shards)."""
+  return sorted(tf.io.gfile.glob(prefix + ".index") + tf.io.gfile.glob(prefix + ".data-*"))
+
+
+def damage(prefix: str) -> Optional[str]:
+  """Why the checkpoint `prefix` cannot be trusted, or None if every tensor reads back
+  intact (TF checks each tensor's CRC32C as it reads it)."""
+  if not storage.exists(prefix + ".index"):
+    return "its .index file is missing"
+  try:
+    # Not tf.train.load_checkpoint: on ram:// it takes the prefix for a folder.
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # pylint: disable=broad-except
+    # TF raises OpError, ValueError, IndexError ("Read less bytes than requested") or
+    # RuntimeError depending on where a file is cut or flipped.
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+  return None
+
+
+def write_checkpoint(checkpoint, prefix: str) -> str:
+  """Writes `checkpoint` under `prefix` and makes its files durable."""
+  path = checkpoint.write(prefix)
+  storage.sync_files(checkpoint_files(prefix))
+  return path
+
+
+def move_aside(folder: str, paths: List[str]) -> str:
+  """Moves damaged files or folders into `<folder>/damaged/`, keeping every byte."""
+  target = storage.join(folder, DAMAGED_FOLDER)
+  storage.makedirs(target)
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  for path in paths:
+    name = os.path.basename(path.rstrip("/"))
+    destination = storage.join(target, name)
+    if storage.exists(destination):
+      destination = storage.join(target, f"{name}.{stamp}")
+    storage.rename(path, destination)
+  storage.sync(target)
+  return target
+
+
+class Checkpoints:
+  """`<run>/model.ckpt-<step>.*` with TF's state file `checkpoint` as the commit point.
+
+  A checkpoint's files are written and fsynced first; then the state file naming it is
+  replaced atomically; then checkpoints beyond the newest MAX_CHECKPOINTS_TO_KEEP are deleted.
+  `tf.train.latest_checkpoint(<run>)` reads the same state file.
+  """
+
+  def __init__(self, folder: str, checkpoint: tf.train.Checkpoint,
+               keep: int = MAX_CHECKPOINTS_TO_KEEP):
+    self.folder, self.checkpoint, self.keep = folder, checkpoint, keep
+    self.state_path = storage.join(folder, STATE_FILE)
+
+  def committed(self) -> List[str]:
+    """Names (`model.ckpt-<step>`) of the committed checkpoints, oldest first."""
+    if not storage.exists(self.state_path):
+      return []
+    try:
+      text = storage.read_bytes(self.state_path).decode("utf-8")
+    except (OSError, tf.errors.OpError, UnicodeDecodeError) as e:
+      text, reason = None, str(e).splitlines()[0] if str(e) else type(e).__name__
+    else:
+      reason = "expected TF's checkpoint state (model_checkpoint_path: \"...\" lines)"
+    entries = re.findall(r'^(model_checkpoint_path|all_model_checkpoint_paths): "([^"\n]+)"$',
+                         text or "", re.MULTILINE)
+    names = [os.path.basename(path) for key, path in entries if key != "model_checkpoint_path"]
+    latest = [os.path.basename(path) for key, path in entries if key == "model_checkpoint_path"]
+    if text is None or not latest or (names and names[-1] != latest[0]):
+      raise storage.StorageError(
+          f"{self.state_path}: damaged ({reason}); it names the latest checkpoint: remove it "
+          "and rerun to resume from the newest intact model.ckpt-<step> of the folder")
+    return names or latest
+
+  def _on_disk(self) -> List[str]:
+    """Checkpoint names with an index file in the folder, by step."""
+    steps = []
+    for name in storage.listdir(self.folder):
+      match = re.fullmatch(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.index", name)
+      if match:
+        steps.append(int(match.group(1)))
+    return [f"{CHECKPOINT_NAME}-{step}" for step in sorted(steps)]
+
+  def _write_state(self, names: List[str]):
+    lines = [f'model_checkpoint_path: "{names[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+    storage.atomic_write_text(self.state_path, "\n".join(lines) + "\n")
+
+  def save(self, step: int) -> str:
+    """Writes, commits and returns the checkpoint of `step`."""
+    name = f"{CHECKPOINT_NAME}-{step}"
+    write_checkpoint(self.checkpoint, storage.join(self.folder, name))
+    names = [n for n in self.committed() if n != name] + [name]
+    self._write_state(names[-self.keep:])
+    for old in names[:-self.keep]:
+      for path in checkpoint_files(storage.join(self.folder, old)):
+        storage.remove(path)
+    return storage.join(self.folder, name)
+
+  def clean(self):
+    """Deletes what an interrupted save left: checkpoint files the state file does not name,
+    and temporary files. Without a state file nothing was committed or it was removed by
+    hand: checkpoint files are then left for `restore_latest` to verify."""
+    committed = set(self.committed()) if storage.exists(self.state_path) else None
+    for name in storage.listdir(self.folder):
+      path = storage.join(self.folder, name)
+      match = _CHECKPOINT_FILE.match(name)
+      stray = (committed is not None and match
+               and f"{CHECKPOINT_NAME}-{match.group(1)}" not in committed)
+      if stray or (".tmp" in name and not storage.isdir(path)):
+        storage.remove(path)
+
+  def restore_latest(self, move_damaged: bool = True) -> Optional[str]:
+    """Restores the newest intact checkpoint and returns its prefix (None if there is none).
+
+    Damaged newer ones are moved into `damaged/` with a warning and the state file is
+    rewritten to name the intact ones (unless `move_damaged` is False: a worker that only
+    reads the folder). If every committed checkpoint is damaged, nothing is
+    changed and the error names them: a run never silently starts again from scratch.
+    """
+    has_state = storage.exists(self.state_path)
+    names = self.committed() if has_state else self._on_disk()
+    damaged, prefix = [], None
+    for name in reversed(names):
+      reason = damage(storage.join(self.folder, name))
+      if reason is None:
+        prefix = storage.join(self.folder, name)
+        break
+      damaged.append((name, reason))
+    listed = ", ".join(f"{name} ({reason})" for name, reason in damaged)
+    if prefix is None and damaged and has_state:
+      raise storage.StorageError(
+          f"--checkpoint_path={self.folder}: every checkpoint is damaged: {listed}; nothing was "
+          "changed: restore them from a copy, or train in another --checkpoint_path")
+    if damaged and move_damaged:
+      files = [path for name, _ in damaged
+               for path in checkpoint_files(storage.join(self.folder, name))]
+      target = move_aside(self.folder, files)
+      logging.warning("Damaged checkpoint%s %s moved to %s; %s", "s" if len(damaged) > 1 else "",
+                      listed, target, f"resuming from {os.path.basename(prefix)}" if prefix
+                      else "no committed checkpoint was lost: starting from step 0")
+    if prefix is None:
+      return None
+    if move_damaged and (damaged or not has_state):
+      self._write_state([n for n in names if n not in dict(damaged)])
+    self.checkpoint.read(prefix).assert_existing_objects_matched()
+    return prefix
+
+
+class BestCheckpoint:
+  """`<run>/best_checkpoint`: the weights with the best validation accuracy so far.
+
+  The folder holds TF checkpoint files `model.ckpt-<step>.*` and `best.json` (step, accuracy,
+  checkpoint prefix, configuration). `best.json` is the commit point: new files are written
+  under a new prefix and fsynced, then `best.json` is replaced atomically, then older files
+  are deleted. A crash or power cut at any instant leaves the old best or the new best, never
+  neither nor a mix, and `clean()` removes what an interrupted write left behind.
+  """
+
+  INFO = "best.json"
+
+  def __init__(self, folder: str):
+    self.folder = folder
+
+  @property
+  def info(self):
+    """The committed `best.json`, or None."""
+    path = storage.join(self.folder, self.INFO)
+    if not storage.exists(path):
+      return None
+    return storage.read_json(path, "the best checkpoint's commit record: restore it, or move "
+                             f"{self.folder} aside to let training elect a new best")
+
+  @property
+  def accuracy(self) -> float:
+    info = self.info
+    return info["accuracy"] if info else -float("inf")
+
+  @property
+  def prefix(self) -> str:
+    return storage.join(self.folder, self.info["checkpoint"])
+
+  def damage(self) -> Optional[str]:
+    return damage(self.prefix) if self.info else None
+
+  def clean(self):
+    """Removes files that no committed best refers to (interrupted writes)."""
+    info = self.info
+    keep = {self.INFO, STATE_FILE}
+    for name in storage.listdir(self.folder):
+      committed = info and name.startswith(info["checkpoint"] + ".")
+      if name not in keep and not committed and (name.startswith(CHECKPOINT_NAME + "-")
+                                                 or ".tmp-" in name):
+        storage.remove(storage.join(self.folder, name))
+
+  def save(self, checkpoint, step: int, accuracy: float, extra) -> None:
+    """Writes `checkpoint` as the new best (the caller checked that it is better)."""
+    storage.makedirs(self.folder)
+    self.clean()
+    name = f"{CHECKPOINT_NAME}-{step}"
+    if self.info and self.info["checkpoint"] == name:
+      return  # The same step is already the committed best.
+    write_checkpoint(checkpoint, storage.join(self.folder, name))
+    storage.atomic_write_json(storage.join(self.folder, self.INFO),
+                              dict(extra, step=int(step), accuracy=float(accuracy),
+                                   checkpoint=name))
+    # TF's own index, so that tf.train.latest_checkpoint(best_checkpoint) works too.
+    storage.atomic_write_text(storage.join(self.folder, STATE_FILE),
+                              f'model_checkpoint_path: "{name}"\n'
+                              f'all_model_checkpoint_paths: "{name}"\n')
+    self.clean()

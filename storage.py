@@ -1,0 +1,202 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Files on any file system TensorFlow has, written so that a crash or power cut cannot
+leave a commit point naming data that is not on disk.
+
+Every path goes through `tf.io.gfile`, as the original's `tf.gfile` did, so `gs://...`,
+`ram://...` (tests) and local paths all work. Local files get what only a local file system
+can give: data and folder `fsync` before the commit that names them, `os.replace` as the
+atomic commit, and a process lock. On other file systems an object is whole once its write
+is closed; a rename there may be a copy, so the commit point is written last.
+"""
+
+import json
+import os
+import posixpath
+import sys
+from typing import Callable, Iterable, List
+
+from absl import logging
+import tensorflow as tf
+
+import utils
+
+try:
+  import fcntl  # pylint: disable=g-import-not-at-top
+except ImportError:  # Windows: leo runs, but cannot detect a second run on a folder.
+  fcntl = None
+
+
+class StorageError(utils.LeoError):
+  """A file that is missing, unreadable or damaged, named with what to do about it."""
+
+
+def is_local(path: str) -> bool:
+  return "://" not in path or path.startswith("file://")
+
+
+def join(*parts: str) -> str:
+  # os.path.join would use '\\' for a gs:// path on Windows.
+  return os.path.join(*parts) if is_local(parts[0]) else posixpath.join(*parts)
+
+
+def exists(path: str) -> bool:
+  return tf.io.gfile.exists(path)
+
+
+def isdir(path: str) -> bool:
+  return tf.io.gfile.isdir(path)
+
+
+def makedirs(path: str):
+  tf.io.gfile.makedirs(path)
+
+
+def listdir(path: str) -> List[str]:
+  return [name.rstrip("/") for name in tf.io.gfile.listdir(path)] if isdir(path) else []
+
+
+def remove(path: str):
+  """Deletes a file or a folder tree, if it exists."""
+  if isdir(path):
+    tf.io.gfile.rmtree(path)
+  elif exists(path):
+    tf.io.gfile.remove(path)
+
+
+def rename(source: str, target: str):
+  tf.io.gfile.rename(source, target, overwrite=True)
+
+
+def read_bytes(path: str) -> bytes:
+  with tf.io.gfile.GFile(path, "rb") as f:
+    return f.read()
+
+
+# ---- Durable writes. ----
+
+# Called with every path whose data is made durable, in order: tests record the commit order.
+sync_observers: List[Callable[[str], None]] = []
+
+
+def sync(path: str):
+  """Makes `path` (a file or a folder) durable: fsync on a local file system.
+
+  Elsewhere a closed object is already stored, so there is nothing to do.
+  """
+  for observer in sync_observers:
+    observer(path)
+  if not is_local(path):
+    return
+  flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY
+  try:
+    descriptor = os.open(path, flags)
+  except OSError:  # Windows cannot open a folder; its NTFS journals metadata anyway.
+    return
+  try:
+    os.fsync(descriptor)
+  finally:
+    os.close(descriptor)
+
+
+def sync_files(paths: Iterable[str]):
+  """fsync each file, then the folders that hold them (so their names are durable too)."""
+  folders = []
+  for path in paths:
+    sync(path)
+    folder = os.path.dirname(path) if is_local(path) else posixpath.dirname(path)
+    if folder not in folders:
+      folders.append(folder)
+  for folder in folders:
+    sync(folder or ".")
+
+
+def atomic_write(path: str, contents: bytes):
+  """Writes `path` so that it holds its old or its new contents, never a mix or nothing,
+  and the new contents are on disk before the name points at them."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  remove(tmp)  # Left by a killed process of the same pid: ram:// would append to it.
+  with tf.io.gfile.GFile(tmp, "wb") as f:
+    f.write(contents)
+  sync(tmp)
+  rename(tmp, path)
+  sync_files([path])
+
+
+def atomic_write_json(path: str, contents):
+  atomic_write(path, (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def atomic_write_text(path: str, text: str):
+  atomic_write(path, text.encode("utf-8"))
+
+
+def read_json(path: str, what: str):
+  """The JSON object in `path`; a missing, truncated or garbled file is one `StorageError`
+  line that names it and says what the file is (`what`)."""
+  try:
+    contents = json.loads(read_bytes(path).decode("utf-8"))
+  except (OSError, tf.errors.OpError, UnicodeDecodeError, ValueError) as e:
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise StorageError(f"{path}: damaged or unreadable ({reason}); it is {what}") from None
+  if not isinstance(contents, dict):
+    raise StorageError(f"{path}: expected a JSON object, found {type(contents).__name__}; "
+                       f"it is {what}")
+  return contents
+
+
+def append_line(path: str, line: str):
+  """Appends one line and makes it durable. A crash can leave a torn last line, which
+  readers skip; on file systems without append the file is rewritten whole."""
+  data = (line.rstrip("\n") + "\n").encode("utf-8")
+  if is_local(path):
+    with open(path, "ab") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+  else:
+    atomic_write(path, (read_bytes(path) if exists(path) else b"") + data)
+
+
+# ---- One run per folder. ----
+
+class RunLock:
+  """An exclusive lock on a run folder, released when the process ends however it ends.
+
+  Only a local file system can be locked: on an object store (`gs://`) or without `fcntl`
+  (Windows) leo warns once that a second run on the same folder is not detected.
+  """
+
+  NAME = ".lock"
+
+  def __init__(self, folder: str):
+    self.folder = folder
+    self.path = join(folder, self.NAME)
+    self._file = None
+
+  def __enter__(self):
+    if not is_local(self.folder) or fcntl is None:
+      why = ("this file system has no locks" if not is_local(self.folder) else
+             f"{sys.platform} has no fcntl")
+      logging.warning("--checkpoint_path=%s: not locked (%s); two runs on this folder would "
+                      "not be detected", self.folder, why)
+      return self
+    self._file = open(self.path, "a+")
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      holder = self._file.read().strip() or "another process"
+      self._file.close()
+      self._file = None
+      raise utils.LeoError(f"--checkpoint_path={self.folder}: another leo run ({holder}) is "
+                           "using this folder; wait for it or choose another folder") from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f"pid {os.getpid()}")
+    self._file.flush()
+    return self
+
+  def __exit__(self, *unused_exc):
+    if self._file is not None:
+      fcntl.flock(self._file, fcntl.LOCK_UN)
+      self._file.close()

@@ -1,0 +1,398 @@
+"""storage.py, runfolder.py and records.py: durable commits, verified checkpoints, run
+identity, result records and fingerprints, on local disk and TF's in-memory file system."""
+
+import json
+import math
+import os
+
+from absl.testing import flagsaver
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import config
+import records
+import runfolder
+import storage
+import utils
+
+ROOTS = ["local", "ram"]
+
+
+@pytest.fixture(params=ROOTS)
+def root(request, tmp_path):
+  """A fresh folder on local disk, or on `ram://` (any TF file system must work)."""
+  if request.param == "local":
+    yield str(tmp_path)
+    return
+  folder = f"ram://{request.node.name.replace('[', '-').replace(']', '')}"
+  storage.makedirs(folder)
+  yield folder
+  storage.remove(folder)
+
+
+def _variables_checkpoint(values):
+  return tf.train.Checkpoint(weights=tf.Variable(values, dtype=tf.float32))
+
+
+def _overwrite(path, contents):
+  storage.remove(path)  # TF's ram:// file system appends when "w" opens an existing file.
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(contents)
+
+
+def _truncate(path):
+  contents = storage.read_bytes(path)
+  storage.remove(path)
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(contents[:len(contents) // 2])
+
+
+def _flip_bytes(path):
+  contents = bytearray(storage.read_bytes(path))
+  for i in range(0, len(contents), 7):
+    contents[i] ^= 0xFF
+  _overwrite(path, bytes(contents))
+
+
+def _data_file(prefix):
+  return [p for p in runfolder.checkpoint_files(prefix) if ".data-" in p][0]
+
+
+# ---- storage. ----
+
+def test_atomic_write_replaces_and_leaves_no_temporary(root):
+  path = storage.join(root, "a.json")
+  storage.atomic_write_json(path, {"x": 1})
+  storage.atomic_write_json(path, {"x": 2})
+  assert storage.read_json(path, "a test file") == {"x": 2}
+  assert storage.listdir(root) == ["a.json"]
+
+
+def test_atomic_write_syncs_the_data_before_the_rename_commits_it(tmp_path, monkeypatch):
+  events = []
+  monkeypatch.setattr(storage, "sync_observers", [lambda p: events.append(("sync", p))])
+  rename = storage.rename
+  monkeypatch.setattr(storage, "rename",
+                      lambda a, b: (events.append(("rename", a, b)), rename(a, b)))
+  path = str(tmp_path / "config.json")
+  storage.atomic_write_json(path, {"a": 1})
+  (tmp,) = [e[1] for e in events if e[0] == "rename"]
+  kinds = [e[0] for e in events]
+  assert events[0] == ("sync", tmp)  # The temporary's data first,
+  assert kinds.index("rename") == 1  # then the rename that commits it,
+  assert ("sync", path) in events[2:] and ("sync", str(tmp_path)) in events[2:]  # then names.
+
+
+@pytest.mark.parametrize("contents", [b"", b'{"step": 3, "acc', b"\xff\xfe", b"[1, 2]"],
+                         ids=["empty", "truncated", "not-utf8", "not-an-object"])
+def test_a_damaged_json_file_is_one_line_naming_it(root, contents):
+  path = storage.join(root, "best.json")
+  _overwrite(path, contents)
+  with pytest.raises(storage.StorageError) as error:
+    storage.read_json(path, "the best checkpoint's commit record")
+  message = str(error.value)
+  assert message.startswith(f"{path}: ") and "\n" not in message
+  assert "the best checkpoint's commit record" in message
+
+
+def test_append_line_appends_on_every_file_system(root):
+  path = storage.join(root, "log.txt")
+  storage.append_line(path, "one")
+  storage.append_line(path, "two\n")
+  assert storage.read_bytes(path) == b"one\ntwo\n"
+
+
+def test_run_lock_refuses_a_second_holder_and_releases(tmp_path):
+  with storage.RunLock(str(tmp_path)):
+    with pytest.raises(utils.LeoError, match=r"another leo run \(pid \d+\) is using"):
+      with storage.RunLock(str(tmp_path)):
+        pass
+  with storage.RunLock(str(tmp_path)):  # Released: a later run may take it.
+    pass
+
+
+def test_run_lock_on_a_file_system_without_locks_warns_once(caplog):
+  with caplog.at_level("WARNING"):
+    with storage.RunLock("ram://unlocked"):
+      pass
+  (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert "ram://unlocked: not locked" in warning and "not be detected" in warning
+
+
+def test_run_lock_without_fcntl_says_why(tmp_path, monkeypatch, caplog):
+  monkeypatch.setattr(storage, "fcntl", None)
+  with caplog.at_level("WARNING"):
+    with storage.RunLock(str(tmp_path)):
+      pass
+  assert "has no fcntl" in caplog.text and not os.path.exists(tmp_path / ".lock")
+
+
+# ---- Checkpoints. ----
+
+def test_checkpoints_commit_keep_the_newest_and_restore_the_latest(root):
+  checkpoint = _variables_checkpoint([1.0, 2.0])
+  checkpoints = runfolder.Checkpoints(root, checkpoint, keep=2)
+  for step in (0, 5, 10):
+    checkpoint.weights.assign([step, step])
+    checkpoints.save(step)
+  assert checkpoints.committed() == ["model.ckpt-5", "model.ckpt-10"]
+  assert not tf.io.gfile.glob(storage.join(root, "model.ckpt-0*"))
+  assert tf.train.latest_checkpoint(root) == storage.join(root, "model.ckpt-10")
+  checkpoint.weights.assign([0.0, 0.0])
+  assert checkpoints.restore_latest() == storage.join(root, "model.ckpt-10")
+  np.testing.assert_array_equal(checkpoint.weights.numpy(), [10.0, 10.0])
+
+
+def test_a_checkpoint_is_fsynced_before_the_state_file_names_it(tmp_path, monkeypatch):
+  events = []
+  monkeypatch.setattr(storage, "sync_observers", [events.append])
+  checkpoints = runfolder.Checkpoints(str(tmp_path), _variables_checkpoint([1.0]))
+  checkpoints.save(7)
+  prefix = str(tmp_path / "model.ckpt-7")
+  state_tmp = next(i for i, p in enumerate(events) if os.path.basename(p).startswith(
+      "checkpoint.tmp-"))
+  for path in runfolder.checkpoint_files(prefix):
+    assert events.index(path) < state_tmp
+  assert events.index(str(tmp_path)) < state_tmp  # The new names are durable too.
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_bytes])
+def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_previous_restored(root, damage,
+                                                                             caplog):
+  checkpoint = _variables_checkpoint([1.0, 2.0, 3.0])
+  checkpoints = runfolder.Checkpoints(root, checkpoint)
+  for step in (1, 2):
+    checkpoint.weights.assign([step] * 3)
+    checkpoints.save(step)
+  damaged_file = _data_file(storage.join(root, "model.ckpt-2"))
+  damage(damaged_file)
+  damaged_bytes = storage.read_bytes(damaged_file)
+  with caplog.at_level("WARNING"):
+    assert checkpoints.restore_latest() == storage.join(root, "model.ckpt-1")
+  np.testing.assert_array_equal(checkpoint.weights.numpy(), [1.0] * 3)
+  assert "model.ckpt-2" in caplog.text and "resuming from model.ckpt-1" in caplog.text
+  kept = storage.join(root, "damaged", os.path.basename(damaged_file))
+  assert storage.read_bytes(kept) == damaged_bytes  # Kept, byte for byte.
+  assert checkpoints.committed() == ["model.ckpt-1"]
+
+
+def test_every_checkpoint_damaged_is_one_line_and_changes_nothing(root):
+  checkpoints = runfolder.Checkpoints(root, _variables_checkpoint([1.0]))
+  for step in (1, 2):
+    checkpoints.save(step)
+  for step in (1, 2):
+    _truncate(_data_file(storage.join(root, f"model.ckpt-{step}")))
+  before = {name: storage.read_bytes(storage.join(root, name)) for name in storage.listdir(root)}
+  with pytest.raises(storage.StorageError) as error:
+    checkpoints.restore_latest()
+  message = str(error.value)
+  assert "every checkpoint is damaged" in message and "\n" not in message
+  assert "model.ckpt-1 (" in message and "model.ckpt-2 (" in message
+  after = {name: storage.read_bytes(storage.join(root, name)) for name in storage.listdir(root)}
+  assert after == before
+
+
+@pytest.mark.parametrize("contents", [b"", b"model_checkpoint_p", b"\x00\x01garbage"],
+                         ids=["empty", "truncated", "garbage"])
+def test_a_damaged_state_file_is_one_line_saying_what_to_do(root, contents):
+  checkpoints = runfolder.Checkpoints(root, _variables_checkpoint([1.0]))
+  checkpoints.save(3)
+  _overwrite(checkpoints.state_path, contents)
+  with pytest.raises(storage.StorageError, match="remove it and rerun"):
+    checkpoints.restore_latest()
+  storage.remove(checkpoints.state_path)  # What the message says to do: then it resumes.
+  assert checkpoints.restore_latest() == storage.join(root, "model.ckpt-3")
+  assert checkpoints.committed() == ["model.ckpt-3"]
+
+
+def test_clean_removes_an_interrupted_save_and_temporaries(root):
+  checkpoint = _variables_checkpoint([1.0])
+  checkpoints = runfolder.Checkpoints(root, checkpoint)
+  checkpoints.save(1)
+  checkpoint.write(storage.join(root, "model.ckpt-2"))  # Killed before the commit.
+  with tf.io.gfile.GFile(storage.join(root, "config.json.tmp-99"), "w") as f:
+    f.write("{")
+  checkpoints.clean()
+  assert sorted(storage.listdir(root)) == ["checkpoint", "model.ckpt-1.data-00000-of-00001",
+                                           "model.ckpt-1.index"]
+
+
+def test_a_kill_during_the_first_save_starts_from_scratch_keeping_the_pieces(root):
+  checkpoint = _variables_checkpoint([1.0])
+  checkpoint.write(storage.join(root, "model.ckpt-0"))  # No state file was ever written.
+  _truncate(_data_file(storage.join(root, "model.ckpt-0")))
+  assert runfolder.Checkpoints(root, checkpoint).restore_latest() is None
+  assert storage.listdir(storage.join(root, "damaged"))
+
+
+# ---- The best checkpoint. ----
+
+def test_best_checkpoint_commits_replaces_and_deletes_the_old_files(root):
+  best = runfolder.BestCheckpoint(storage.join(root, "best_checkpoint"))
+  assert best.info is None and best.accuracy == -math.inf
+  checkpoint = _variables_checkpoint([1.0, 2.0])
+  best.save(checkpoint, 3, 0.5, {"config": "a"})
+  assert best.info["step"] == 3 and best.accuracy == 0.5 and best.info["config"] == "a"
+  checkpoint.weights.assign([5.0, 6.0])
+  best.save(checkpoint, 7, 0.75, {})
+  assert sorted(storage.listdir(best.folder)) == [
+      "best.json", "checkpoint", "model.ckpt-7.data-00000-of-00001", "model.ckpt-7.index"]
+  assert tf.train.latest_checkpoint(best.folder) == best.prefix
+  restored = _variables_checkpoint([0.0, 0.0])
+  restored.read(best.prefix).assert_consumed()
+  np.testing.assert_array_equal(restored.weights.numpy(), [5.0, 6.0])
+  assert best.damage() is None
+
+
+def test_an_interrupted_best_write_leaves_the_old_best_and_is_cleaned(root):
+  best = runfolder.BestCheckpoint(root)
+  checkpoint = _variables_checkpoint([1.0])
+  best.save(checkpoint, 2, 0.4, {})
+  # A crash after the new files were written but before best.json was replaced:
+  checkpoint.write(storage.join(root, "model.ckpt-5"))
+  with tf.io.gfile.GFile(storage.join(root, "best.json.tmp-123"), "w") as f:
+    f.write("{")
+  assert best.info["step"] == 2  # Still the old, complete best.
+  best.clean()
+  assert sorted(storage.listdir(root)) == ["best.json", "checkpoint",
+                                           "model.ckpt-2.data-00000-of-00001",
+                                           "model.ckpt-2.index"]
+
+
+def test_the_best_checkpoint_data_is_durable_before_best_json_commits_it(tmp_path,
+                                                                        monkeypatch):
+  events = []
+  monkeypatch.setattr(storage, "sync_observers", [events.append])
+  best = runfolder.BestCheckpoint(str(tmp_path))
+  best.save(_variables_checkpoint([1.0]), 4, 0.5, {})
+  commit = next(i for i, p in enumerate(events) if "best.json.tmp-" in p)
+  for path in runfolder.checkpoint_files(best.prefix):
+    assert events.index(path) < commit
+
+
+def test_a_truncated_best_is_detected(root):
+  best = runfolder.BestCheckpoint(root)
+  best.save(_variables_checkpoint([1.0] * 100), 4, 0.5, {})
+  _truncate(_data_file(best.prefix))
+  assert best.damage()
+
+
+# ---- Identity and flags. ----
+
+def _configuration(**changes):
+  sections = {"data_config": config.as_dict(config.DataConfig(dataset_name="tiny")),
+              "inner_model_config": config.as_dict(config.InnerModelConfig()),
+              "outer_model_config": config.as_dict(config.OuterModelConfig())}
+  for name, value in changes.items():
+    for section in sections.values():
+      if name in section:
+        section[name] = value
+  return dict(sections, seed=changes.get("seed", 0), embedding_dim=16)
+
+
+def test_identity_names_every_training_difference_and_ignores_run_extending_ones():
+  saved = _configuration()
+  assert runfolder.identity_differences(saved, _configuration(
+      num_steps_limit=9, num_test_tasks=7, metatest_batch_size=5, data_path="/moved")) == []
+  differences = runfolder.identity_differences(saved, _configuration(
+      outer_lr=1e-3, kl_weight=0.5, dataset_name="other", seed=2, train_on_val=True))
+  assert differences == ["--dataset_name='other' (saved: 'tiny')",
+                         "--train_on_val=True (saved: False)",
+                         "--kl_weight=0.5 (saved: 0.001)", "--outer_lr=0.001 (saved: 0.0001)",
+                         "--seed=2 (saved: 0)"]
+
+
+def test_claim_refuses_another_configuration_and_leaves_config_json_unchanged(root):
+  runfolder.claim(root, _configuration(), ["--seed=0"])
+  config_path = storage.join(root, "config.json")
+  before = storage.read_bytes(config_path)
+  with pytest.raises(utils.LeoError) as error:
+    runfolder.claim(root, _configuration(outer_lr=3e-4), ["--seed=0"])
+  assert "--outer_lr=0.0003 (saved: 0.0001)" in str(error.value)
+  assert "use another --checkpoint_path" in str(error.value)
+  assert storage.read_bytes(config_path) == before
+  runfolder.claim(root, _configuration(num_steps_limit=7), ["--num_steps_limit=7"])
+  assert storage.read_json(config_path, "")["outer_model_config"]["num_steps_limit"] == 7
+  assert storage.read_bytes(storage.join(root, "flags.txt")) == b"--num_steps_limit=7\n"
+
+
+def test_flagfile_lines_round_trip_through_absl(tmp_path):
+  inner = config.InnerModelConfig(kl_weight=0.756143, dropout_rate=0.1 + 0.2)
+  data = config.DataConfig(dataset_name="icons", train_on_val=True)
+  run = config.RunConfig(checkpoint_path=str(tmp_path / "run"), seed=4, log_steps=7)
+  outer = config.OuterModelConfig(num_classes=3, outer_lr=2.739071e-4)
+  lines = config.flagfile_lines(data, inner, outer, run)
+  assert "--train_on_val" in lines and "--dropout_rate=0.30000000000000004" in lines
+  assert not any(line.startswith(("--data_path", "--evaluation_mode", "--baseline",
+                                  "--eval_split")) for line in lines)
+  flagfile = tmp_path / "flags.txt"
+  flagfile.write_text("\n".join(lines) + "\n")
+  with flagsaver.flagsaver():
+    config.FLAGS.unparse_flags()
+    config.FLAGS(["runner.py", f"--flagfile={flagfile}"])
+    assert config.get_data_config() == data and config.get_inner_model_config() == inner
+    assert config.get_outer_model_config() == outer and config.get_run_config() == run
+
+
+def test_versions_name_the_libraries_and_the_cpu():
+  versions = runfolder.versions()
+  assert versions["tensorflow"] == tf.__version__ and versions["cpu"]
+  assert {"leo", "python", "sonnet", "tensorflow_probability", "numpy"} <= set(versions)
+
+
+# ---- Records. ----
+
+def test_a_fingerprint_is_equal_only_for_identical_tasks():
+  rows = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+
+  def digest(keys="k", shape=(3, 1, 3), parts=(rows,)):
+    fingerprint = records.TaskFingerprint(keys, *shape)
+    for part in parts:
+      fingerprint.update(part)
+    return fingerprint.hexdigest()
+
+  assert digest() == digest(parts=(rows[:1], rows[1:]))  # Chunking does not matter.
+  assert digest() != digest(keys="other split")
+  assert digest() != digest(shape=(3, 2, 2))
+  assert digest() != digest(parts=(rows[::-1],))  # Order does.
+  changed = rows.copy()
+  changed[1, 2, 3] += 1
+  assert digest() != digest(parts=(changed,))
+  with pytest.raises(ValueError):
+    records.TaskFingerprint("k", 3, 1, 2).update(rows)
+
+
+def test_records_are_named_after_what_they_measured_and_replaced_only_by_their_own(root):
+  record = dict(method="leo", split="val", num_classes=3, num_tr_examples_per_class=5,
+                queries_per_class=10, num_tasks=100, seed=2, trained={"step": 20},
+                accuracy=0.5)
+  path = records.write_record(root, record)
+  assert path == storage.join(root, "results", "leo-val-3way5shot-q10-t100-seed2-step20.json")
+  other = records.write_record(root, dict(record, method="nearest_centroid", trained=None))
+  assert other.endswith("nearest_centroid-val-3way5shot-q10-t100-seed2.json")
+  records.write_record(root, dict(record, accuracy=0.6))
+  assert records.read_record(path)["accuracy"] == 0.6
+  assert records.read_record(other)["accuracy"] == 0.5
+  assert records.read_record(path)["record"] == "leo-result"
+
+
+def test_a_damaged_record_is_one_line(root):
+  path = storage.join(root, "r.json")
+  _overwrite(path, b'{"record": "leo-res')
+  with pytest.raises(storage.StorageError, match="rerun the evaluation"):
+    records.read_record(path)
+  _overwrite(path, b'{"step": 1}')
+  with pytest.raises(storage.StorageError, match="not a leo result record"):
+    records.read_record(path)
+
+
+def test_validations_keep_the_last_line_of_a_step_and_skip_a_torn_line(root):
+  for step, accuracy in ((0, 0.2), (5, 0.3), (5, 0.35)):
+    records.append_validation(root, {"step": step, "accuracy": accuracy})
+  storage.append_line(storage.join(root, records.VALIDATIONS_FILE), '{"step": 10, "accu')
+  assert records.read_validations(root) == [{"step": 0, "accuracy": 0.2},
+                                            {"step": 5, "accuracy": 0.35}]
+  assert json.loads(storage.read_bytes(
+      storage.join(root, records.VALIDATIONS_FILE)).splitlines()[0]) == {"step": 0,
+                                                                        "accuracy": 0.2}
