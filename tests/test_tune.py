@@ -5,6 +5,7 @@ then end to end on fixture data with runner.py."""
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -326,3 +327,114 @@ def test_the_table_row_of_each_state(tmp_path):
       "| 0 | complete | 0.00025 | 64 | 81.23% | 500 | 1h02m05s |  |",
       "| 1 | pruned | 0.00025 | 64 | 75.00% | 500 | 0h01m01s | pruned at step 1000 |",
       "| 2 | fail | 0.00025 | 64 |  |  | 0h00m05s | runner.py: error: a\\|b |"]
+
+
+# ---- End to end: runner.py trials on fixture data. ----
+
+# tests/test_runner.py's tiny LEO, without the flags the tuner sets or searches.
+TINY = ["--dataset_name=tiny", "--inner_unroll_length=2", "--finetuning_unroll_length=2",
+        "--num_val_examples_per_class=3", "--metatrain_batch_size=4",
+        "--metavalid_batch_size=4", "--metatest_batch_size=10", "--num_test_tasks=20",
+        "--log_steps=2"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _children(pid):
+  with open(f"/proc/{pid}/task/{pid}/children") as f:
+    return [int(child) for child in f.read().split()]
+
+
+def _kill_mid_trial(command, folder):
+  """Starts the tuner and SIGKILLs it while `folder`'s trial trains, after its first
+  validation; the trial's runner.py is frozen first, so it cannot finish in between."""
+  tuner = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+  deadline = tune.time.time() + 240
+  validations = os.path.join(folder, tune.VALIDATIONS_FILE)
+  while not tune.read_validations(validations):
+    assert tuner.poll() is None and tune.time.time() < deadline
+    tune.time.sleep(0.05)
+  runner, = _children(tuner.pid)
+  os.kill(runner, signal.SIGSTOP)
+  tuner.kill()
+  tuner.wait()
+  while os.path.exists(f"/proc/{runner}") and tune.time.time() < deadline:
+    tune.time.sleep(0.05)  # Killed with the tuner (and reaped by init).
+  return runner
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+  """2 trials; the same command with --num_trials=3, killed mid-trial; run again; then
+  runner.py replays best_flags.txt."""
+  root = tmp_path_factory.mktemp("tune")
+  data = fixtures.make_dataset(str(root / "embeddings"), dim=16)
+  study_dir = root / "study"
+  command = [sys.executable, "-m", "tools.tune", f"--study_dir={study_dir}",
+             "--num_steps_limit=4", "--checkpoint_steps=2", "--", f"--data_path={data}", *TINY]
+  first = subprocess.run(command[:4] + ["--num_trials=2"] + command[4:], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  storage = f"sqlite:///{study_dir / 'study.db'}"
+  before = optuna.load_study(study_name="leo", storage=storage).trials
+  again = command[:4] + ["--num_trials=3"] + command[4:]
+  killed_runner = _kill_mid_trial(again, str(study_dir / "trials" / "2"))
+  resumed = subprocess.run(again, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                           timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  replay_dir = root / "replay"
+  replay = subprocess.run([sys.executable, os.path.join(ROOT, "runner.py"),
+                           f"--flagfile={study_dir / 'best_flags.txt'}",
+                           f"--checkpoint_path={replay_dir}"], cwd=str(root), env=ENV,
+                          capture_output=True, text=True, timeout=600)
+  return dict(study_dir=study_dir, first=first, before=before, killed_runner=killed_runner,
+              resumed=resumed, replay=replay, replay_dir=replay_dir,
+              trials=optuna.load_study(study_name="leo", storage=storage).trials)
+
+
+def _best_json(folder):
+  with open(os.path.join(folder, tune.BEST_FILE)) as f:
+    return json.load(f)
+
+
+def test_two_trials_value_their_run_folders_records_and_never_touch_the_test_split(scenario):
+  study_dir, before = scenario["study_dir"], scenario["before"]
+  assert [t.state for t in before] == [TrialState.COMPLETE] * 2
+  for trial in before:
+    folder = str(study_dir / "trials" / str(trial.number))
+    best = _best_json(folder)
+    assert trial.value == best["accuracy"] and trial.user_attrs["best_step"] == best["step"]
+    validations = tune.read_validations(os.path.join(folder, tune.VALIDATIONS_FILE))
+    assert [r["step"] for r in validations] == [0, 2, 4]
+    assert trial.intermediate_values == dict(tune.running_best(validations))
+    assert not [name for name in os.listdir(folder) if "test" in name]
+    results = os.path.join(folder, "results")
+    assert not os.path.isdir(results) or not [n for n in os.listdir(results) if "-test-" in n]
+  table = (study_dir / "trials.md").read_text()
+  assert "| 0 | complete | " in table and "| 1 | complete | " in scenario["first"].stdout
+
+
+def test_a_killed_tuner_resumes_its_study_and_a_larger_num_trials_adds_trials(scenario):
+  trials, before = scenario["trials"], scenario["before"]
+  assert not os.path.exists(f"/proc/{scenario['killed_runner']}")  # No orphan trains on.
+  assert [(t.number, t.value, t.datetime_complete) for t in trials[:2]] == [
+      (t.number, t.value, t.datetime_complete) for t in before]
+  assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL,
+                                                                   TrialState.COMPLETE]
+  killed, rerun = trials[2], trials[3]
+  assert killed.user_attrs["stale"] and rerun.user_attrs["retry_of"] == 2
+  assert rerun.params == killed.params
+  assert rerun.user_attrs["run_folder"] == str(scenario["study_dir"] / "trials" / "2")
+  log = (scenario["study_dir"] / "trials" / "2.log").read_text()
+  assert "Resuming from" in log.split("\n$ ")[-1]  # The re-run continued the killed one.
+  assert tune.counted(trials) == 3
+  assert "tuner gone; re-run as 3" in scenario["resumed"].stdout
+
+
+def test_the_best_flagfile_replays_the_best_trial(scenario):
+  replay = scenario["replay"]
+  assert replay.returncode == 0, replay.stderr[-3000:]
+  best = max((t for t in scenario["trials"] if t.state == TrialState.COMPLETE),
+             key=lambda t: t.value)
+  assert _best_json(str(scenario["replay_dir"]))["accuracy"] == pytest.approx(best.value,
+                                                                              abs=1e-6)

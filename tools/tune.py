@@ -107,6 +107,7 @@ OWN_FLAGS = {
     "checkpoint_path": "each trial gets its own run folder under --study_dir",
     "evaluate_after_training": "the tuner never touches the test split",
     "evaluation_mode": "the tuner trains",
+    "eval_split": "the tuner trains",
     "baseline": "the tuner trains LEO",
     "num_steps_limit": "give it to the tuner itself, before --",
     "checkpoint_steps": "give it to the tuner itself, before --",
@@ -197,7 +198,10 @@ def atomic_write_text(path: str, text: str):
 
 def read_validations(path: str) -> List[dict]:
   """The validations of `<run>/validations.jsonl` in step order, the last line of a step
-  winning (a resumed run re-appends it); a torn line (a write cut by a crash) is skipped."""
+  winning (a resumed run re-appends it); a torn line (a write cut by a crash) is skipped.
+
+  The rule of records.read_validations, without the TensorFlow it imports.
+  """
   if not os.path.exists(path):
     return []
   with open(path, encoding="utf-8", errors="replace") as f:
