@@ -169,6 +169,36 @@ def test_another_test_shape_than_trained_is_shown_in_the_checkpoint_column(tmp_p
   assert rows[0][4] == "10-way 5-shot" and rows[0][8] == "step 200, trained 5-way 1-shot"
 
 
+def test_an_empty_reference_pairs_every_two_records_on_identical_tasks(tmp_path):
+  write_record(tmp_path / "base", "logistic_regression", 0, (0.9, 0.7))
+  write_record(tmp_path / "base", "nearest_centroid", 0, (0.6, 0.6))
+  _, rows, notes = compare.compare(compare.load_records([tmp_path]), reference="")
+  assert [row[:3] for row in rows if row[1] == "paired"] == [
+      ["R1 − R2", "paired", "logistic_regression − nearest_centroid"]]
+  assert rows[-1][9] == "+20.00 ± 19.60"  # Differences 0.3, 0.1: 0.2 ± 1.96 * 0.1.
+  assert notes == []
+  _, rows, _ = compare.compare(compare.load_records([tmp_path]))  # No leo record to pair.
+  assert [row[1] for row in rows] == ["record", "record"]
+
+
+def test_two_checkpoints_of_one_seed_are_not_aggregated_and_a_note_says_why(tmp_path):
+  write_record(tmp_path / "run", "leo", 0, (0.7, 0.7), step=100)
+  write_record(tmp_path / "run", "leo", 0, (0.8, 0.8), step=200)
+  _, rows, notes = compare.compare(compare.load_records([tmp_path]))
+  assert [(row[1], row[8]) for row in rows] == [("record", "step 100"), ("record", "step 200"),
+                                                ("paired", "")]
+  assert notes == ["R1, R2 are not aggregated over seeds: a seed appears twice (another "
+                   "checkpoint of the same run?)."]
+
+
+def test_pairing_an_unknown_row_is_a_one_line_error(tmp_path):
+  write_record(tmp_path / "run", "leo", 0)
+  result = run_compare(tmp_path, "--pair=R1,R9")
+  assert result.returncode == 2 and result.stderr == (
+      "tools.compare: --pair=R1,R9: expected two different row ids (R1..R1) or record files "
+      "among those compared\n")
+
+
 # ---- Inputs. ----
 
 def test_other_json_files_are_skipped_and_each_record_counted_once(tmp_path):

@@ -424,8 +424,16 @@ def validation_curve(run: str) -> Dict[int, float]:
   return dict(sorted(curve.items()))
 
 
-def _test_entries(records: Sequence[Record], reference: str):
-  """(label, mean, half-width) of each test-split seed aggregate and lone record."""
+class _Entry(NamedTuple):
+  label: str
+  mean: float
+  half_width: float
+  setting: tuple
+  rows: str  # The table's row ids, to tell apart points of equal labels.
+
+
+def _test_entries(records: Sequence[Record], reference: str) -> List[_Entry]:
+  """The right panel's points: each test-split seed aggregate and lone record, in table order."""
   ordered = _order(records, reference)
   ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
   entries = []
@@ -433,16 +441,16 @@ def _test_entries(records: Sequence[Record], reference: str):
     aggregate = len(group) > 1 and len({record.fields["seed"] for record in group}) == len(group)
     for members in [group] if aggregate else [[record] for record in group]:
       fields = members[0].fields
-      seeds = f"{len(members)} seeds" if aggregate else f"seed {fields['seed']}"
-      accuracies = [record.fields["accuracy"] for record in members]
-      mean, half_width = t_interval(accuracies) if aggregate else (fields["accuracy"],
-                                                                   fields["ci95"])
       method = textwrap.fill(fields["method"].replace("_", " "), width=12)
-      entries.append((f"{method}\n{_shape(fields)}\n{seeds}",
-                      ",".join(ids[record.path] for record in members), mean, half_width))
-  labels = collections.Counter(label for label, *_ in entries)
-  return [(label + (f"\n{name}" if labels[label] > 1 else ""), mean, half_width)
-          for label, name, mean, half_width in entries]
+      seeds = f"{len(members)} seeds" if aggregate else f"seed {fields['seed']}"
+      mean, half_width = (t_interval([record.fields["accuracy"] for record in members])
+                          if aggregate else (fields["accuracy"], fields["ci95"]))
+      entries.append(_Entry(f"{method}\n{_shape(fields)}\n{seeds}", mean, half_width,
+                            setting(members[0]),
+                            ",".join(ids[record.path] for record in members)))
+  repeated = collections.Counter(entry.label for entry in entries)
+  return [entry._replace(label=f"{entry.label}\n{entry.rows}")
+          if repeated[entry.label] > 1 else entry for entry in entries]
 
 
 def _run_labels(runs: Sequence[str]) -> List[str]:
@@ -479,10 +487,14 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
   if entries:
     test_axes = axes.pop(0)
     # Black: the left panel's colours name runs, not methods.
-    test_axes.errorbar(range(len(entries)), [100 * mean for _, mean, _ in entries],
-                       yerr=[100 * half_width for *_, half_width in entries], fmt="o",
-                       capsize=5, markersize=6, color="black")
-    test_axes.set_xticks(range(len(entries)), [label for label, *_ in entries],
+    test_axes.errorbar(range(len(entries)), [100 * entry.mean for entry in entries],
+                       yerr=[100 * entry.half_width for entry in entries], fmt="o", capsize=5,
+                       markersize=6, color="black")
+    for position in range(1, len(entries)):
+      if entries[position].setting != entries[position - 1].setting:
+        # Another task shape has another chance level: a line keeps them apart.
+        test_axes.axvline(position - 0.5, color="grey", linewidth=0.8, linestyle="--")
+    test_axes.set_xticks(range(len(entries)), [entry.label for entry in entries],
                          fontsize="small")
     test_axes.set_xlim(-0.6, len(entries) - 0.4)
     test_axes.set(ylabel="test accuracy (%)", title="Meta-test accuracy, 95% CI")
