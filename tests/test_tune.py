@@ -220,7 +220,8 @@ def _left_running_by_a_killed_tuner(s, **attrs):
   tune.suggest(trial, s.params)
   folder = os.path.join(s.study_dir, "trials", "0")
   os.makedirs(folder)
-  values = dict(run_folder=folder, host=tune.HOST, pid=-1, heartbeat=tune.time.time())
+  values = dict(run_folder=os.path.join("trials", "0"), host=tune.HOST, pid=-1,
+                heartbeat=tune.time.time())
   values.update(attrs)
   for name, value in values.items():
     trial.set_user_attr(name, value)
@@ -258,7 +259,7 @@ def test_a_trial_of_another_machine_is_stale_once_its_heartbeat_is_old(tmp_path,
   s = settings(tmp_path, params=("outer_lr",), stale_seconds=300)
   _left_running_by_a_killed_tuner(s, host="elsewhere", heartbeat=tune.time.time() - age)
   trial, = tune.open_study(s).trials
-  assert tune.is_stale(trial, tune.time.time(), s.stale_seconds) == stale
+  assert tune.is_stale(trial, s.study_dir, tune.time.time(), s.stale_seconds) == stale
 
 
 # ---- run_trial with a stand-in for runner.py: reporting, pruning, failures. ----
@@ -268,6 +269,8 @@ FAKE_RUNNER = textwrap.dedent('''
     import json, os, sys, time
     flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)
     accuracy, folder = float(flags["kl_weight"]), flags["checkpoint_path"]
+    if accuracy == 1.5:
+        os.kill(os.getpid(), 9)
     if accuracy > 1:
         sys.exit("I1201 training...\\nrunner.py: error: --kl_weight: loss diverged")
     for step in range(4):
@@ -285,21 +288,23 @@ FAKE_RUNNER = textwrap.dedent('''
 def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path):
   runner = tmp_path / "fake_runner.py"
   runner.write_text(FAKE_RUNNER)
-  s = settings(tmp_path, params=("kl_weight",), num_trials=5, pruner_startup_trials=1)
+  s = settings(tmp_path, params=("kl_weight",), num_trials=6, pruner_startup_trials=1)
   study = tune.open_study(s)
-  for kl_weight in (0.5, 0.3, 0.95, 2.0, 0.6):
+  for kl_weight in (0.5, 0.3, 0.95, 2.0, 1.5, 0.6):
     study.enqueue_trial({"kl_weight": kl_weight})
   study = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner)), quiet)
-  complete, pruned, no_best, diverged, better = study.trials
+  complete, pruned, no_best, diverged, killed, better = study.trials
   assert complete.value == 0.5 and complete.intermediate_values == {
       0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}
   # Below the median of the complete trials at step 1 (pruning skips step 0): stopped there.
   assert pruned.state == TrialState.PRUNED and max(pruned.intermediate_values) == 1
-  assert not os.path.exists(os.path.join(pruned.user_attrs["run_folder"], "best_checkpoint"))
+  assert not os.path.exists(tmp_path / "study" / pruned.user_attrs["run_folder"] /
+                            "best_checkpoint")
   assert no_best.state == TrialState.FAIL
   assert no_best.user_attrs["error"].startswith("runner.py exited without writing ")
   assert diverged.state == TrialState.FAIL and diverged.user_attrs["error"] == (
       "runner.py: error: --kl_weight: loss diverged")
+  assert killed.user_attrs["error"] == "runner.py was killed by SIGKILL"
   assert better.value == 0.6 and better.user_attrs["best_step"] == 0
   table = (tmp_path / "study" / "trials.md").read_text()
   assert "| 1 | pruned | 0.3 | 30.00% | 0 | " in table and "pruned at step 1" in table
@@ -424,7 +429,7 @@ def test_a_killed_tuner_resumes_its_study_and_a_larger_num_trials_adds_trials(sc
   killed, rerun = trials[2], trials[3]
   assert killed.user_attrs["stale"] and rerun.user_attrs["retry_of"] == 2
   assert rerun.params == killed.params
-  assert rerun.user_attrs["run_folder"] == str(scenario["study_dir"] / "trials" / "2")
+  assert rerun.user_attrs["run_folder"] == os.path.join("trials", "2")
   log = (scenario["study_dir"] / "trials" / "2.log").read_text()
   assert "Resuming from" in log.split("\n$ ")[-1]  # The re-run continued the killed one.
   assert tune.counted(trials) == 3

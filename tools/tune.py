@@ -67,6 +67,7 @@ POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 60.0
 KILL_GRACE_SECONDS = 30.0
 ERROR_PREFIX = "runner.py: error: "
+HOST = socket.gethostname()  # A trial of this machine is stale once its lock is free.
 
 
 class TuneError(utils.LeoError):
@@ -276,6 +277,8 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
         time.sleep(POLL_SECONDS)
     finally:
       _stop(process)
+  if process.returncode < 0:  # Killed from outside (out of memory, a user).
+    raise TrialFailed(f"runner.py was killed by {signal.Signals(-process.returncode).name}")
   if process.returncode != 0:
     with open(f"{run_folder}.log") as log:
       raise TrialFailed(error_line(log.read()))
@@ -300,8 +303,6 @@ def _stop(process: subprocess.Popen):
 
 # ---- Trials left running by a killed tuner. ----
 
-HOST = socket.gethostname()
-
 
 @contextlib.contextmanager
 def holding(lock_path: str):
@@ -321,26 +322,31 @@ def is_locked(lock_path: str) -> bool:
     return True
 
 
-def is_stale(trial: optuna.trial.FrozenTrial, now: float, stale_seconds: float) -> bool:
+def is_stale(trial: optuna.trial.FrozenTrial, study_dir: str, now: float,
+             stale_seconds: float) -> bool:
   """Whether a RUNNING trial's tuner is gone: on this machine its lock is free, elsewhere
   its heartbeat is older than `stale_seconds`."""
   attrs = trial.user_attrs
   if attrs.get("host") == HOST and "run_folder" in attrs:
-    return not is_locked(attrs["run_folder"] + ".lock")
+    return not is_locked(os.path.join(study_dir, attrs["run_folder"]) + ".lock")
   beat = attrs.get("heartbeat", trial.datetime_start.timestamp())
   return now - beat > stale_seconds
 
 
-def retry_stale_trials(study: optuna.Study, stale_seconds: float) -> List[int]:
+def retry_stale_trials(study: optuna.Study, study_dir: str,
+                       stale_seconds: float) -> List[int]:
   """Fails each stale RUNNING trial and enqueues its re-run: same parameters, same run
   folder. Returns the numbers of the trials failed now."""
-  storage, now, failed = study._storage, time.time(), []  # pylint: disable=protected-access
+  # Optuna has no public call to end another process's trial: its storage's own is used.
+  storage = study._storage  # pylint: disable=protected-access
+  now, failed = time.time(), []
   for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-    if not is_stale(trial, now, stale_seconds):
+    if not is_stale(trial, study_dir, now, stale_seconds):
       continue
+    trial_id = trial._trial_id  # pylint: disable=protected-access
     try:
-      storage.set_trial_user_attr(trial._trial_id, "stale", True)  # pylint: disable=protected-access
-      if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):  # pylint: disable=protected-access
+      storage.set_trial_user_attr(trial_id, "stale", True)  # Before: a FAIL is final.
+      if storage.set_trial_state_values(trial_id, TrialState.FAIL):
         failed.append(trial.number)
     except optuna.exceptions.UpdateFinishedTrialError:
       pass  # Another tuner failed it first.
@@ -411,7 +417,7 @@ def tune(settings: Settings, objective: Objective = run_trial, log=print) -> opt
   """Runs trials until the study holds `settings.num_trials` (the stale ones not counted)."""
   study = open_study(settings)
   while True:
-    for number in retry_stale_trials(study, settings.stale_seconds):
+    for number in retry_stale_trials(study, settings.study_dir, settings.stale_seconds):
       log(f"trial {number}: its tuner is gone; re-running it with the same parameters")
     trials = study.get_trials(deepcopy=False)
     waiting = any(trial.state == TrialState.WAITING for trial in trials)
@@ -425,11 +431,13 @@ def tune(settings: Settings, objective: Objective = run_trial, log=print) -> opt
 
 def run_one(study: optuna.Study, settings: Settings, objective: Objective, log):
   trial = study.ask()
-  run_folder = trial.user_attrs.get("run_folder") or os.path.join(
-      os.path.abspath(settings.study_dir), TRIALS_FOLDER, str(trial.number))
+  # Relative to the study folder, which may be mounted elsewhere on another machine.
+  relative = trial.user_attrs.get("run_folder") or os.path.join(TRIALS_FOLDER,
+                                                                str(trial.number))
+  run_folder = os.path.join(settings.study_dir, relative)
   os.makedirs(run_folder, exist_ok=True)
   with holding(run_folder + ".lock"):  # Held first: a trial with a host attr is locked.
-    for name, value in (("run_folder", run_folder), ("host", HOST), ("pid", os.getpid()),
+    for name, value in (("run_folder", relative), ("host", HOST), ("pid", os.getpid()),
                         ("heartbeat", time.time())):
       trial.set_user_attr(name, value)
     flags = trial_flags(settings, suggest(trial, settings.params))
