@@ -5,6 +5,7 @@
     python -m tools.compare runs/ --output=RESULTS.md    # the same table, also written there
     python -m tools.compare runs/ --pair=R1,R4           # ask about two rows (or record files)
     python -m tools.compare runs/ --plot=study.png       # validation curves and test accuracies
+    python -m tools.compare runs/ --reference=           # pair any two records on equal tasks
 
 Rows, in this order for each evaluated setting (split, N-way K-shot, queries, tasks):
 - each record (`<folder>/results/*.json`, written by runner.py): mean ± 95% CI over its tasks;
