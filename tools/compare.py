@@ -34,6 +34,8 @@ from scipy import stats
 
 import utils
 
+# records.RECORD_KIND and RECORD_VERSION: records.py is not imported because it imports
+# TensorFlow (through storage.py), seconds of start-up that a table does not need.
 RECORD_TAG = "leo-result"
 RECORD_VERSION = 1
 VALID_ACCURACY_TAG = "metavalid_valid_accuracy"
