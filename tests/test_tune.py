@@ -276,7 +276,7 @@ FAKE_RUNNER = textwrap.dedent('''
     for step in range(4):
         with open(os.path.join(folder, "validations.jsonl"), "a") as f:
             f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\\n")
-        time.sleep(0.3)
+        time.sleep(60 if accuracy < 0.4 and step == 1 else 0.3)  # Unless stopped.
     if accuracy > 0.9:  # Exits 0 without its records.
         sys.exit(0)
     os.makedirs(os.path.join(folder, "best_checkpoint"))
@@ -298,6 +298,7 @@ def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path)
       0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}
   # Below the median of the complete trials at step 1 (pruning skips step 0): stopped there.
   assert pruned.state == TrialState.PRUNED and max(pruned.intermediate_values) == 1
+  assert (pruned.datetime_complete - pruned.datetime_start).total_seconds() < 30  # Stopped.
   assert not os.path.exists(tmp_path / "study" / pruned.user_attrs["run_folder"] /
                             "best_checkpoint")
   assert no_best.state == TrialState.FAIL

@@ -71,7 +71,7 @@ HOST = socket.gethostname()  # A trial of this machine is stale once its lock is
 
 
 class TuneError(utils.LeoError):
-  """A tuner setting that cannot work, or a run folder whose records cannot be read."""
+  """A tuner setting that cannot work, named with what to do instead."""
 
 
 class TrialFailed(Exception):
