@@ -195,6 +195,22 @@ def test_a_larger_num_trials_resumes_the_study_and_keeps_its_trials(tmp_path):
   assert again.trials[2].params != again.trials[0].params
 
 
+@pytest.mark.parametrize("kind", ["journal", "rdb"])
+def test_a_shared_storage_holds_the_study_and_resumes_it(tmp_path, kind):
+  storage = (str(tmp_path / "shared" / "journal.log") if kind == "journal"
+             else f"sqlite:///{tmp_path / 'shared' / 'leo.db'}")
+  os.makedirs(tmp_path / "shared")
+  tune.tune(settings(tmp_path, params=("outer_lr",), storage=storage, num_trials=1),
+            FakeObjective(0.4), quiet)
+  study = tune.tune(settings(tmp_path, params=("outer_lr",), storage=storage),
+                    FakeObjective(0.7), quiet)
+  assert [t.value for t in study.trials] == [0.4, 0.7]
+  assert not (tmp_path / "study" / "study.db").exists()
+  reader = (optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+            if kind == "journal" else storage)
+  assert len(optuna.load_study(study_name="leo", storage=reader).trials) == 2
+
+
 def test_a_resumed_study_searched_differently_is_refused(tmp_path):
   tune.tune(settings(tmp_path, params=("outer_lr",)), FakeObjective(0.4, 0.7), quiet)
   with pytest.raises(tune.TuneError, match=r"study 'leo' was searched with num_steps_limit=4"
