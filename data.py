@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import pickle
+import posixpath
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -106,11 +107,12 @@ def load_pickle(path: str):
     DataError: the file is missing, unreadable, truncated, garbled, or names a global that
       is not plain data. Nothing named by a refused pickle is imported or called.
   """
-  if not os.path.isfile(path):
+  # tf.io.gfile, as the original's tf.gfile: --data_path may be gs://..., or ram:// in tests.
+  if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
     raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
                     "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
   try:
-    with open(path, "rb") as f:
+    with tf.io.gfile.GFile(path, "rb") as f:
       contents = f.read()
     # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
     # back when it rebuilds the arrays of a Python 2 pickle.
@@ -270,8 +272,9 @@ def split_path(config: config_lib.DataConfig, split: MetaSplit) -> str:
       raise DataError(f"--data_path is required for --dataset_name={config.dataset_name}: "
                       f"point it at {DOWNLOAD_HINT} (or use --dataset_name=icons, bundled)")
     data_path = BUNDLED_DATA_PATH
-  return os.path.join(data_path, config.dataset_name, config.embedding_crop,
-                      f"{split.value}_embeddings.pkl")
+  join = os.path.join if "://" not in data_path else posixpath.join
+  return join(data_path, config.dataset_name, config.embedding_crop,
+              f"{split.value}_embeddings.pkl")
 
 
 def load_split(config: config_lib.DataConfig, split: MetaSplit) -> Embeddings:

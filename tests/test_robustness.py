@@ -225,17 +225,6 @@ def test_evaluating_with_embeddings_of_another_size_names_the_mismatch(trained, 
   assert "was trained on 16-d embeddings" in result.stderr
 
 
-@pytest.mark.parametrize("flag,saved", [("--num_classes=3", "num_classes=5"),
-                                        ("--num_tr_examples_per_class=5",
-                                         "num_tr_examples_per_class=1"),
-                                        ("--num_latents=4", "num_latents=8")])
-def test_evaluating_with_another_task_shape_names_the_mismatch(trained, flag, saved):
-  _, run_dir = trained
-  result = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", flag)
-  assert result.returncode == 2
-  assert f"{flag} contradicts the model saved" in result.stderr and saved in result.stderr
-
-
 # ---- Faults. ----
 
 def _validation_accuracies(log: str):
@@ -256,7 +245,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
                                  stdout=subprocess.DEVNULL,
                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
       deadline = time.time() + 120
-      while "Configuration:" not in log_path.read_text():
+      # The first run is killed after its first validation committed a best checkpoint.
+      started = "Configuration:" if attempt else "meta-valid accuracy"
+      while started not in log_path.read_text():
         assert time.time() < deadline and process.poll() is None, log_path.read_text()[-2000:]
         time.sleep(0.02)
       time.sleep(rng.uniform(0.0, 1.5))  # Somewhere in training, saving or validating.

@@ -85,16 +85,48 @@ def test_training_writes_checkpoints_best_config_and_summaries(trained):
   assert saved["outer_model_config"]["num_classes"] == 5 and saved["embedding_dim"] == 16
   assert saved["inner_model_config"]["num_latents"] == 8
   assert {"metatrain_loss", "metatrain_valid_accuracy", "metavalid_loss",
-          "metavalid_valid_accuracy", "steps_per_second", "nan_guard_count",
-          "gradient/leo/decoder/w:0"} <= scalar_tags(run_dir)
+          "metavalid_valid_accuracy", "best_valid_accuracy", "steps_per_second",
+          "nan_guard_count", "gradient/leo/decoder/w:0", "metatest_accuracy",
+          "metatest_ci95", "_hparams_/session_start_info"} <= scalar_tags(run_dir)
+  # Training scalars every --log_steps, as the mean of those steps.
+  assert len(scalar_values(run_dir, "metatrain_loss")) == 3
   assert "Step: 0 meta-valid accuracy" in result.stderr
   assert "Step: 6/6" in result.stderr and "steps/s" in result.stderr
-  # The best checkpoint was tested automatically after training.
+  assert "(mean of 2 steps)" in result.stderr
+  assert "functional_saver" not in result.stderr and "Sharding callback" not in result.stderr
+  # The best checkpoint was tested automatically after training, and left its record.
   assert "Metatest accuracy:" in result.stdout
+  (record,) = glob.glob(os.path.join(run_dir, "results", "*.json"))
+  assert os.path.basename(record) == f"leo-test-5way1shot-q19-t20-seed0-step{best['step']}.json"
   assert not glob.glob(os.path.join(run_dir, "**", "*.tmp*"), recursive=True)
 
 
-def test_evaluation_reports_a_confidence_interval_and_writes_json(trained):
+def test_the_run_folder_records_how_it_was_made(trained):
+  run_dir, result = trained
+  flags = open(os.path.join(run_dir, "flags.txt")).read().splitlines()
+  assert "--num_latents=8" in flags and "--outer_lr=0.001" in flags
+  assert f"--checkpoint_path={run_dir}" in flags
+  (session,) = json.load(open(os.path.join(run_dir, "versions.json")))["sessions"]
+  assert session["tensorflow"] == tf.__version__ and session["step"] == 0
+  assert {"leo", "sonnet", "tensorflow_probability", "numpy", "cpu"} <= set(session)
+  log = open(os.path.join(run_dir, "train.log")).read()
+  for line in result.stderr.splitlines():
+    if "runner.py" in line and "] " in line:
+      assert line.split("] ", 1)[1] in log
+  assert result.stdout.strip().splitlines()[-1] in log
+  validations = [json.loads(line) for line in open(os.path.join(run_dir,
+                                                                "validations.jsonl"))]
+  assert [v["step"] for v in validations] == [0, 3, 6]
+  assert all(v["num_tasks"] == 40 and v["queries_per_class"] == 19 for v in validations)
+  best = json.load(open(os.path.join(run_dir, "best_checkpoint", "best.json")))
+  assert best["accuracy"] == max(v["accuracy"] for v in validations)
+
+
+def _record(folder, name):
+  return json.load(open(os.path.join(folder, "results", name)))
+
+
+def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
   run_dir, _ = trained
   before = listing(run_dir)
   result = run(f"--checkpoint_path={run_dir}/best_checkpoint", "--evaluation_mode",
@@ -104,22 +136,82 @@ def test_evaluation_reports_a_confidence_interval_and_writes_json(trained):
   assert line.startswith("Metatest accuracy: ") and "% ± " in line
   assert ("(95% CI over 30 tasks; 5-way 1-shot; 19 queries/class; meta-trained on train)"
           in line)
-  results = json.load(open(os.path.join(run_dir, "best_checkpoint", "test_accuracy.json")))
-  assert results["num_tasks"] == 30 and results["summary"] == line
-  assert 0 <= results["accuracy"] <= 1 and results["ci95"] > 0
+  step = json.load(open(os.path.join(run_dir, "best_checkpoint", "best.json")))["step"]
+  name = f"leo-test-5way1shot-q19-t30-seed0-step{step}.json"
+  record = _record(run_dir, name)
+  assert record["num_tasks"] == 30 and record["summary"] == line
+  assert len(record["task_accuracies"]) == 30 and record["split"] == "test"
+  assert record["accuracy"] == pytest.approx(sum(record["task_accuracies"]) / 30, abs=1e-6)
+  assert 0 <= record["accuracy"] <= 1 and record["ci95"] > 0
+  assert record["trained"]["step"] == step and record["trained"]["num_classes"] == 5
+  assert record["config"] == json.load(open(os.path.join(run_dir, "config.json")))
+  assert len(record["task_fingerprint"]) == 64
   after = listing(run_dir)
   changed = {p for p in after if before.get(p) != after[p]}
-  assert changed <= {os.path.join(run_dir, "best_checkpoint", "test_accuracy.json"),
-                     os.path.join(run_dir, "best_checkpoint")}
+  assert changed <= {os.path.join(run_dir, "results", name), os.path.join(run_dir, "results")}
+  # The identical evaluation again replaces only its own record, with the same numbers.
+  again = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", "--num_test_tasks=30",
+              "--checkpoint_steps=0")
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert again.stdout.splitlines()[-1] == line
+  repeated = _record(run_dir, name)
+  for key in ("accuracy", "ci95", "task_accuracies", "task_fingerprint", "config"):
+    assert repeated[key] == record[key]
+  assert {p for p in listing(run_dir) if p not in after} == set()
 
 
-def test_evaluation_of_a_run_folder_uses_its_best_checkpoint_and_is_deterministic(trained):
+def test_any_checkpoint_split_task_shape_and_seed_evaluate_into_their_own_records(trained):
   run_dir, _ = trained
-  first = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", "--num_test_tasks=20")
-  second = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", "--num_test_tasks=20",
-               "--checkpoint_steps=0")
-  assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:]
-  assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
+  evaluations = {
+      "leo-test-5way1shot-q19-t20-seed0-step3.json": [f"--checkpoint_path={run_dir}/model.ckpt-3"],
+      "leo-val-5way1shot-q19-t40-seed0-step3.json": [f"--checkpoint_path={run_dir}/model.ckpt-3",
+                                                     "--eval_split=val"],
+      "leo-test-3way1shot-q19-t20-seed0-step3.json": [
+          f"--checkpoint_path={run_dir}/model.ckpt-3", "--num_classes=3"],
+      "leo-test-5way1shot-q19-t20-seed1-step3.json": [
+          f"--checkpoint_path={run_dir}/model.ckpt-3", "--seed=1"],
+  }
+  lines = {}
+  for name, flags in evaluations.items():
+    result = run("--evaluation_mode", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines[name] = result.stdout.strip().splitlines()[-1]
+  records = {name: _record(run_dir, name) for name in evaluations}
+  assert lines["leo-val-5way1shot-q19-t40-seed0-step3.json"].startswith("Metavalid accuracy")
+  three_way = records["leo-test-3way1shot-q19-t20-seed0-step3.json"]
+  assert "3-way 1-shot" in three_way["summary"] and "trained 5-way 1-shot" in three_way["summary"]
+  assert three_way["num_classes"] == 3 and three_way["trained"]["num_classes"] == 5
+  fingerprints = {record["task_fingerprint"] for record in records.values()}
+  assert len(fingerprints) == 4  # Other split, shape or seed: other tasks.
+  assert records["leo-test-5way1shot-q19-t20-seed1-step3.json"]["seed"] == 1
+
+
+def test_a_run_folder_refuses_another_configuration_and_keeps_its_config(trained, dataset):
+  run_dir, _ = trained
+  config_path = os.path.join(run_dir, "config.json")
+  before = open(config_path, "rb").read()
+  for changed, named in ((["--outer_lr=3e-3"], ["--outer_lr=0.003 (saved: 0.001)"]),
+                         (["--kl_weight=0.5", "--seed=2"], ["--kl_weight=0.5", "--seed=2"]),
+                         (["--num_tr_examples_per_class=2"], ["--num_tr_examples_per_class=2"]),
+                         (["--preset=miniImageNet_1shot"], ["--kl_weight=0.756143 (saved: 0.001)"])):
+    error = _one_line_error(run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
+                                *changed))
+    assert "holds a run of another configuration" in error, error
+    assert all(name in error for name in named) and "another --checkpoint_path" in error
+  assert open(config_path, "rb").read() == before
+
+
+def test_the_flagfile_replays_the_run(trained, tmp_path):
+  run_dir, _ = trained
+  replay = str(tmp_path / "replay")
+  result = run(f"--flagfile={run_dir}/flags.txt", f"--checkpoint_path={replay}",
+               "--noevaluate_after_training")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (json.load(open(os.path.join(replay, "config.json")))
+          == json.load(open(os.path.join(run_dir, "config.json"))))
+  steps = lambda folder: [(v["step"], v["accuracy"]) for v in map(
+      json.loads, open(os.path.join(folder, "validations.jsonl")))]
+  assert steps(replay) == steps(run_dir)  # Seeded: the same validations, number for number.
 
 
 def test_rerunning_the_same_command_resumes_and_extends(trained, dataset):
@@ -134,6 +226,12 @@ def test_rerunning_the_same_command_resumes_and_extends(trained, dataset):
   assert longer.returncode == 0, longer.stderr[-3000:]
   assert "Step: 8/9" in longer.stderr and "Step: 2/" not in longer.stderr
   assert tf.train.latest_checkpoint(run_dir).endswith("model.ckpt-9")
+  log = open(os.path.join(run_dir, "train.log")).read()
+  assert log.count("Configuration:") == 3 and "Step: 8/9" in log  # Appended on resume.
+  sessions = json.load(open(os.path.join(run_dir, "versions.json")))["sessions"]
+  assert [session["step"] for session in sessions] == [0, 6, 6]
+  assert json.load(open(os.path.join(run_dir, "config.json")))["outer_model_config"][
+      "num_steps_limit"] == 9
 
 
 def test_a_run_killed_mid_training_resumes_and_its_best_still_loads(dataset, tmp_path):
@@ -196,14 +294,11 @@ def test_unwritable_checkpoint_path(tmp_path, dataset):
   assert f"--checkpoint_path={blocker}/run: cannot write there" in error
 
 
-def test_a_checkpoint_for_another_task_shape_is_refused(trained, dataset):
+def test_a_checkpoint_with_another_latent_size_is_refused(trained):
   run_dir, _ = trained
   error = _one_line_error(run(f"--checkpoint_path={run_dir}", "--evaluation_mode",
-                              "--num_classes=4"))
-  assert "--num_classes=4 contradicts the model saved" in error and "num_classes=5" in error
-  error = _one_line_error(run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
-                              "--num_tr_examples_per_class=2"))
-  assert "--num_tr_examples_per_class=2 contradicts the model saved" in error
+                              "--num_latents=4"))
+  assert "--num_latents=4 contradicts the model saved" in error and "num_latents=8" in error
 
 
 @pytest.mark.parametrize("baseline", ["nearest_centroid", "logistic_regression"])
@@ -215,5 +310,6 @@ def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline):
   assert line.startswith(f"Metatest accuracy of {baseline}: ")
   assert ("(95% CI over 20 tasks; 5-way 1-shot; 19 queries/class; fitted on each task's "
           "support set)") in line
-  results = json.load(open(tmp_path / f"test_accuracy_{baseline}.json"))
-  assert results["method"] == baseline and results["num_tasks"] == 20
+  record = _record(str(tmp_path), f"{baseline}-test-5way1shot-q19-t20-seed0.json")
+  assert record["method"] == baseline and record["num_tasks"] == 20
+  assert record["trained"] is None and len(record["task_accuracies"]) == 20
