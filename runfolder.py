@@ -266,41 +266,60 @@ class Checkpoints:
       if stray or (".tmp" in name and not storage.isdir(path)):
         storage.remove(path)
 
-  def restore_latest(self, move_damaged: bool = True) -> Optional[str]:
+  def newest_intact(self):
+    """(name of the newest intact checkpoint or None, [(damaged newer name, why)]), reading
+    every checkpoint it passes in full; changes nothing.
+
+    Raises:
+      StorageError: every committed checkpoint is damaged (a run never silently starts
+        again from scratch).
+    """
+    has_state = storage.exists(self.state_path)
+    names = self.committed() if has_state else self._on_disk()
+    damaged = []
+    for name in reversed(names):
+      reason = damage(storage.join(self.folder, name))
+      if reason is None:
+        return name, damaged
+      damaged.append((name, reason))
+    if damaged and has_state:
+      raise storage.StorageError(
+          f"--checkpoint_path={self.folder}: every checkpoint is damaged: "
+          f"{_listed(damaged)}; nothing was changed: restore them from a copy, or train in "
+          "another --checkpoint_path")
+    return None, damaged
+
+  def restore_latest(self, found=None, move_damaged: bool = True) -> Optional[str]:
     """Restores the newest intact checkpoint and returns its prefix (None if there is none).
 
     Damaged newer ones are moved into `damaged/` with a warning and the state file is
     rewritten to name the intact ones (unless `move_damaged` is False: a worker that only
-    reads the folder). If every committed checkpoint is damaged, nothing is
-    changed and the error names them: a run never silently starts again from scratch.
+    reads the folder).
+
+    Args:
+      found: what `newest_intact()` returned, if the caller already asked.
+      move_damaged: see above.
     """
-    has_state = storage.exists(self.state_path)
-    names = self.committed() if has_state else self._on_disk()
-    damaged, prefix = [], None
-    for name in reversed(names):
-      reason = damage(storage.join(self.folder, name))
-      if reason is None:
-        prefix = storage.join(self.folder, name)
-        break
-      damaged.append((name, reason))
-    listed = ", ".join(f"{name} ({reason})" for name, reason in damaged)
-    if prefix is None and damaged and has_state:
-      raise storage.StorageError(
-          f"--checkpoint_path={self.folder}: every checkpoint is damaged: {listed}; nothing was "
-          "changed: restore them from a copy, or train in another --checkpoint_path")
+    name, damaged = found or self.newest_intact()
     if damaged and move_damaged:
-      files = [path for name, _ in damaged
-               for path in checkpoint_files(storage.join(self.folder, name))]
+      files = [path for bad, _ in damaged
+               for path in checkpoint_files(storage.join(self.folder, bad))]
       target = move_aside(self.folder, files)
       logging.warning("Damaged checkpoint%s %s moved to %s; %s", "s" if len(damaged) > 1 else "",
-                      listed, target, f"resuming from {os.path.basename(prefix)}" if prefix
+                      _listed(damaged), target, f"resuming from {name}" if name
                       else "no committed checkpoint was lost: starting from step 0")
-    if prefix is None:
+    if name is None:
       return None
-    if move_damaged and (damaged or not has_state):
+    if move_damaged and (damaged or not storage.exists(self.state_path)):
+      names = self.committed() if storage.exists(self.state_path) else self._on_disk()
       self._write_state([n for n in names if n not in dict(damaged)])
+    prefix = storage.join(self.folder, name)
     self.checkpoint.read(prefix).assert_existing_objects_matched()
     return prefix
+
+
+def _listed(damaged) -> str:
+  return ", ".join(f"{name} ({reason})" for name, reason in damaged)
 
 
 class BestCheckpoint:

@@ -469,6 +469,9 @@ def train(configs: Configs, strategy=None):
   path, outer, run = configs.run.checkpoint_path, configs.outer, configs.run
   configuration = configs.to_json(episodes.embedding_dim)
   best = runfolder.BestCheckpoint(storage.join(path, runfolder.BEST_FOLDER))
+  # Which checkpoint to resume from is settled (every one read in full) before anything is
+  # written: if none is intact, the folder is left as it was.
+  found = runfolder.Checkpoints(path, None).newest_intact() if storage.isdir(path) else None
   with open_run(configs, configuration, chief) as log:
     leo, meta_optimizer = build_model(configs, episodes, strategy)
     with strategy.scope():
@@ -486,11 +489,12 @@ def train(configs: Configs, strategy=None):
         best.clean()
         reason = best.damage()
         if reason:
+          damaged = best.prefix
           target = runfolder.move_aside(path, [best.folder])
           logging.warning("Damaged %s (%s) moved to %s; the next validation elects a new best",
-                          best.prefix, reason, target)
+                          damaged, reason, target)
     latest = (checkpoints if chief else runfolder.Checkpoints(path, checkpoint)).restore_latest(
-        move_damaged=chief)
+        found, move_damaged=chief)
     if latest:
       logging.info("Resuming from %s at step %d (best validation accuracy so far %s).",
                    latest, int(step.numpy()), _percent(best.accuracy))
