@@ -13,11 +13,9 @@ repeated replaces only its own record. `<folder>` is the run folder for LEO and
 
 import hashlib
 import json
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
-
-import storage
 
 RECORD_KIND = "leo-result"
 RECORD_VERSION = 1
@@ -56,8 +54,12 @@ def record_name(method: str, split: str, num_classes: int, shots: int, queries: 
   return name + (f"-step{step}" if step is not None else "")
 
 
+# storage (and so TensorFlow) is imported by the functions that read or write files, not at
+# import: tools that read local records (tools/compare.py, tools/tune.py) start in a second.
+
 def write_record(folder: str, record) -> str:
   """Writes `record` as `<folder>/results/<its name>.json` (durably, atomically)."""
+  import storage  # pylint: disable=g-import-not-at-top
   results = storage.join(folder, RESULTS_FOLDER)
   storage.makedirs(results)
   trained = record.get("trained") or {}
@@ -71,6 +73,7 @@ def write_record(folder: str, record) -> str:
 
 def read_record(path: str):
   """A result record; a damaged file or a JSON object of another kind is a one-line error."""
+  import storage  # pylint: disable=g-import-not-at-top
   record = storage.read_json(path, "a result record: rerun the evaluation that made it")
   if record.get("record") != RECORD_KIND:
     raise storage.StorageError(f"{path}: not a leo result record (no \"record\": "
@@ -79,17 +82,25 @@ def read_record(path: str):
 
 
 def append_validation(folder: str, entry):
+  import storage  # pylint: disable=g-import-not-at-top
   storage.append_line(storage.join(folder, VALIDATIONS_FILE), json.dumps(entry, sort_keys=True))
 
 
 def read_validations(folder: str):
-  """The validations of a run, by step; a re-validated step keeps its last line and a torn
-  line (a crash mid-append) is skipped."""
+  """The validations of a run, by step (see `parse_validations`)."""
+  import storage  # pylint: disable=g-import-not-at-top
   path = storage.join(folder, VALIDATIONS_FILE)
   if not storage.exists(path):
     return []
+  return parse_validations(storage.read_bytes(path).decode("utf-8", "replace"))
+
+
+def parse_validations(text: str) -> List[dict]:
+  """The entries of a validations.jsonl text in step order: a re-validated step (a resumed
+  run appends it again) keeps its last line, and a torn line (a crash mid-append) is
+  skipped."""
   by_step = {}
-  for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
+  for line in text.splitlines():
     try:
       entry = json.loads(line)
     except ValueError:

@@ -32,12 +32,11 @@ from absl import flags
 import numpy as np
 from scipy import stats
 
+import records
 import utils
 
-# records.RECORD_KIND and RECORD_VERSION: records.py is not imported because it imports
-# TensorFlow (through storage.py), seconds of start-up that a table does not need.
-RECORD_TAG = "leo-result"
-RECORD_VERSION = 1
+RECORD_TAG = records.RECORD_KIND
+RECORD_VERSION = records.RECORD_VERSION
 VALID_ACCURACY_TAG = "metavalid_valid_accuracy"
 CONFIDENCE = 0.95
 # What a record must hold for the comparisons, with the type each must have.
@@ -378,7 +377,7 @@ def find_runs(paths: Sequence[str]) -> List[str]:
   runs = []
   for path in paths:
     for folder, _, files in sorted(os.walk(path)) if os.path.isdir(path) else ():
-      if "validations.jsonl" in files or any(
+      if records.VALIDATIONS_FILE in files or any(
           name.startswith("events.out.tfevents.") for name in files):
         runs.append(folder)
   return list(dict.fromkeys(runs))
@@ -416,14 +415,11 @@ def validation_curve(run: str) -> Dict[int, float]:
         for value in event.summary.value:
           if value.tag == VALID_ACCURACY_TAG:
             curve[event.step] = float(tf.make_ndarray(value.tensor))
-  if not curve and os.path.exists(os.path.join(run, "validations.jsonl")):
-    with open(os.path.join(run, "validations.jsonl")) as f:
-      for line in f:
-        try:
-          validation = json.loads(line)
-          curve[int(validation["step"])] = float(validation["accuracy"])
-        except (ValueError, TypeError, KeyError):
-          continue
+  validations = os.path.join(run, records.VALIDATIONS_FILE)
+  if not curve and os.path.exists(validations):
+    with open(validations, encoding="utf-8", errors="replace") as f:
+      curve = {v["step"]: float(v["accuracy"]) for v in records.parse_validations(f.read())
+               if isinstance(v.get("accuracy"), (int, float))}
   return dict(sorted(curve.items()))
 
 

@@ -54,10 +54,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 import optuna
 from optuna.trial import TrialState
 
+import records
 import utils
 
 RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runner.py")
-VALIDATIONS_FILE = "validations.jsonl"
+VALIDATIONS_FILE = records.VALIDATIONS_FILE
 BEST_FILE = os.path.join("best_checkpoint", "best.json")
 STORAGE_FILE = "study.db"
 TABLE_FILE = "trials.md"
@@ -198,24 +199,11 @@ def atomic_write_text(path: str, text: str):
 # ---- A run folder's records. ----
 
 def read_validations(path: str) -> List[dict]:
-  """The validations of `<run>/validations.jsonl` in step order, the last line of a step
-  winning (a resumed run re-appends it); a torn line (a write cut by a crash) is skipped.
-
-  The rule of records.read_validations, without the TensorFlow it imports.
-  """
+  """The validations in `<run>/validations.jsonl` (records.parse_validations' rules)."""
   if not os.path.exists(path):
     return []
   with open(path, encoding="utf-8", errors="replace") as f:
-    lines = f.read().splitlines()
-  by_step = {}
-  for line in lines:
-    try:
-      record = json.loads(line)
-    except ValueError:
-      continue
-    if isinstance(record, dict) and isinstance(record.get("step"), int):
-      by_step[record["step"]] = record
-  return [by_step[step] for step in sorted(by_step)]
+    return records.parse_validations(f.read())
 
 
 def running_best(validations: Sequence[dict]) -> List[tuple]:
