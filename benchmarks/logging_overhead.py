@@ -56,8 +56,9 @@ def main(argv):
   print(f"CPU: {utils.cpu_model()}; load average {os.getloadavg()[0]:.1f}; {FLAGS.steps} "
         f"steps, validations at 0, {FLAGS.steps // 2}, {FLAGS.steps}")
   print("| runner | seconds per run (median) | runs |\n|---|---|---|")
-  print(f"| this checkout | {this:.1f} | {[round(x, 1) for x in seconds["this checkout"]]} |")
-  print(f"| other ({FLAGS.other}) | {other:.1f} | {[round(x, 1) for x in seconds["other"]]} |")
+  runs = {name: ", ".join(f"{x:.1f}" for x in values) for name, values in seconds.items()}
+  print(f"| this checkout | {this:.1f} | {runs['this checkout']} |")
+  print(f"| other ({FLAGS.other}) | {other:.1f} | {runs['other']} |")
   print(f"| ratio this / other | {this / other:.3f} | |")
 
 
