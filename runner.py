@@ -38,20 +38,9 @@ EVAL_CHUNK_BYTES = 64 * 2**20
 
 
 def import_tensorflow():
-  """Imports TF and the modules that need it, with TF's start-up chatter silenced."""
+  """Imports TF (quietly) and the modules that need it."""
   global tf, data, model, baselines, storage, runfolder, records  # pylint: disable=global-statement
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  stderr = os.dup(2)
-  with open(os.devnull, "w") as devnull:
-    os.dup2(devnull.fileno(), 2)
-    try:
-      import tensorflow  # pylint: disable=g-import-not-at-top
-      tensorflow.config.list_physical_devices()
-    finally:
-      os.dup2(stderr, 2)
-      os.close(stderr)
-  tf = tensorflow
-  tf.get_logger().setLevel("ERROR")
+  tf = utils.import_tensorflow()
   # pylint: disable=g-import-not-at-top
   import baselines as baselines_module
   import data as data_module

@@ -2,6 +2,7 @@
 """Small helpers shared by the modules of leo."""
 
 import math
+import os
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -44,3 +45,24 @@ def cpu_model() -> str:
     pass
   import platform  # pylint: disable=g-import-not-at-top
   return platform.processor() or platform.machine() or "unknown"
+
+
+def import_tensorflow():
+  """Imports and returns TensorFlow with its start-up chatter silenced.
+
+  TF 2.21 prints `I0000 ...` lines at import and a `failed call to cuInit` error on machines
+  without a GPU whatever TF_CPP_MIN_LOG_LEVEL says, so file descriptor 2 points at /dev/null
+  while TF is imported and looks for its devices, then comes back (later errors still show).
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  stderr = os.dup(2)
+  with open(os.devnull, "w") as devnull:
+    os.dup2(devnull.fileno(), 2)
+    try:
+      import tensorflow  # pylint: disable=g-import-not-at-top
+      tensorflow.config.list_physical_devices()
+    finally:
+      os.dup2(stderr, 2)
+      os.close(stderr)
+  tensorflow.get_logger().setLevel("ERROR")
+  return tensorflow

@@ -384,17 +384,9 @@ def find_runs(paths: Sequence[str]) -> List[str]:
 
 
 def _import_tensorflow():
-  """TF, with its start-up chatter silenced as runner.py does."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  stderr = os.dup(2)
-  with open(os.devnull, "w") as devnull:
-    os.dup2(devnull.fileno(), 2)
-    try:
-      import tensorflow  # pylint: disable=g-import-not-at-top
-      from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
-    finally:
-      os.dup2(stderr, 2)
-      os.close(stderr)
+  """TF (start-up chatter silenced) and its event protocol buffer."""
+  tensorflow = utils.import_tensorflow()
+  from tensorflow.core.util import event_pb2  # pylint: disable=g-import-not-at-top
   return tensorflow, event_pb2
 
 
