@@ -535,9 +535,11 @@ class Adam(snt.Module):
 
   TF1 (and this module) folds the bias corrections into the step size and adds ε to sqrt(v)
   ("epsilon hat" in the Adam paper): lr_t = lr · sqrt(1 − β2^t) / (1 − β1^t),
-  var −= lr_t · m / (sqrt(v) + ε). Sonnet 2's and Keras' Adam divide by sqrt(v̂) + ε instead,
-  which differs while v is small; this form keeps the outer update number for number. β^t are
-  kept as running products, as TF1 did.
+  var −= lr_t · m / (sqrt(v) + ε). Keras' Adam (tf_keras and Keras 3) computes the same form;
+  Sonnet 2's `snt.optimizers.Adam` divides by sqrt(v̂) + ε with v̂ = v / (1 − β2^t) (the paper's
+  form), which differs while v is small: after 5 steps in float64 with gradients from 1e-6 to
+  0.5 it is 8e-4 away from this update, Keras 3e-8 (its β^t are float32). This module keeps the
+  outer update number for number; β^t are kept as running products, as TF1 did.
   """
 
   def __init__(self, learning_rate: float, beta1: float = ADAM_BETA1,
