@@ -71,12 +71,15 @@ def original_formulation_leo():
 
   The same numbers as `model.LEO` (its tests pin the relation network and the logits against
   hand computations), with the original's own arithmetic: the relation network applied to
-  every explicit pair [e_i; e_j] of the task's N K codes, and logits against all K weight
-  vectors of a class, averaged afterwards.
+  every explicit pair [e_i; e_j] of the task's N K codes, logits against all K weight
+  vectors of a class, averaged afterwards, and inner-loop gradients taken by a nested tape.
   """
   tf, model = runner.tf, runner.model
 
   class OriginalFormulationLEO(model.LEO):
+
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, analytic_gradients=False, **kwargs)
 
     def relation_network(self, inputs):
       tasks, classes, shots, latents = inputs.shape

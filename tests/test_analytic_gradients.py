@@ -1,0 +1,83 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""The inner loops' written-out gradients (model.LEO's default) against the tape's, in float64:
+the same losses, accuracies, adapted weights and outer (second-order) gradients to 1e-12, in
+evaluation and in training mode with the same noise."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import config
+import model
+from test_model import random_problem
+
+INNER = config.InnerModelConfig(inner_unroll_length=2, finetuning_unroll_length=3,
+                                num_latents=8)
+
+
+def _twins(problem, inner=INNER):
+  """The analytic and the tape LEO with the same variables."""
+  tf.random.set_seed(0)
+  analytic = model.LEO(inner, use_64bits_dtype=True)
+  tape = model.LEO(inner, use_64bits_dtype=True, analytic_gradients=False)
+  analytic(problem, False)
+  tape(problem, False)
+  for mine, theirs in zip(analytic.trainable_variables, tape.trainable_variables):
+    theirs.assign(mine)
+  return analytic, tape
+
+
+def _outputs_and_gradients(leo, problem, training):
+  with tf.GradientTape() as tape:
+    loss, accuracy, per_task = leo(problem, training, tf.constant([3, 4], tf.int64))
+  return [loss, accuracy, per_task], tape.gradient(loss, leo.trainable_variables)
+
+
+def _assert_close(actual, expected):
+  np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("shots", [1, 3])
+def test_analytic_and_tape_inner_gradients_give_the_same_loss_and_outer_gradients(
+    training, shots):
+  problem = random_problem(tasks=3, num_classes=4, shots=shots, dim=64, queries=5)
+  analytic, tape = _twins(problem)
+  (outputs, gradients), (expected_outputs, expected_gradients) = (
+      _outputs_and_gradients(leo, problem, training) for leo in (analytic, tape))
+  for actual, expected in zip(outputs, expected_outputs):
+    _assert_close(actual, expected)
+  for variable, actual, expected in zip(analytic.trainable_variables, gradients,
+                                        expected_gradients):
+    assert np.linalg.norm(expected) > 0, variable.name
+    _assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_latent_loop_hands_over_the_same_weights_and_weight_gradient(training):
+  problem = random_problem(tasks=2, num_classes=3, shots=2, dim=64, queries=4)
+  analytic, tape = _twins(problem)
+  latents = tf.constant(np.random.default_rng(1).normal(size=(2, 3, 2, 8)))
+  results = []
+  for leo in (analytic, tape):
+    leo.is_meta_training = training
+    leo._noise = [tf.constant([5, 6], tf.int64), 0, 0, 2]  # pylint: disable=protected-access
+    results.append(leo.leo_inner_loop(problem, latents))
+  (loss, weights, penalty, gradient), expected = results
+  _assert_close(loss, expected[0])
+  _assert_close(weights, expected[1])
+  _assert_close(penalty, expected[2])
+  # The analytic gradient is kept once per class: the tape's is the same for all K shots.
+  assert gradient.shape == [2, 3, 1, 64]
+  _assert_close(tf.broadcast_to(gradient, expected[3].shape), expected[3])
+
+
+def test_stddev_derivative_is_the_tape_gradient_floor_included():
+  # exp(u) − 1 + 0.05 is 0.55, 0.05 and below the floor (σ constant there).
+  unnormalized = tf.constant([np.log(1.5), 0.0, -1.0], tf.float64)
+  with tf.GradientTape() as tape:
+    tape.watch(unnormalized)
+    stddev = model.normal_stddev(unnormalized, 0.05)
+  expected = tape.gradient(stddev, unnormalized)
+  _assert_close(model.normal_stddev_derivative(unnormalized, 0.05), expected)
+  _assert_close(expected, [1.5, 1.0, 0.0])
