@@ -61,6 +61,42 @@ def _class_logits(inputs: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
   return tf.einsum("tijd,tnd->tijn", inputs, class_weights)
 
 
+def dropout_bits(rate: float) -> int:
+  """Random bits per unit of a dropout mask: the fewest (a power of two, at most 32) in which
+  `rate` is a whole number of 2^-bits steps, so the mask is exact (1 for the default 0.5);
+  else 32, the rate then rounded to a multiple of 2^-32 (finer than float32 uniforms)."""
+  bits = 1
+  while bits < 32 and (rate * 2**bits) % 1:
+    bits *= 2
+  return bits
+
+
+def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
+  """A dropout mask: True (keep) with probability 1 − rate, each unit independent.
+
+  Each unit reads `dropout_bits(rate)` bits of stateless uint32 random words and is kept if
+  they, as an integer, are >= round(rate · 2^bits). Philox makes the words; for rate 0.5 one
+  word masks 32 units where a uniform float takes a word per unit.
+
+  Args:
+    shape: the mask's static shape.
+    seed: a stateless seed [2].
+    rate: the drop probability, in [0, 1).
+  """
+  bits = dropout_bits(rate)
+  per_word = 32 // bits
+  size = math.prod(shape)
+  words = tf.random.stateless_uniform([-(-size // per_word)], seed, minval=None, maxval=None,
+                                      dtype=tf.uint32)
+  if per_word > 1:
+    shifts = tf.constant([bits * j for j in range(per_word)], tf.uint32)
+    fields = tf.bitwise.bitwise_and(tf.bitwise.right_shift(words[:, tf.newaxis], shifts),
+                                    tf.constant(2**bits - 1, tf.uint32))
+    words = tf.reshape(fields, [-1])[:size]
+  threshold = min(round(rate * 2**bits), 2**32 - 1)
+  return tf.reshape(words >= tf.constant(threshold, tf.uint32), shape)
+
+
 def _task_mean(values: tf.Tensor) -> tf.Tensor:
   """The mean over every axis but the leading task axis: [tasks, ...] -> [tasks]."""
   return tf.reduce_mean(values, axis=list(range(1, values.shape.rank)))
@@ -304,12 +340,10 @@ class LEO(snt.Module):
     """Dropout with a fresh mask; kept units are scaled by 1 / (1 − rate)."""
     if self.dropout_rate == 0.0:
       return inputs
-    uniform = self._task_noise(
-        lambda shape, seed: tf.random.stateless_uniform(shape, seed, dtype=self._float_dtype),
-        inputs.shape)
-    # tf.nn.dropout's arithmetic: keep where uniform >= rate, scale the kept units.
-    keep = tf.cast(uniform >= self.dropout_rate, self._float_dtype)
-    return inputs * (1.0 / (1.0 - self.dropout_rate)) * keep
+    keep = self._task_noise(
+        lambda shape, seed: keep_mask(shape, seed, self.dropout_rate), inputs.shape)
+    # tf.nn.dropout's arithmetic: scale the kept units.
+    return tf.where(keep, inputs * (1.0 / (1.0 - self.dropout_rate)), tf.zeros_like(inputs))
 
   def forward_encoder(self, data: data_lib.ProblemInstance) -> Tuple[tf.Tensor, tf.Tensor]:
     """Support set -> initial latents [tasks, N, K, num_latents] and their KL [tasks]."""

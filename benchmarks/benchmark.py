@@ -72,7 +72,8 @@ def original_formulation_leo():
   The same numbers as `model.LEO` (its tests pin the relation network and the logits against
   hand computations), with the original's own arithmetic: the relation network applied to
   every explicit pair [e_i; e_j] of the task's N K codes, logits against all K weight
-  vectors of a class, averaged afterwards, and inner-loop gradients taken by a nested tape.
+  vectors of a class, averaged afterwards, inner-loop gradients taken by a nested tape, and
+  dropout masks from one float uniform per unit.
   """
   tf, model = runner.tf, runner.model
 
@@ -96,6 +97,16 @@ def original_formulation_leo():
     def predict(self, inputs, weights):
       logits = tf.einsum("tijd,tnkd->tijnk", self._dropout(inputs), weights)
       return tf.reduce_mean(logits, axis=-1)
+
+    def _dropout(self, inputs):
+      """tf.nn.dropout's masks: a float uniform per unit (leo reads fewer random bits)."""
+      if self.dropout_rate == 0.0:
+        return inputs
+      uniform = self._task_noise(
+          lambda shape, seed: tf.random.stateless_uniform(shape, seed, dtype=inputs.dtype),
+          inputs.shape)
+      keep = tf.cast(uniform >= self.dropout_rate, inputs.dtype)
+      return inputs * (1.0 / (1.0 - self.dropout_rate)) * keep
 
   return OriginalFormulationLEO
 

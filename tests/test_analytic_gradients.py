@@ -3,6 +3,8 @@
 the same losses, accuracies, adapted weights and outer (second-order) gradients to 1e-12, in
 evaluation and in training mode with the same noise."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,3 +83,33 @@ def test_stddev_derivative_is_the_tape_gradient_floor_included():
   expected = tape.gradient(stddev, unnormalized)
   _assert_close(model.normal_stddev_derivative(unnormalized, 0.05), expected)
   _assert_close(expected, [1.5, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("rate, bits", [(0.5, 1), (0.25, 2), (0.75, 2), (0.125, 4),
+                                        (0.3, 32), (0.0, 1)])
+def test_dropout_masks_read_the_fewest_exact_bits(rate, bits):
+  assert model.dropout_bits(rate) == bits
+  threshold = round(rate * 2**bits)
+  # Keep probability (2^bits − threshold) / 2^bits: the rate itself, or within 2^-33.
+  assert abs((2**bits - threshold) / 2**bits - (1 - rate)) <= 2**-33
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.25, 0.3])
+def test_dropout_masks_keep_each_unit_with_probability_one_minus_rate(rate):
+  keep = model.keep_mask([50, 1000, 3], tf.constant([1, 2], tf.int64), rate).numpy()
+  assert keep.shape == (50, 1000, 3)
+  # 150,000 units: 5 standard deviations of the kept fraction are < 0.0065.
+  assert abs(keep.mean() - (1 - rate)) < 5 * math.sqrt(rate * (1 - rate) / keep.size)
+  # Neighbouring units (bits of one word) are independent: agreement as for independent units.
+  flat = keep.reshape(-1)
+  agreement = (flat[1:] == flat[:-1]).mean()
+  expected = rate**2 + (1 - rate)**2
+  assert abs(agreement - expected) < 0.01
+
+
+def test_dropout_masks_are_a_function_of_the_seed():
+  seed = tf.constant([3, 4], tf.int64)
+  np.testing.assert_array_equal(model.keep_mask([7, 33], seed, 0.5),
+                                model.keep_mask([7, 33], seed, 0.5))
+  assert (model.keep_mask([7, 33], seed, 0.5).numpy()
+          != model.keep_mask([7, 33], seed + 1, 0.5).numpy()).any()

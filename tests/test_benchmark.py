@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 
@@ -45,6 +46,27 @@ def test_the_reference_formulation_computes_what_leo_computes():
     theirs.assign(mine)
   seed = tf.constant([1, 2], tf.int64)
   for training in (False, True):
-    expected, actual = leo(problem, training, seed), original(problem, training, seed)
+    expected = leo(problem, training, seed)
+    # The arithmetic is compared with the same masks: leo draws its masks from fewer bits.
+    with mock.patch.object(type(original), "_dropout", model.LEO._dropout):
+      actual = original(problem, training, seed)
     for a, b in zip(actual, expected):
       np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_reference_keeps_the_float_uniform_dropout_masks():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import benchmark  # pylint: disable=g-import-not-at-top
+  import config  # pylint: disable=g-import-not-at-top
+  import runner  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  runner.import_tensorflow()
+  original = benchmark.original_formulation_leo()(config.InnerModelConfig(dropout_rate=0.3),
+                                                  use_64bits_dtype=True)
+  original.is_meta_training = True
+  inputs = tf.ones([1, 5, 200, 8], tf.float64)
+  tf.random.set_seed(0)
+  outputs = original._dropout(inputs).numpy()  # pylint: disable=protected-access
+  uniform = tf.random.stateless_uniform(  # The generator's next seed, drawn again.
+      [1, 5, 200, 8], tf.random.Generator.from_seed(0).make_seeds(1)[:, 0], dtype=tf.float64)
+  np.testing.assert_allclose(outputs, np.where(uniform >= 0.3, 1 / 0.7, 0.0), rtol=1e-12)
