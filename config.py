@@ -107,6 +107,12 @@ flags.DEFINE_enum("baseline", "none", list(BASELINES),
                   "Evaluate a baseline on the test episodes instead of LEO.")
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
+flags.DEFINE_boolean("jit_compile", False,
+                     "Compile the training step and the evaluated model with XLA (for GPUs; "
+                     "slower on CPUs, see BENCHMARKS.md).")
+flags.DEFINE_integer("intra_op_threads", 0,
+                     "TF intra-op threads; 0: the measured choice for the task shape "
+                     "(runner.configure_threads).")
 
 
 class ConfigError(utils.LeoError):
@@ -203,6 +209,8 @@ class RunConfig:
   evaluate_after_training: bool = True
   baseline: str = "none"
   distribution_strategy: str = "default"
+  jit_compile: bool = False
+  intra_op_threads: int = 0
 
   def __post_init__(self):
     if not self.checkpoint_path:
@@ -217,6 +225,9 @@ class RunConfig:
     if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
       _fail("distribution_strategy", self.distribution_strategy,
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
+    if not isinstance(self.jit_compile, bool):
+      _fail("jit_compile", self.jit_compile, "true or false")
+    _check_int("intra_op_threads", self.intra_op_threads, minimum=0)
 
 
 def _fail(name: str, value: Any, expected: str):

@@ -23,6 +23,8 @@ import utils
 STDDEV_FLOOR = 1e-10  # Smallest standard deviation of a sampled latent or weight.
 CORRELATION_EPSILON = 1e-32  # Added to row norms in the orthogonality penalty.
 NAN_FALLBACK_FACTOR = 1e-4  # Weight decay applied instead of a non-finite update.
+# Named, not "auto_select" (which lets XLA pick another): the same noise with --jit_compile.
+RANDOM_ALGORITHM = "philox"
 
 # TF1's tf.train.AdamOptimizer defaults, used by the original runner.
 ADAM_BETA1 = 0.9
@@ -87,7 +89,7 @@ def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
   per_word = 32 // bits
   size = math.prod(shape)
   words = tf.random.stateless_uniform([-(-size // per_word)], seed, minval=None, maxval=None,
-                                      dtype=tf.uint32)
+                                      dtype=tf.uint32, alg=RANDOM_ALGORITHM)
   if per_word > 1:
     shifts = tf.constant([bits * j for j in range(per_word)], tf.uint32)
     fields = tf.bitwise.bitwise_and(tf.bitwise.right_shift(words[:, tf.newaxis], shifts),
@@ -95,6 +97,41 @@ def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
     words = tf.reshape(fields, [-1])[:size]
   threshold = min(round(rate * 2**bits), 2**32 - 1)
   return tf.reshape(words >= tf.constant(threshold, tf.uint32), shape)
+
+
+def standard_normal(shape: Sequence[int], seed: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+  """tf.random.stateless_normal's numbers, from ops that XLA compiles to the same ones.
+
+  The transcription of TF's CPU kernel: Box-Muller on pairs of uniforms made of Philox words
+  (one word per float32 uniform, two per float64, the mantissa bits; u1 floored at 1e-7),
+  sine then cosine. XLA's own normal sampler draws other numbers.
+
+  Args:
+    shape: the static shape.
+    seed: a stateless seed [2].
+    dtype: float32 or float64.
+  """
+  size = math.prod(shape)
+  words_per_uniform = 1 if dtype == tf.float32 else 2
+  groups = -(-size * words_per_uniform // 4)  # Philox makes words 4 at a time.
+  words = tf.reshape(
+      tf.random.stateless_uniform([4 * groups], seed, minval=None, maxval=None,
+                                  dtype=tf.uint32, alg=RANDOM_ALGORITHM),
+      [-1, 2, words_per_uniform])
+  if dtype == tf.float32:  # 23 mantissa bits under the exponent of 1, minus 1.
+    one_to_two = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(words[..., 0], 0x7fffff),
+                                       0x3f800000)
+    uniform = tf.bitcast(one_to_two, tf.float32) - 1.0
+  else:  # 20 + 32 mantissa bits.
+    high = tf.cast(tf.bitwise.bitwise_and(words[..., 0], 0xfffff), tf.uint64)
+    mantissa = tf.bitwise.bitwise_or(tf.bitwise.left_shift(high, 32),
+                                     tf.cast(words[..., 1], tf.uint64))
+    uniform = tf.bitcast(tf.bitwise.bitwise_or(mantissa, tf.constant(1023 << 52, tf.uint64)),
+                         tf.float64) - 1.0
+  radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(uniform[:, 0], 1e-7)))
+  angle = 2.0 * math.pi * uniform[:, 1]
+  pairs = tf.stack([tf.sin(angle) * radius, tf.cos(angle) * radius], axis=1)
+  return tf.reshape(tf.reshape(pairs, [-1])[:size], shape)
 
 
 def _task_mean(values: tf.Tensor) -> tf.Tensor:
@@ -332,7 +369,7 @@ class LEO(snt.Module):
       return draw(shape, self.generator.make_seeds(1)[:, 0])
     call_seed, draws, task_offset, total_tasks = self._noise
     self._noise[1] += 1
-    seed = tf.random.experimental.stateless_fold_in(call_seed, draws)
+    seed = tf.random.experimental.stateless_fold_in(call_seed, draws, alg=RANDOM_ALGORITHM)
     noise = draw([total_tasks] + shape[1:], seed)
     return noise[task_offset:task_offset + shape[0]]
 
@@ -434,7 +471,7 @@ class LEO(snt.Module):
     All three are [tasks, N, K, dim].
     """
     noise = self._task_noise(
-        lambda shape, seed: tf.random.stateless_normal(shape, seed, dtype=self._float_dtype),
+        lambda shape, seed: standard_normal(shape, seed, self._float_dtype),
         means.shape)
     return noise * stddev + means, noise
 

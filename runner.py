@@ -67,11 +67,38 @@ class _OwnRecordsOrWarnings(logging_lib.Filter):
     return record.levelno >= logging_lib.WARNING or record.pathname.startswith(_HERE)
 
 
-def configure_threads():
-  """One intra-op thread on small CPU machines: LEO's ops are tiny and threads only add
-  synchronisation (measured: 12 ms vs 18 ms per step on 2 cores)."""
-  if not tf.config.list_physical_devices("GPU") and (os.cpu_count() or 1) <= 4:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+# Intra-op threads on small CPUs by shot count, measured with benchmarks/benchmark.py on 2
+# cores (its thread rows; BENCHMARKS.md): LEO's ops are tiny, so extra threads mostly add
+# synchronisation. Other shot counts take the nearest measured one.
+MEASURED_INTRA_OP_THREADS = {1: 1, 5: 1}
+MEASURED_MAX_CORES = 4  # The largest CPU the table is trusted for.
+
+
+def configure_threads(configs: "Configs" = None) -> str:
+  """Sets TF's intra-op threads before any op runs, and prints the choice once.
+
+  `--intra_op_threads` if given; else on a CPU of at most MEASURED_MAX_CORES cores the
+  measured choice for the task shape; else (a GPU, or a CPU nobody measured) TF's default.
+
+  Returns:
+    The printed line.
+  """
+  requested = configs.run.intra_op_threads if configs else 0
+  cores = os.cpu_count() or 1
+  if requested:
+    threads, why = requested, "--intra_op_threads"
+  elif tf.config.list_physical_devices("GPU") or cores > MEASURED_MAX_CORES:
+    threads, why = 0, f"TF's default; {cores} cores, not measured"
+  else:
+    shots = configs.outer.num_tr_examples_per_class if configs else 1
+    nearest = min(MEASURED_INTRA_OP_THREADS, key=lambda measured: abs(measured - shots))
+    threads = min(MEASURED_INTRA_OP_THREADS[nearest], cores)
+    why = f"measured for {nearest}-shot tasks on <= {MEASURED_MAX_CORES} cores"
+  if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+  line = f"Intra-op threads: {threads or 'all'} ({why})"
+  print(line, flush=True)
+  return line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,12 +282,17 @@ def run_test(task_accuracies, episodes: Episodes, configs: Configs, results_path
   return mean, half_width
 
 
-def leo_task_accuracies(leo):
-  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`."""
+def leo_task_accuracies(leo, jit_compile: bool = False):
+  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`, compiled by
+  XLA if `jit_compile`."""
   def task_accuracies(batch):
     loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
     return loss, per_task_accuracy
-  return task_accuracies
+  if not jit_compile:
+    return task_accuracies
+  compiled = tf.function(task_accuracies, jit_compile=True, autograph=False)
+  # Only the tensors the model reads: XLA cannot compile the string tensors of the episodes.
+  return lambda batch: compiled(batch._replace(tr_info=None, val_info=None))
 
 
 def evaluate_baseline(configs: Configs, strategy=None):
@@ -363,8 +395,10 @@ def build_model(configs: Configs, episodes: Episodes, strategy=None, leo_class=N
 
 
 def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig, step=None,
-                    strategy=None):
+                    strategy=None, jit_compile: bool = False):
   """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
+
+  With `jit_compile` the loss and gradients of each replica are compiled by XLA.
 
   The batch is sampled once and its tasks shared by the replicas of `strategy`; the gradients
   of their losses are averaged, which is the gradient of the batch's mean loss, and one update
@@ -383,6 +417,9 @@ def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig
       loss, accuracy, _ = leo(problem, is_meta_training=True, noise_seed=noise_seed,
                               task_offset=task_offset, total_tasks=total_tasks)
     return loss, accuracy, tape.gradient(loss, leo.trainable_variables)
+
+  if jit_compile:  # The model part: the strategy's and the optimiser's ops stay outside.
+    replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
   def train_step():
     batch = sampler.get_batch(outer.metatrain_batch_size, outer.num_classes,
@@ -445,8 +482,10 @@ def train(configs: Configs, strategy=None):
     logging.info("Configuration:\n%s", json.dumps(configs.to_json(episodes.embedding_dim),
                                                   indent=2, sort_keys=True))
 
-    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy)
-    validate = Evaluator(leo_task_accuracies(leo), episodes.valid, outer.metavalid_batch_size,
+    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy,
+                                 configs.run.jit_compile)
+    validate = Evaluator(leo_task_accuracies(leo, configs.run.jit_compile), episodes.valid,
+                         outer.metavalid_batch_size,
                          outer.num_classes, outer.num_tr_examples_per_class,
                          episodes.valid_queries, strategy)
     writer = tf.summary.create_file_writer(path) if chief else tf.summary.create_noop_writer()
@@ -502,7 +541,7 @@ def train(configs: Configs, strategy=None):
                  _duration(time.time() - run_start), _percent(best_accuracy))
     if run.evaluate_after_training:
       tf.train.Checkpoint(model=leo).read(best.prefix).expect_partial()
-      run_test(leo_task_accuracies(leo), episodes, configs,
+      run_test(leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
                os.path.join(best.folder, RESULTS_FILE) if chief else None,
                {"checkpoint": best.prefix, "step": best.info["step"],
                 "valid_accuracy": best.accuracy}, strategy=strategy)
@@ -534,7 +573,7 @@ def evaluate_checkpoint(configs: Configs, strategy=None):
   leo, _ = build_model(configs, episodes, strategy)
   tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
   logging.info("Evaluating %s", prefix)
-  run_test(leo_task_accuracies(leo), episodes, configs,
+  run_test(leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
            os.path.join(folder, RESULTS_FILE) if is_chief(strategy) else None,
            {"checkpoint": prefix, "step": saved.get("step"),
             "valid_accuracy": saved.get("accuracy")}, strategy=strategy)
@@ -576,7 +615,7 @@ def main(argv):
     configs = Configs(config.get_data_config(), config.get_inner_model_config(),
                       config.get_outer_model_config(), config.get_run_config())
     import_tensorflow()
-    configure_threads()
+    configure_threads(configs)
     # Before any tensor exists: collective ops are configured when the strategy is made.
     strategy = make_strategy(configs.run.distribution_strategy)
     if configs.run.baseline != "none":

@@ -113,3 +113,15 @@ def test_dropout_masks_are_a_function_of_the_seed():
                                 model.keep_mask([7, 33], seed, 0.5))
   assert (model.keep_mask([7, 33], seed, 0.5).numpy()
           != model.keep_mask([7, 33], seed + 1, 0.5).numpy()).any()
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(tf.float32, 1e-5), (tf.float64, 1e-12)])
+@pytest.mark.parametrize("shape", [[5], [3, 7], [100, 13]])
+def test_standard_normal_is_tfs_stream_also_under_xla(dtype, tolerance, shape):
+  seed = tf.constant([1, 2], tf.int64)
+  expected = tf.random.stateless_normal(shape, seed, dtype=dtype, alg="philox")
+  mine = model.standard_normal(shape, seed, dtype)
+  compiled = tf.function(lambda: model.standard_normal(shape, seed, dtype), jit_compile=True)()
+  assert mine.shape == shape and mine.dtype == dtype
+  np.testing.assert_allclose(mine, expected, atol=tolerance)
+  np.testing.assert_allclose(compiled, expected, atol=tolerance)
