@@ -64,13 +64,13 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
       pickle.dump({"keys": keys, "embeddings": embeddings}, f, protocol=4)
 
 
-def configs_for(root: str, shots: int) -> runner.Configs:
+def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> runner.Configs:
   return runner.Configs(
       data=config.DataConfig(data_path=root, dataset_name="miniImageNet"),
       inner=config.InnerModelConfig(),
       outer=config.OuterModelConfig(num_tr_examples_per_class=shots),
       run=config.RunConfig(checkpoint_path=os.path.join(root, "unused"),
-                           intra_op_threads=FLAGS.intra_op_threads))
+                           intra_op_threads=intra_op_threads))
 
 
 def original_formulation_leo():
@@ -210,7 +210,7 @@ def time_interleaved(functions, repeats: int):
   return times
 
 
-def benchmark_training(root, shots, steps, rows, rate, jit=True):
+def benchmark_training(root, shots, steps, rows, rate, jit):
   """leo's step, beside the per-task reference (and leo's with XLA), of one shot count;
   returns leo's median (s)."""
   configs = configs_for(root, shots)
@@ -341,7 +341,8 @@ def main(unused_argv):
   runner.import_tensorflow()
   with tempfile.TemporaryDirectory() as scratch:
     root = FLAGS.data_dir or scratch
-    threads_line = runner.configure_threads(configs_for(root, FLAGS.probe_shots or 1))
+    threads_line = runner.configure_threads(
+        configs_for(root, FLAGS.probe_shots or 1, FLAGS.intra_op_threads))
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
@@ -360,7 +361,7 @@ def main(unused_argv):
     rate = matmul_rate(0.2 if FLAGS.quick else 2.0)
     rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
                  "the compute floors' denominator"))
-    step_1shot = benchmark_training(root, 1, steps, rows, rate)
+    step_1shot = benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
     configs = configs_for(root, 1)
     episodes = runner.Episodes(configs, need_train=False)
     valid_tasks = config.NUM_VALID_BATCHES * valid_batch
@@ -368,7 +369,7 @@ def main(unused_argv):
                                          f"meta-validation, {valid_tasks} tasks 1-shot")
     test_seconds = benchmark_evaluation(configs, episodes, test_tasks, 200, rows,
                                         f"meta-test, {test_tasks} tasks 1-shot")
-    benchmark_training(root, 5, steps, rows, rate)
+    benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
     configs_5 = configs_for(root, 5)
     benchmark_evaluation(configs_5, runner.Episodes(configs_5, need_train=False), test_tasks,
                          200, rows, f"meta-test, {test_tasks} tasks 5-shot")
