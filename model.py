@@ -64,21 +64,19 @@ def _class_logits(inputs: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
 
 
 def dropout_bits(rate: float) -> int:
-  """Random bits per unit of a dropout mask: the fewest (a power of two, at most 32) in which
-  `rate` is a whole number of 2^-bits steps, so the mask is exact (1 for the default 0.5);
-  else 32, the rate then rounded to a multiple of 2^-32 (finer than float32 uniforms)."""
-  bits = 1
-  while bits < 32 and (rate * 2**bits) % 1:
-    bits *= 2
-  return bits
+  """Random bits per unit of a dropout mask: 8 if `rate` is a whole number of 1/256 steps (as
+  the default 0.5), so the mask is exact; else 32, the rate then rounded to a multiple of
+  2^-32 (finer than float32 uniforms)."""
+  return 8 if (rate * 2**8) % 1 == 0 else 32
 
 
 def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
   """A dropout mask: True (keep) with probability 1 − rate, each unit independent.
 
-  Each unit reads `dropout_bits(rate)` bits of stateless uint32 random words and is kept if
-  they, as an integer, are >= round(rate · 2^bits). Philox makes the words; for rate 0.5 one
-  word masks 32 units where a uniform float takes a word per unit.
+  Each unit reads `dropout_bits(rate)` bits of stateless uint32 random words (a byte of a
+  word, or the word) and is kept if they, as an integer, are >= round(rate · 2^bits). For
+  rate 0.5 Philox makes a word per 4 units where a float uniform takes a word per unit, and
+  the bytes are compared as they are (no shifts).
 
   Args:
     shape: the mask's static shape.
@@ -86,17 +84,13 @@ def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
     rate: the drop probability, in [0, 1).
   """
   bits = dropout_bits(rate)
-  per_word = 32 // bits
   size = math.prod(shape)
-  words = tf.random.stateless_uniform([-(-size // per_word)], seed, minval=None, maxval=None,
-                                      dtype=tf.uint32, alg=RANDOM_ALGORITHM)
-  if per_word > 1:
-    shifts = tf.constant([bits * j for j in range(per_word)], tf.uint32)
-    fields = tf.bitwise.bitwise_and(tf.bitwise.right_shift(words[:, tf.newaxis], shifts),
-                                    tf.constant(2**bits - 1, tf.uint32))
-    words = tf.reshape(fields, [-1])[:size]
-  threshold = min(round(rate * 2**bits), 2**32 - 1)
-  return tf.reshape(words >= tf.constant(threshold, tf.uint32), shape)
+  words = tf.random.stateless_uniform([-(-size * bits // 32)], seed, minval=None,
+                                      maxval=None, dtype=tf.uint32, alg=RANDOM_ALGORITHM)
+  if bits == 8:
+    words = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size]
+  threshold = min(round(rate * 2**bits), 2**bits - 1)
+  return tf.reshape(words >= tf.constant(threshold, words.dtype), shape)
 
 
 def standard_normal(shape: Sequence[int], seed: tf.Tensor, dtype: tf.DType) -> tf.Tensor:

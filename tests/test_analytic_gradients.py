@@ -85,8 +85,8 @@ def test_stddev_derivative_is_the_tape_gradient_floor_included():
   _assert_close(expected, [1.5, 1.0, 0.0])
 
 
-@pytest.mark.parametrize("rate, bits", [(0.5, 1), (0.25, 2), (0.75, 2), (0.125, 4),
-                                        (0.3, 32), (0.0, 1)])
+@pytest.mark.parametrize("rate, bits", [(0.5, 8), (0.25, 8), (0.75, 8), (3 / 256, 8),
+                                        (0.3, 32), (1 / 512, 32), (0.0, 8)])
 def test_dropout_masks_read_the_fewest_exact_bits(rate, bits):
   assert model.dropout_bits(rate) == bits
   threshold = round(rate * 2**bits)
@@ -100,7 +100,7 @@ def test_dropout_masks_keep_each_unit_with_probability_one_minus_rate(rate):
   assert keep.shape == (50, 1000, 3)
   # 150,000 units: 5 standard deviations of the kept fraction are < 0.0065.
   assert abs(keep.mean() - (1 - rate)) < 5 * math.sqrt(rate * (1 - rate) / keep.size)
-  # Neighbouring units (bits of one word) are independent: agreement as for independent units.
+  # Neighbouring units (bytes of one word) are independent: agreement as for independent units.
   flat = keep.reshape(-1)
   agreement = (flat[1:] == flat[:-1]).mean()
   expected = rate**2 + (1 - rate)**2

@@ -21,7 +21,9 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "speed-up of the vectorised step, 5-shot", "episode sampling alone",
               "meta-validation", "meta-test, 20 tasks 5-shot", "595 queries/class",
               "projected full default 1-shot run", "peak resident memory",
-              "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot"):
+              "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot",
+              "| CPU ", "Intra-op threads: ", "float32 matmul rate", "compute floor, 5-shot",
+              "floor: ", "1-shot step with 1 intra-op thread(s)", "load average at the end"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
 
