@@ -70,7 +70,7 @@ class _OwnRecordsOrWarnings(logging_lib.Filter):
 # Intra-op threads on small CPUs by shot count, measured with benchmarks/benchmark.py on 2
 # cores (its thread rows; BENCHMARKS.md): LEO's ops are tiny, so extra threads mostly add
 # synchronisation. Other shot counts take the nearest measured one.
-MEASURED_INTRA_OP_THREADS = {1: 1, 5: 1}
+MEASURED_INTRA_OP_THREADS = {1: 1, 5: 2}
 MEASURED_MAX_CORES = 4  # The largest CPU the table is trusted for.
 
 
