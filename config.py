@@ -109,7 +109,7 @@ flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGI
                   "tf.distribute strategy for training and evaluation.")
 flags.DEFINE_boolean("jit_compile", False,
                      "Compile the training step and the evaluated model with XLA (for GPUs; "
-                     "slower on CPUs, see BENCHMARKS.md).")
+                     "no consistent gain on CPUs, see BENCHMARKS.md).")
 flags.DEFINE_integer("intra_op_threads", 0,
                      "TF intra-op threads; 0: the measured choice for the task shape "
                      "(runner.configure_threads).")
