@@ -117,6 +117,12 @@ flags.DEFINE_enum("eval_split", "test", list(EVAL_SPLITS),
                   "Split that --evaluation_mode and --baseline evaluate on.")
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
+flags.DEFINE_boolean("jit_compile", False,
+                     "Compile the training step and the evaluated model with XLA (for GPUs; "
+                     "no consistent gain on CPUs, see BENCHMARKS.md).")
+flags.DEFINE_integer("intra_op_threads", 0,
+                     "TF intra-op threads; 0: the measured choice for the task shape "
+                     "(runner.configure_threads).")
 
 
 class ConfigError(utils.LeoError):
@@ -214,6 +220,8 @@ class RunConfig:
   baseline: str = "none"
   eval_split: str = "test"
   distribution_strategy: str = "default"
+  jit_compile: bool = False
+  intra_op_threads: int = 0
 
   def __post_init__(self):
     if not self.checkpoint_path:
@@ -230,6 +238,9 @@ class RunConfig:
     if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
       _fail("distribution_strategy", self.distribution_strategy,
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
+    if not isinstance(self.jit_compile, bool):
+      _fail("jit_compile", self.jit_compile, "true or false")
+    _check_int("intra_op_threads", self.intra_op_threads, minimum=0)
 
 
 def _fail(name: str, value: Any, expected: str):

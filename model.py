@@ -23,6 +23,8 @@ import utils
 STDDEV_FLOOR = 1e-10  # Smallest standard deviation of a sampled latent or weight.
 CORRELATION_EPSILON = 1e-32  # Added to row norms in the orthogonality penalty.
 NAN_FALLBACK_FACTOR = 1e-4  # Weight decay applied instead of a non-finite update.
+# Named, not "auto_select" (which lets XLA pick another): the same noise with --jit_compile.
+RANDOM_ALGORITHM = "philox"
 
 # TF1's tf.train.AdamOptimizer defaults, used by the original runner.
 ADAM_BETA1 = 0.9
@@ -54,6 +56,76 @@ def _linear(inputs: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
   input_size, output_size = weights.shape
   outputs = tf.matmul(tf.reshape(inputs, [-1, input_size]), weights)
   return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [output_size]], axis=0))
+
+
+def _class_logits(inputs: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
+  """Logits [tasks, N, J, N] of examples [tasks, N, J, D] against class weights [tasks, N, D]."""
+  return tf.einsum("tijd,tnd->tijn", inputs, class_weights)
+
+
+def dropout_bits(rate: float) -> int:
+  """Random bits per unit of a dropout mask: 8 if `rate` is a whole number of 1/256 steps (as
+  the default 0.5), so the mask is exact; else 32, the rate then rounded to a multiple of
+  2^-32 (finer than float32 uniforms)."""
+  return 8 if (rate * 2**8) % 1 == 0 else 32
+
+
+def keep_mask(shape: Sequence[int], seed: tf.Tensor, rate: float) -> tf.Tensor:
+  """A dropout mask: True (keep) with probability 1 − rate, each unit independent.
+
+  Each unit reads `dropout_bits(rate)` bits of stateless uint32 random words (a byte of a
+  word, or the word) and is kept if they, as an integer, are >= round(rate · 2^bits). For
+  rate 0.5 Philox makes a word per 4 units where a float uniform takes a word per unit, and
+  the bytes are compared as they are (no shifts).
+
+  Args:
+    shape: the mask's static shape.
+    seed: a stateless seed [2].
+    rate: the drop probability, in [0, 1).
+  """
+  bits = dropout_bits(rate)
+  size = math.prod(shape)
+  words = tf.random.stateless_uniform([-(-size * bits // 32)], seed, minval=None,
+                                      maxval=None, dtype=tf.uint32, alg=RANDOM_ALGORITHM)
+  if bits == 8:
+    words = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:size]
+  threshold = min(round(rate * 2**bits), 2**bits - 1)
+  return tf.reshape(words >= tf.constant(threshold, words.dtype), shape)
+
+
+def standard_normal(shape: Sequence[int], seed: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+  """tf.random.stateless_normal's numbers, from ops that XLA compiles to the same ones.
+
+  The transcription of TF's CPU kernel: Box-Muller on pairs of uniforms made of Philox words
+  (one word per float32 uniform, two per float64, the mantissa bits; u1 floored at 1e-7),
+  sine then cosine. XLA's own normal sampler draws other numbers.
+
+  Args:
+    shape: the static shape.
+    seed: a stateless seed [2].
+    dtype: float32 or float64.
+  """
+  size = math.prod(shape)
+  words_per_uniform = 1 if dtype == tf.float32 else 2
+  groups = -(-size * words_per_uniform // 4)  # Philox makes words 4 at a time.
+  words = tf.reshape(
+      tf.random.stateless_uniform([4 * groups], seed, minval=None, maxval=None,
+                                  dtype=tf.uint32, alg=RANDOM_ALGORITHM),
+      [-1, 2, words_per_uniform])
+  if dtype == tf.float32:  # 23 mantissa bits under the exponent of 1, minus 1.
+    one_to_two = tf.bitwise.bitwise_or(tf.bitwise.bitwise_and(words[..., 0], 0x7fffff),
+                                       0x3f800000)
+    uniform = tf.bitcast(one_to_two, tf.float32) - 1.0
+  else:  # 20 + 32 mantissa bits.
+    high = tf.cast(tf.bitwise.bitwise_and(words[..., 0], 0xfffff), tf.uint64)
+    mantissa = tf.bitwise.bitwise_or(tf.bitwise.left_shift(high, 32),
+                                     tf.cast(words[..., 1], tf.uint64))
+    uniform = tf.bitcast(tf.bitwise.bitwise_or(mantissa, tf.constant(1023 << 52, tf.uint64)),
+                         tf.float64) - 1.0
+  radius = tf.sqrt(-2.0 * tf.math.log(tf.maximum(uniform[:, 0], 1e-7)))
+  angle = 2.0 * math.pi * uniform[:, 1]
+  pairs = tf.stack([tf.sin(angle) * radius, tf.cos(angle) * radius], axis=1)
+  return tf.reshape(tf.reshape(pairs, [-1])[:size], shape)
 
 
 def _task_mean(values: tf.Tensor) -> tf.Tensor:
@@ -88,6 +160,17 @@ def normal_stddev(unnormalized_stddev: tf.Tensor, stddev_offset: float = 0.0) ->
   """
   stddev = tf.exp(unnormalized_stddev) - (1.0 - stddev_offset)
   return tf.maximum(stddev, STDDEV_FLOOR)
+
+
+def normal_stddev_derivative(unnormalized_stddev: tf.Tensor,
+                             stddev_offset: float = 0.0) -> tf.Tensor:
+  """∂σ/∂u of `normal_stddev`, element-wise: exp(u) where σ is not floored, else 0.
+
+  At the floor itself the derivative is exp(u), as tf.maximum's gradient (to its first argument
+  where it is >= the second).
+  """
+  exp = tf.exp(unnormalized_stddev)
+  return tf.where(exp - (1.0 - stddev_offset) >= STDDEV_FLOOR, exp, tf.zeros_like(exp))
 
 
 def l2_penalty(weights: Sequence[tf.Tensor], penalty_weight: float) -> tf.Tensor:
@@ -125,10 +208,16 @@ class LEO(snt.Module):
   from `generator` (checkpointed with the module) unless the caller passes it. Each random
   tensor is that call's tasks' slice of noise drawn for all the tasks of the step, so a task's
   noise does not depend on how a step's tasks are split between devices.
+
+  The inner loops' gradients are written out (`analytic_gradients`, the default): the gradient
+  of the summed cross-entropy is a few matmuls, where a nested tape generates it op by op. The
+  outer tape differentiates them like any other tensor, so the meta-gradient stays fully second
+  order. With `analytic_gradients=False` a tape computes them, as the original did; the tests
+  check that both give the same numbers.
   """
 
   def __init__(self, config: config_lib.InnerModelConfig, use_64bits_dtype: bool = False,
-               seed: int = 0, name: str = "leo"):
+               seed: int = 0, name: str = "leo", analytic_gradients: bool = True):
     """Creates the module; its variables are created by the first call.
 
     Args:
@@ -136,8 +225,10 @@ class LEO(snt.Module):
       use_64bits_dtype: float64/int64 if True, else float32/int32 (the runner's choice).
       seed: seeds `generator`.
       name: the module name, and so the variables' scope.
+      analytic_gradients: inner-loop gradients written out (True) or taken by a tape.
     """
     super().__init__(name=name)
+    self.analytic_gradients = analytic_gradients
     self._float_dtype = tf.float64 if use_64bits_dtype else tf.float32
     self._int_dtype = tf.int64 if use_64bits_dtype else tf.int32
 
@@ -272,7 +363,7 @@ class LEO(snt.Module):
       return draw(shape, self.generator.make_seeds(1)[:, 0])
     call_seed, draws, task_offset, total_tasks = self._noise
     self._noise[1] += 1
-    seed = tf.random.experimental.stateless_fold_in(call_seed, draws)
+    seed = tf.random.experimental.stateless_fold_in(call_seed, draws, alg=RANDOM_ALGORITHM)
     noise = draw([total_tasks] + shape[1:], seed)
     return noise[task_offset:task_offset + shape[0]]
 
@@ -280,12 +371,10 @@ class LEO(snt.Module):
     """Dropout with a fresh mask; kept units are scaled by 1 / (1 − rate)."""
     if self.dropout_rate == 0.0:
       return inputs
-    uniform = self._task_noise(
-        lambda shape, seed: tf.random.stateless_uniform(shape, seed, dtype=self._float_dtype),
-        inputs.shape)
-    # tf.nn.dropout's arithmetic: keep where uniform >= rate, scale the kept units.
-    keep = tf.cast(uniform >= self.dropout_rate, self._float_dtype)
-    return inputs * (1.0 / (1.0 - self.dropout_rate)) * keep
+    keep = self._task_noise(
+        lambda shape, seed: keep_mask(shape, seed, self.dropout_rate), inputs.shape)
+    # tf.nn.dropout's arithmetic: scale the kept units.
+    return tf.where(keep, inputs * (1.0 / (1.0 - self.dropout_rate)), tf.zeros_like(inputs))
 
   def forward_encoder(self, data: data_lib.ProblemInstance) -> Tuple[tf.Tensor, tf.Tensor]:
     """Support set -> initial latents [tasks, N, K, num_latents] and their KL [tasks]."""
@@ -298,12 +387,15 @@ class LEO(snt.Module):
                       latents: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """Latents -> (support loss [tasks, N, K], classifier weights [tasks, N, K, D])."""
     weights_dist_params = self.decoder(latents)
-    # A Glorot-like scale for the sampled weights instead of a std of 1 (as the original).
-    stddev_offset = math.sqrt(2.0 / (self.num_classes + self.embedding_dim))
     classifier_weights, _ = self.possibly_sample(weights_dist_params,
-                                                 stddev_offset=stddev_offset)
+                                                 stddev_offset=self._weights_stddev_offset)
     tr_loss, _ = self.calculate_inner_loss(data.tr_input, data.tr_output, classifier_weights)
     return tr_loss, classifier_weights
+
+  @property
+  def _weights_stddev_offset(self) -> float:
+    """A Glorot-like scale for the sampled weights instead of a std of 1 (as the original)."""
+    return math.sqrt(2.0 / (self.num_classes + self.embedding_dim))
 
   def encoder(self, inputs: tf.Tensor) -> tf.Tensor:
     """Dropout, then a linear map: [tasks, N, K, D] -> [tasks, N, K, num_latents]."""
@@ -362,12 +454,20 @@ class LEO(snt.Module):
     if not self.is_meta_training:
       return means, tf.zeros(tf.shape(means)[:1], self._float_dtype)
     stddev = normal_stddev(unnormalized_stddev, stddev_offset)
+    samples, _ = self.reparameterised_sample(means, stddev)
     distribution = tfp.distributions.Normal(loc=means, scale=stddev)
-    noise = self._task_noise(
-        lambda shape, seed: tf.random.stateless_normal(shape, seed, dtype=self._float_dtype),
-        means.shape)
-    samples = noise * stddev + means  # TFP's Normal.sample, with our own noise.
     return samples, self.kl_divergence(samples, distribution)
+
+  def reparameterised_sample(self, means: tf.Tensor,
+                             stddev: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(μ + σ ε, ε) for fresh standard-normal noise ε: TFP's Normal.sample, with our own noise.
+
+    All three are [tasks, N, K, dim].
+    """
+    noise = self._task_noise(
+        lambda shape, seed: standard_normal(shape, seed, self._float_dtype),
+        means.shape)
+    return noise * stddev + means, noise
 
   def kl_divergence(self, samples: tf.Tensor,
                     normal_distribution: tfp.distributions.Normal) -> tf.Tensor:
@@ -393,11 +493,9 @@ class LEO(snt.Module):
     Returns:
       [tasks, N, J, N] logits.
     """
-    after_dropout = self._dropout(inputs)
     # The original's einsum against all K weight vectors then a mean over K, in fewer products:
     # a dot product is linear in the weights.
-    class_weights = tf.reduce_mean(weights, axis=2)
-    return tf.einsum("tijd,tnd->tijn", after_dropout, class_weights)
+    return _class_logits(self._dropout(inputs), tf.reduce_mean(weights, axis=2))
 
   def calculate_inner_loss(self, inputs: tf.Tensor, true_outputs: tf.Tensor,
                            classifier_weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -417,11 +515,70 @@ class LEO(snt.Module):
 
   def loss_fn(self, model_outputs: tf.Tensor, original_classes: tf.Tensor) -> tf.Tensor:
     """Per-example softmax cross-entropy: [tasks, N, J, N] logits -> [tasks, N, J]."""
-    original_classes = tf.squeeze(original_classes, axis=-1)
     # Dense one-hot labels: TF cannot take second-order gradients through the sparse version.
-    one_hot_outputs = tf.one_hot(original_classes, depth=self.num_classes,
-                                 dtype=self._float_dtype)
-    return tf.nn.softmax_cross_entropy_with_logits(labels=one_hot_outputs, logits=model_outputs)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=self._one_hot(original_classes),
+                                                   logits=model_outputs)
+
+  def _one_hot(self, classes: tf.Tensor) -> tf.Tensor:
+    """[tasks, N, J, 1] class positions -> [tasks, N, J, N] one-hot rows."""
+    return tf.one_hot(tf.squeeze(classes, axis=-1), depth=self.num_classes,
+                      dtype=self._float_dtype)
+
+  def support_weight_gradient(self, data: data_lib.ProblemInstance,
+                              weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The support loss and its summed gradient, written out (a fresh dropout mask).
+
+    The logits see the K weight vectors of a class only through their mean w̄, so
+    ∂(Σ loss)/∂w[t, n, k] = Σ_ij (softmax − one-hot)[t, i, j, n] x[t, i, j] / K for every k.
+
+    Args:
+      data: the problem instance (its support set).
+      weights: [tasks, N, K, D] classifier weights, or [tasks, N, 1, D] their means over K.
+
+    Returns:
+      (loss [tasks, N, K], gradient [tasks, N, 1, D]): the per-example support loss and the
+      gradient w.r.t. each of the K weight vectors of a class (the same for all of them).
+    """
+    inputs = self._dropout(data.tr_input)
+    logits = _class_logits(inputs, tf.reduce_mean(weights, axis=2))
+    delta = tf.nn.softmax(logits) - self._one_hot(data.tr_output)
+    gradient = tf.einsum("tijn,tijd->tnd", delta, inputs) / self.num_examples_per_class
+    return self.loss_fn(logits, data.tr_output), gradient[:, :, tf.newaxis]
+
+  def decode_with_gradients(self, data: data_lib.ProblemInstance, latents: tf.Tensor
+                            ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`forward_decoder` and the summed support loss's gradients, written out.
+
+    Back through w = μ + σ(u) ε (w = μ in evaluation) and [μ, u] = z W_dec:
+    ∂/∂μ = ∂/∂w, ∂/∂u = ∂/∂w ε σ'(u), ∂/∂z = [∂/∂μ, ∂/∂u] W_decᵀ.
+
+    Args:
+      data: the problem instance.
+      latents: [tasks, N, K, num_latents].
+
+    Returns:
+      (tr_loss [tasks, N, K], classifier_weights [tasks, N, K, D], weight_gradient
+      [tasks, N, 1, D] (see `support_weight_gradient`), latent_gradient [tasks, N, K or 1,
+      num_latents]).
+    """
+    means, unnormalized_stddev = tf.split(self.decoder(latents), 2, axis=-1)
+    stddev_offset = self._weights_stddev_offset
+    if self.is_meta_training:
+      stddev = normal_stddev(unnormalized_stddev, stddev_offset)
+      classifier_weights, noise = self.reparameterised_sample(means, stddev)
+    else:
+      classifier_weights = means
+    tr_loss, weight_gradient = self.support_weight_gradient(data, classifier_weights)
+    if self.is_meta_training:
+      stddev_gradient = weight_gradient * noise * normal_stddev_derivative(
+          unnormalized_stddev, stddev_offset)
+      params_gradient = tf.concat(
+          [tf.broadcast_to(weight_gradient, tf.shape(stddev_gradient)), stddev_gradient], -1)
+      latent_gradient = _linear(params_gradient, tf.transpose(self.decoder_weights))
+    else:  # Nothing depends on u, and the gradient is the same for all K shots.
+      latent_gradient = _linear(weight_gradient,
+                                tf.transpose(self.decoder_weights[:, :self.embedding_dim]))
+    return tr_loss, classifier_weights, weight_gradient, latent_gradient
 
   def leo_inner_loop(self, data: data_lib.ProblemInstance, latents: tf.Tensor
                      ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -436,22 +593,30 @@ class LEO(snt.Module):
 
     Returns:
       (tr_loss [tasks, N, K], classifier_weights [tasks, N, K, D], encoder_penalty [tasks],
-      tr_loss_gradient [tasks, N, K, D]): the support loss of the last decoded weights, those
-      weights, the encoder penalty, and the gradient of the summed support loss w.r.t. the
-      weights. The original passed the loss itself to the fine-tuning loop, which started by
+      tr_loss_gradient [tasks, N, K, D], or [tasks, N, 1, D] with analytic gradients (it is
+      the same for all K)): the support loss of the last decoded weights, those weights, the
+      encoder penalty, and the gradient of the summed support loss w.r.t. the weights. The
+      original passed the loss itself to the fine-tuning loop, which started by
       differentiating it; in TF 2 a loss cannot be differentiated without the tape that
       recorded it, so the gradient is handed over instead.
     """
     starting_latents = latents
-    for _ in range(self._inner_unroll_length):
+    if self.analytic_gradients:
+      for _ in range(self._inner_unroll_length):
+        *_, latent_gradient = self.decode_with_gradients(data, latents)
+        latents = latents - self.inner_lr * latent_gradient
+      tr_loss, classifier_weights, tr_loss_gradient, _ = self.decode_with_gradients(
+          data, latents)
+    else:
+      for _ in range(self._inner_unroll_length):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+          tape.watch(latents)
+          tr_loss, _ = self.forward_decoder(data, latents)
+        latents = latents - self.inner_lr * summed_loss_gradient(tape, tr_loss, latents)
       with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(latents)
-        tr_loss, _ = self.forward_decoder(data, latents)
-      latents = latents - self.inner_lr * summed_loss_gradient(tape, tr_loss, latents)
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-      tape.watch(latents)  # Records the decoding, so that the weights are on the tape.
-      tr_loss, classifier_weights = self.forward_decoder(data, latents)
-    tr_loss_gradient = summed_loss_gradient(tape, tr_loss, classifier_weights)
+        tape.watch(latents)  # Records the decoding, so that the weights are on the tape.
+        tr_loss, classifier_weights = self.forward_decoder(data, latents)
+      tr_loss_gradient = summed_loss_gradient(tape, tr_loss, classifier_weights)
 
     if self.is_meta_training:
       # The only stop-gradient of the model: the penalty pulls the initial latents towards the
@@ -469,18 +634,26 @@ class LEO(snt.Module):
     w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
     dropout mask per support loss in training, no resampling).
 
+    With analytic gradients the loop updates the class means w̄ of the weights [tasks, N, 1, D]
+    instead: every step moves the K weight vectors of a class alike and the logits see only
+    their mean, so the arithmetic is the same with K times fewer numbers.
+
     Args:
       data: the problem instance.
-      leo_loss_gradient: [tasks, N, K, D], the gradient of the latent loop's last support loss,
-        which the first step follows.
+      leo_loss_gradient: [tasks, N, K or 1, D], the gradient of the latent loop's last support
+        loss, which the first step follows.
       classifier_weights: [tasks, N, K, D], the latent loop's last decoded weights.
 
     Returns:
       (val_loss [tasks, N, V], val_accuracy [tasks]).
     """
     tr_loss_gradient = leo_loss_gradient
+    if self.analytic_gradients:
+      classifier_weights = tf.reduce_mean(classifier_weights, axis=2, keepdims=True)
     for step in range(self._finetuning_unroll_length):
-      if step > 0:
+      if step > 0 and self.analytic_gradients:
+        _, tr_loss_gradient = self.support_weight_gradient(data, classifier_weights)
+      elif step > 0:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
           tape.watch(classifier_weights)
           tr_loss, _ = self.calculate_inner_loss(data.tr_input, data.tr_output,

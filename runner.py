@@ -62,11 +62,38 @@ class _OwnRecordsOrWarnings(logging_lib.Filter):
     return record.levelno >= logging_lib.WARNING or own
 
 
-def configure_threads():
-  """One intra-op thread on small CPU machines: LEO's ops are tiny and threads only add
-  synchronisation (measured: 12 ms vs 18 ms per step on 2 cores)."""
-  if not tf.config.list_physical_devices("GPU") and (os.cpu_count() or 1) <= 4:
-    tf.config.threading.set_intra_op_parallelism_threads(1)
+# Intra-op threads on small CPUs by shot count, measured with benchmarks/benchmark.py on 2
+# cores (its thread rows; BENCHMARKS.md): LEO's ops are tiny, so extra threads mostly add
+# synchronisation. Other shot counts take the nearest measured one.
+MEASURED_INTRA_OP_THREADS = {1: 1, 5: 2}
+MEASURED_MAX_CORES = 4  # The largest CPU the table is trusted for.
+
+
+def configure_threads(configs: "Configs" = None) -> str:
+  """Sets TF's intra-op threads before any op runs, and logs the choice once.
+
+  `--intra_op_threads` if given; else on a CPU of at most MEASURED_MAX_CORES cores the
+  measured choice for the task shape; else (a GPU, or a CPU nobody measured) TF's default.
+
+  Returns:
+    The printed line.
+  """
+  requested = configs.run.intra_op_threads if configs else 0
+  cores = os.cpu_count() or 1
+  if requested:
+    threads, why = requested, "--intra_op_threads"
+  elif tf.config.list_physical_devices("GPU") or cores > MEASURED_MAX_CORES:
+    threads, why = 0, f"TF's default; {cores} cores, not measured"
+  else:
+    shots = configs.outer.num_tr_examples_per_class if configs else 1
+    nearest = min(MEASURED_INTRA_OP_THREADS, key=lambda measured: abs(measured - shots))
+    threads = min(MEASURED_INTRA_OP_THREADS[nearest], cores)
+    why = f"measured for {nearest}-shot tasks on <= {MEASURED_MAX_CORES} cores"
+  if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+  line = f"Intra-op threads: {threads or 'all'} ({why})"
+  logging.info(line)
+  return line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,12 +341,17 @@ def report(line: str, log=None):
     log.write(line)
 
 
-def leo_task_accuracies(leo):
-  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`."""
+def leo_task_accuracies(leo, jit_compile: bool = False):
+  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`, compiled by
+  XLA if `jit_compile`."""
   def task_accuracies(batch):
     loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
     return loss, per_task_accuracy
-  return task_accuracies
+  if not jit_compile:
+    return task_accuracies
+  compiled = tf.function(task_accuracies, jit_compile=True, autograph=False)
+  # Only the tensors the model reads: XLA cannot compile the string tensors of the episodes.
+  return lambda batch: compiled(batch._replace(tr_info=None, val_info=None))
 
 
 def evaluate_baseline(configs: Configs, strategy=None):
@@ -401,8 +433,10 @@ def build_model(configs: Configs, episodes: Episodes, strategy=None, leo_class=N
 
 
 def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig, step=None,
-                    strategy=None):
+                    strategy=None, jit_compile: bool = False):
   """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
+
+  With `jit_compile` the loss and gradients of each replica are compiled by XLA.
 
   The batch is sampled once and its tasks shared by the replicas of `strategy`; the gradients
   of their losses are averaged, which is the gradient of the batch's mean loss, and one update
@@ -421,6 +455,9 @@ def make_train_step(leo, meta_optimizer, sampler, outer: config.OuterModelConfig
       loss, accuracy, _ = leo(problem, is_meta_training=True, noise_seed=noise_seed,
                               task_offset=task_offset, total_tasks=total_tasks)
     return loss, accuracy, tape.gradient(loss, leo.trainable_variables)
+
+  if jit_compile:  # The model part: the strategy's and the optimiser's ops stay outside.
+    replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
   def train_step():
     batch = sampler.get_batch(outer.metatrain_batch_size, outer.num_classes,
@@ -492,10 +529,11 @@ def train(configs: Configs, strategy=None):
         runfolder.record_session(path, int(step.numpy()))
     logging.info("Configuration:\n%s", json.dumps(configuration, indent=2, sort_keys=True))
 
-    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy)
-    validate = Evaluator(leo_task_accuracies(leo), episodes.valid, outer.metavalid_batch_size,
-                         outer.num_classes, outer.num_tr_examples_per_class,
-                         episodes.valid_queries, strategy)
+    train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy,
+                                 configs.run.jit_compile)
+    validate = Evaluator(leo_task_accuracies(leo, configs.run.jit_compile), episodes.valid,
+                         outer.metavalid_batch_size, outer.num_classes,
+                         outer.num_tr_examples_per_class, episodes.valid_queries, strategy)
     writer = tf.summary.create_file_writer(path) if chief else tf.summary.create_noop_writer()
     if chief:
       with writing_to(path, cleanups):
@@ -576,8 +614,8 @@ def train(configs: Configs, strategy=None):
       trained = trained_info(configuration, best.prefix, best.info["step"], best.accuracy)
       with writing_to(path, cleanups):
         accuracy, ci95 = evaluate_and_record(
-            leo_task_accuracies(leo), episodes, configs, path if chief else None, "test", "leo",
-            configuration, trained, strategy, log)
+            leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
+            path if chief else None, "test", "leo", configuration, trained, strategy, log)
         if chief:
           write_summaries(writer, current, {"metatest_accuracy": accuracy,
                                             "metatest_ci95": ci95}, {})
@@ -714,7 +752,8 @@ def evaluate_checkpoint(configs: Configs, strategy=None):
                     "embedding_dim")}
   chief = is_chief(strategy)
   with writing_to(folder):
-    evaluate_and_record(leo_task_accuracies(leo), episodes, configs, folder if chief else None,
+    evaluate_and_record(leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
+                        folder if chief else None,
                         split, "leo", configuration,
                         trained_info(configuration, prefix, step, valid_accuracy), strategy)
 
@@ -764,7 +803,7 @@ def main(argv):
     configs = Configs(config.get_data_config(), config.get_inner_model_config(),
                       config.get_outer_model_config(), config.get_run_config())
     import_tensorflow()
-    configure_threads()
+    configure_threads(configs)
     # Before any tensor exists: collective ops are configured when the strategy is made.
     strategy = make_strategy(configs.run.distribution_strategy)
     if configs.run.baseline != "none":

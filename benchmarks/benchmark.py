@@ -12,10 +12,14 @@ task with `tf.map_fn`, as the original runner did, runs beside it, so every spee
 ratio measured side by side (these machines are noisy; ratios travel better than seconds).
 """
 
+import functools
+import math
 import os
 import pickle
+import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +37,8 @@ flags.DEFINE_string("data_dir", None, "Where to write the synthetic embeddings (
                     "temporary folder, removed at the end).")
 flags.DEFINE_integer("timed_steps", 40, "Timed meta-training steps per variant.")
 flags.DEFINE_integer("timed_test_tasks", 2000, "Meta-test tasks timed per query count.")
+flags.DEFINE_integer("probe_shots", 0, "Internal: time only the steps of this shot count, "
+                     "print their medians and exit (the thread rows run it).")
 FLAGS = flags.FLAGS
 
 SPLIT_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -58,12 +64,13 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
       pickle.dump({"keys": keys, "embeddings": embeddings}, f, protocol=4)
 
 
-def configs_for(root: str, shots: int) -> runner.Configs:
+def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> runner.Configs:
   return runner.Configs(
       data=config.DataConfig(data_path=root, dataset_name="miniImageNet"),
       inner=config.InnerModelConfig(),
       outer=config.OuterModelConfig(num_tr_examples_per_class=shots),
-      run=config.RunConfig(checkpoint_path=os.path.join(root, "unused")))
+      run=config.RunConfig(checkpoint_path=os.path.join(root, "unused"),
+                           intra_op_threads=intra_op_threads))
 
 
 def original_formulation_leo():
@@ -71,12 +78,16 @@ def original_formulation_leo():
 
   The same numbers as `model.LEO` (its tests pin the relation network and the logits against
   hand computations), with the original's own arithmetic: the relation network applied to
-  every explicit pair [e_i; e_j] of the task's N K codes, and logits against all K weight
-  vectors of a class, averaged afterwards.
+  every explicit pair [e_i; e_j] of the task's N K codes, logits against all K weight
+  vectors of a class, averaged afterwards, inner-loop gradients taken by a nested tape, and
+  dropout masks from one float uniform per unit.
   """
   tf, model = runner.tf, runner.model
 
   class OriginalFormulationLEO(model.LEO):
+
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, analytic_gradients=False, **kwargs)
 
     def relation_network(self, inputs):
       tasks, classes, shots, latents = inputs.shape
@@ -93,6 +104,16 @@ def original_formulation_leo():
     def predict(self, inputs, weights):
       logits = tf.einsum("tijd,tnkd->tijnk", self._dropout(inputs), weights)
       return tf.reduce_mean(logits, axis=-1)
+
+    def _dropout(self, inputs):
+      """tf.nn.dropout's masks: a float uniform per unit (leo reads fewer random bits)."""
+      if self.dropout_rate == 0.0:
+        return inputs
+      uniform = self._task_noise(
+          lambda shape, seed: tf.random.stateless_uniform(shape, seed, dtype=inputs.dtype),
+          inputs.shape)
+      keep = tf.cast(uniform >= self.dropout_rate, inputs.dtype)
+      return inputs * (1.0 / (1.0 - self.dropout_rate)) * keep
 
   return OriginalFormulationLEO
 
@@ -148,34 +169,87 @@ def peak_memory_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux.
 
 
-def benchmark_training(root, shots, steps, rows):
-  """Vectorised and per-task steps of one shot count; returns the vectorised median (s)."""
+def step_flops(step) -> int:
+  """Floating-point operations of one call of the traced `step`: TF's profiler count, plus
+  the einsums, for which TF registers no statistics (2 x the product of their index sizes)."""
+  tf = runner.tf
+  graph = step.get_concrete_function().graph
+  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+  options["output"] = "none"
+  flops = tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+  for op in graph.get_operations():
+    if op.type == "Einsum":
+      inputs, output = op.get_attr("equation").decode().split("->")
+      sizes = {}
+      for operand, tensor in zip(inputs.split(","), op.inputs):
+        sizes.update(zip(operand, tensor.shape.as_list()))
+      flops += 2 * math.prod(sizes.values())
+  return flops
+
+
+def matmul_rate(seconds: float = 1.0) -> float:
+  """FLOP/s of TF's float32 matmul (1024 x 1024 x 1024) with this process's threads."""
+  tf = runner.tf
+  a = tf.random.stateless_uniform([1024, 1024], [0, 1])
+  product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
+  product()
+  calls, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    product().numpy()
+    calls += 1
+  return calls * 2 * 1024**3 / (time.perf_counter() - start)
+
+
+def time_interleaved(functions, repeats: int):
+  """Seconds of `repeats` calls of each function, called in turn: a load that comes and goes
+  falls on all of them alike."""
+  times = [[] for _ in functions]
+  for _ in range(repeats):
+    for function, seconds in zip(functions, times):
+      seconds.extend(time_calls(function, 1))
+  return times
+
+
+def benchmark_training(root, shots, steps, rows, rate, jit):
+  """leo's step, beside the per-task reference (and leo's with XLA), of one shot count;
+  returns leo's median (s)."""
   configs = configs_for(root, shots)
   episodes = runner.Episodes(configs, need_train=True)
   outer = configs.outer
-  medians = {}
-  for variant in ("vectorised", "per-task map_fn"):
-    original = variant != "vectorised"
-    leo, meta_optimizer = runner.build_model(
-        configs, episodes, leo_class=original_formulation_leo() if original else None)
-    make = per_task_train_step if original else runner.make_train_step
-    step = make(leo, meta_optimizer, episodes.train, outer)
-    (first,) = time_calls(step, 1)
-    times = time_calls(step, steps)
-    medians[variant] = statistics.median(times)
-    median, iqr = spread(times)
-    name = "per-task map_fn, original arithmetic" if original else variant
+  variants = [("vectorised", None, runner.make_train_step),
+              ("per-task map_fn, original arithmetic", original_formulation_leo(),
+               per_task_train_step)]
+  if jit:
+    variants.append(("vectorised, --jit_compile", None, functools.partial(
+        runner.make_train_step, jit_compile=True)))
+  functions, firsts = [], []
+  for _, leo_class, make in variants:
+    leo, meta_optimizer = runner.build_model(configs, episodes, leo_class=leo_class)
+    functions.append(make(leo, meta_optimizer, episodes.train, outer))
+    firsts.extend(time_calls(functions[-1], 1))
+  times = time_interleaved(functions, steps)
+  medians = [statistics.median(t) for t in times]
+  for (name, _, _), seconds, first in zip(variants, times, firsts):
+    median, iqr = spread(seconds)
     rows.append((f"meta-train step, 5-way {shots}-shot, {name}", median, iqr,
                  f"first call (trace) {first:.2f} s"))
   rows.append((f"  speed-up of the vectorised step, {shots}-shot",
-               f"{medians['per-task map_fn'] / medians['vectorised']:.2f}x", "", ""))
+               f"{medians[1] / medians[0]:.2f}x", "", "calls interleaved"))
+  if jit:
+    rows.append((f"  --jit_compile vs plain, {shots}-shot", f"{medians[0] / medians[2]:.2f}x",
+                 "", "> 1 if XLA is faster"))
+  flops = step_flops(functions[0])
+  floor = flops / rate
+  rows.append((f"  compute floor, {shots}-shot", f"{1e3 * floor:.1f} ms",
+               f"floor: {medians[0] / floor:.1f}x",
+               f"{flops / 1e9:.2f} GFLOP / {rate / 1e9:.0f} GFLOP/s"))
   sample = runner.tf.function(lambda: episodes.train.get_batch(
       outer.metatrain_batch_size, outer.num_classes, shots, outer.num_val_examples_per_class),
       autograph=False)
   time_calls(sample, 1)
   median, iqr = spread(time_calls(sample, steps))
   rows.append((f"episode sampling alone, 12 tasks {shots}-shot", median, iqr, ""))
-  return medians["vectorised"], configs, episodes, leo
+  return medians[0]
 
 
 def benchmark_replicas(root, shots, steps, rows):
@@ -225,42 +299,99 @@ def print_table(rows):
     print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |")
 
 
+def cpu_model() -> str:
+  """The CPU's model name (/proc/cpuinfo on Linux) and its number of logical cores."""
+  name = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"{name}, {os.cpu_count()} logical cores"
+
+
+def load_average() -> str:
+  return "/".join(f"{load:.1f}" for load in os.getloadavg()) + " (1/5/15 min)"
+
+
+def probe_threads(root, shots, threads, steps):
+  """Medians (s) of leo's step and the reference's with `threads` intra-op threads, timed in
+  a process of their own (TF fixes its threads when it starts)."""
+  result = subprocess.run(
+      [sys.executable, os.path.abspath(__file__), f"--data_dir={root}",
+       f"--probe_shots={shots}", f"--intra_op_threads={threads}", f"--timed_steps={steps}"],
+      capture_output=True, text=True, check=True)
+  return [float(value) for value in result.stdout.split("PROBE")[-1].split()]
+
+
+def print_probe(root, shots, steps):
+  """The --probe_shots mode: only the two steps' medians, on one line."""
+  configs = configs_for(root, shots)
+  episodes = runner.Episodes(configs, need_train=True)
+  functions = []
+  for leo_class, make in ((None, runner.make_train_step),
+                          (original_formulation_leo(), per_task_train_step)):
+    leo, meta_optimizer = runner.build_model(configs, episodes, leo_class=leo_class)
+    functions.append(make(leo, meta_optimizer, episodes.train, configs.outer))
+    time_calls(functions[-1], 1)
+  print("PROBE", *(statistics.median(t) for t in time_interleaved(functions, steps)))
+
+
 def main(unused_argv):
   runner.import_tensorflow()
-  runner.configure_threads()
-  # Two logical CPUs for the replica rows; other rows run on the first, as without them.
-  cpu = runner.tf.config.list_physical_devices("CPU")[0]
-  runner.tf.config.set_logical_device_configuration(
-      cpu, [runner.tf.config.LogicalDeviceConfiguration()] * 2)
-  steps = 3 if FLAGS.quick else FLAGS.timed_steps
-  test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
-  valid_batch = 4 if FLAGS.quick else 200
   with tempfile.TemporaryDirectory() as scratch:
     root = FLAGS.data_dir or scratch
+    threads_line = runner.configure_threads(
+        configs_for(root, FLAGS.probe_shots or 1, FLAGS.intra_op_threads))
+    if FLAGS.probe_shots:
+      return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
+    # Two logical CPUs for the replica rows; other rows run on the first, as without them.
+    cpu = runner.tf.config.list_physical_devices("CPU")[0]
+    runner.tf.config.set_logical_device_configuration(
+        cpu, [runner.tf.config.LogicalDeviceConfiguration()] * 2)
+    steps = 3 if FLAGS.quick else FLAGS.timed_steps
+    test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
+    valid_batch = 4 if FLAGS.quick else 200
+    rows = [("CPU", cpu_model(), "", threads_line),
+            ("load average at the start", load_average(), "", "shared machines: read ratios")]
     start = time.perf_counter()
     write_synthetic_embeddings(root)
-    rows = [("synthetic miniImageNet-sized data written", f"{time.perf_counter() - start:.1f} s",
-             "", "64/16/20 classes x 600 x 640-d")]
-    step_1shot, configs, episodes, _ = benchmark_training(root, 1, steps, rows)
+    rows.append(("synthetic miniImageNet-sized data written",
+                 f"{time.perf_counter() - start:.1f} s", "", "64/16/20 classes x 600 x 640-d"))
+    rate = matmul_rate(0.2 if FLAGS.quick else 2.0)
+    rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
+                 "the compute floors' denominator"))
+    step_1shot = benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
+    configs = configs_for(root, 1)
+    episodes = runner.Episodes(configs, need_train=False)
     valid_tasks = config.NUM_VALID_BATCHES * valid_batch
     valid_seconds = benchmark_evaluation(configs, episodes, valid_tasks, valid_batch, rows,
                                          f"meta-validation, {valid_tasks} tasks 1-shot")
     test_seconds = benchmark_evaluation(configs, episodes, test_tasks, 200, rows,
                                         f"meta-test, {test_tasks} tasks 1-shot")
-    benchmark_training(root, 5, steps, rows)
+    benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
     configs_5 = configs_for(root, 5)
     benchmark_evaluation(configs_5, runner.Episodes(configs_5, need_train=False), test_tasks,
                          200, rows, f"meta-test, {test_tasks} tasks 5-shot")
     for shots in (1, 5):
       benchmark_replicas(root, shots, steps, rows)
+    for shots in (1, 5):
+      for threads in range(1, min(os.cpu_count() or 1, 4) + 1):
+        if FLAGS.quick and (shots, threads) != (1, 1):
+          continue  # One probe shows that they run.
+        mine, reference = probe_threads(root, shots, threads, steps)
+        rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
+                     f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
+                     f"{reference / mine:.2f}x, own process"))
     test_10k = test_seconds * 10000 / test_tasks
     valid_full = valid_seconds * 2000 / valid_tasks
     projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k
     rows += [
-        ("projected 10,000-task meta-test, 1-shot", f"{test_10k:.0f} s", "", ""),
+        ("projected 10,000-task meta-test, 1-shot", f"{test_10k:.1f} s", "", ""),
         ("projected full default 1-shot run", f"{projected / 60:.1f} min", "",
          "100k steps + 101 validations + 10k-task test"),
         ("peak resident memory", f"{peak_memory_gb():.2f} GB", "", "whole process"),
+        ("load average at the end", load_average(), "", ""),
     ]
   print_table(rows)
 

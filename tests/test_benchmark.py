@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 
@@ -20,7 +21,9 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "speed-up of the vectorised step, 5-shot", "episode sampling alone",
               "meta-validation", "meta-test, 20 tasks 5-shot", "595 queries/class",
               "projected full default 1-shot run", "peak resident memory",
-              "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot"):
+              "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot",
+              "| CPU ", "Intra-op threads: ", "float32 matmul rate", "compute floor, 5-shot",
+              "floor: ", "1-shot step with 1 intra-op thread(s)", "load average at the end"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
 
@@ -45,6 +48,27 @@ def test_the_reference_formulation_computes_what_leo_computes():
     theirs.assign(mine)
   seed = tf.constant([1, 2], tf.int64)
   for training in (False, True):
-    expected, actual = leo(problem, training, seed), original(problem, training, seed)
+    expected = leo(problem, training, seed)
+    # The arithmetic is compared with the same masks: leo draws its masks from fewer bits.
+    with mock.patch.object(type(original), "_dropout", model.LEO._dropout):
+      actual = original(problem, training, seed)
     for a, b in zip(actual, expected):
       np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_the_reference_keeps_the_float_uniform_dropout_masks():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import benchmark  # pylint: disable=g-import-not-at-top
+  import config  # pylint: disable=g-import-not-at-top
+  import runner  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  runner.import_tensorflow()
+  original = benchmark.original_formulation_leo()(config.InnerModelConfig(dropout_rate=0.3),
+                                                  use_64bits_dtype=True)
+  original.is_meta_training = True
+  inputs = tf.ones([1, 5, 200, 8], tf.float64)
+  tf.random.set_seed(0)
+  outputs = original._dropout(inputs).numpy()  # pylint: disable=protected-access
+  uniform = tf.random.stateless_uniform(  # The generator's next seed, drawn again.
+      [1, 5, 200, 8], tf.random.Generator.from_seed(0).make_seeds(1)[:, 0], dtype=tf.float64)
+  np.testing.assert_allclose(outputs, np.where(uniform >= 0.3, 1 / 0.7, 0.0), rtol=1e-12)

@@ -143,7 +143,7 @@ def np_summed_cross_entropy_gradient(inputs, weights):
 # ---- The original model_test.py, one test per original test. ----
 
 def test_instantiate_leo():
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=False)
   assert not hasattr(leo, "encoder_weights")  # Created by the first call, once D is known.
   with mockify_everything():
     inputs = tf.constant([[[[4.0]]]], tf.float64)
@@ -153,7 +153,7 @@ def test_instantiate_leo():
 def test_inner_loop_takes_sgd_steps_on_latents():
   # Mocks: z0 = x = 4, w = z, L = x·w², so ∂L/∂z = 2xz and z ← z − 0.1·2·4·z = 0.2·z:
   # 4 → 0.8 → 0.16 → 0.032 after the 3 steps.
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=False)
   problem = one_number_problem([4.0])
   with mockify_everything():
     loss, _, _ = leo(problem, is_meta_training=False)
@@ -170,7 +170,7 @@ def test_inner_loop_takes_sgd_steps_on_latents():
 def test_tasks_are_adapted_independently():
   # A batch of two one-number tasks: x = 4 shrinks z by 0.2 per step, x = 2 by 1 − 0.4 = 0.6,
   # so 2 → 2·0.6³ = 0.432, whatever the other task of the batch.
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=False)
   with mockify_everything():
     per_task_loss, _ = leo.per_task_loss_and_accuracy(one_number_problem([4.0, 2.0]),
                                                       is_meta_training=False)
@@ -179,7 +179,7 @@ def test_tasks_are_adapted_independently():
 
 @pytest.mark.parametrize("is_meta_training", [True, False])
 def test_setting_is_meta_training(is_meta_training):
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=False)
   with mockify_everything():
     leo(one_number_problem([4.0]), is_meta_training=is_meta_training)
   assert leo.is_meta_training is is_meta_training
@@ -413,13 +413,13 @@ def test_stddev_parametrisation_with_and_without_offset():
                              [0.55, 0.05, 1e-10], rtol=1e-12)
 
 
-def test_decoder_samples_with_the_glorot_offset():
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+@pytest.mark.parametrize("analytic_gradients", [True, False])
+def test_decoder_samples_with_the_glorot_offset(analytic_gradients):
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=analytic_gradients)
   problem = random_problem(num_classes=5, dim=4)
-  with mock.patch.object(model.LEO, "possibly_sample", autospec=True,
-                         side_effect=model.LEO.possibly_sample) as possibly_sample:
+  with mock.patch.object(model, "normal_stddev", side_effect=model.normal_stddev) as stddev:
     leo(problem, is_meta_training=True)
-  offsets = [call.kwargs.get("stddev_offset", 0.0) for call in possibly_sample.call_args_list]
+  offsets = [call.args[1] if len(call.args) > 1 else 0.0 for call in stddev.call_args_list]
   # The encoder's latents, then the inner_unroll_length + 1 decodes.
   assert offsets == [0.0] + [math.sqrt(2 / (5 + 4))] * 4
   # For the published setting (5-way, 640-d) the offset is sqrt(2 / 645).
@@ -498,7 +498,7 @@ def test_inner_loops_follow_the_summed_loss_gradient_with_per_dimension_rates():
   # cross-entropy are real. One latent step, then two fine-tuning steps.
   inner_config = config.InnerModelConfig(inner_unroll_length=1, finetuning_unroll_length=2,
                                          num_latents=3)
-  leo = model.LEO(inner_config, use_64bits_dtype=True)
+  leo = model.LEO(inner_config, use_64bits_dtype=True, analytic_gradients=False)
   problem = random_problem(tasks=2, num_classes=2, shots=2, dim=3, queries=3)
   leo(problem, is_meta_training=False)
   assert leo.inner_lr.shape == [1, 1, 3] and leo.finetuning_lr.shape == [1, 1, 3]
@@ -534,7 +534,7 @@ def test_encoder_penalty_is_the_mean_square_towards_the_stopped_adapted_latents(
   # Mocks as in the hand-computed loop: z0 = 4 → z3 = 0.032, so the penalty is
   # (4 − 0.032)², and its gradient w.r.t. z0 is 2·(4 − 0.032): z3 is a constant (without the
   # stop-gradient it would be 2·(4 − 0.032)·(1 − 0.2³)).
-  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True, analytic_gradients=False)
   problem = one_number_problem([4.0])
   with mockify_everything():
     leo(problem, is_meta_training=True)
@@ -553,11 +553,12 @@ def _loss_and_gradients(leo, problem):
   return loss, tape.gradient(loss, leo.trainable_variables)
 
 
-def test_outer_gradients_are_second_order_and_match_finite_differences():
+@pytest.mark.parametrize("analytic_gradients", [True, False])
+def test_outer_gradients_are_second_order_and_match_finite_differences(analytic_gradients):
   inner_config = config.InnerModelConfig(
       inner_unroll_length=2, finetuning_unroll_length=2, num_latents=2, inner_lr_init=0.5,
       finetuning_lr_init=0.3, l2_penalty_weight=0.01, orthogonality_penalty_weight=0.01)
-  leo = model.LEO(inner_config, use_64bits_dtype=True)
+  leo = model.LEO(inner_config, use_64bits_dtype=True, analytic_gradients=analytic_gradients)
   problem = random_problem(tasks=2, num_classes=2, shots=2, dim=6, queries=3)
   _, gradients = _loss_and_gradients(leo, problem)
 
@@ -577,7 +578,8 @@ def test_outer_gradients_are_second_order_and_match_finite_differences():
                                atol=1e-9, err_msg=variable.name)
 
   # Without the second-order terms (gradients stopped through the inner updates) the outer
-  # gradients are different.
+  # gradients are different (the tape's inner gradients, stopped).
+  leo.analytic_gradients = False
   first_order = lambda tape, loss, source: tf.stop_gradient(tape.gradient(loss, source))
   with mock.patch.object(model, "summed_loss_gradient", new=first_order):
     _, first_order_gradients = _loss_and_gradients(leo, problem)

@@ -1,0 +1,112 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""The runner's speed options: --jit_compile computes what the plain path computes (on CPU),
+and the intra-op threads are chosen once, as measured, or as asked."""
+
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import config
+import fixtures
+import model
+import runner
+from test_model import random_problem
+
+
+def _configs(root, jit_compile=False, **run):
+  return runner.Configs(
+      data=config.DataConfig(data_path=root, dataset_name="tiny"),
+      inner=config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
+                                    finetuning_unroll_length=2),
+      outer=config.OuterModelConfig(num_val_examples_per_class=3, metatrain_batch_size=4,
+                                    metavalid_batch_size=4, outer_lr=1e-3),
+      run=config.RunConfig(checkpoint_path="unused", jit_compile=jit_compile, **run))
+
+
+def test_jit_compiled_training_and_evaluation_compute_the_plain_numbers(tmp_path):
+  fixtures.make_dataset(str(tmp_path))
+  runner.import_tensorflow()
+  results = []
+  for jit_compile in (False, True):
+    configs = _configs(str(tmp_path), jit_compile)
+    episodes = runner.Episodes(configs, need_train=True)  # Same seed: same episodes.
+    leo, meta_optimizer = runner.build_model(configs, episodes)
+    step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
+                                  jit_compile=jit_compile)
+    loss, accuracy, gradients = step()
+    evaluate = runner.Evaluator(runner.leo_task_accuracies(leo, jit_compile), episodes.valid,
+                                4, 5, 1, episodes.valid_queries)
+    results.append((loss, accuracy, gradients, evaluate(8)))
+  # One step: the same loss and gradients from the same variables and noise (the updates
+  # then differ by float32 rounding, which Adam's sign-like steps on tiny gradients amplify,
+  # so the evaluations run on the updated variables of each and are compared as accuracies).
+  (loss, accuracy, gradients, (eval_loss, accuracies)), expected = results
+  np.testing.assert_allclose(loss, expected[0], rtol=1e-5)
+  np.testing.assert_allclose(accuracy, expected[1], atol=1e-6)
+  for actual, wanted in zip(gradients, expected[2]):  # float32 second order: see below.
+    np.testing.assert_allclose(actual, wanted, atol=1e-2 * np.abs(wanted).max())
+  np.testing.assert_allclose(eval_loss, expected[3][0], rtol=1e-4)
+  np.testing.assert_allclose(accuracies, expected[3][1], atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_xla_computes_the_models_float64_numbers(training):
+  # The arithmetic itself, in float64: loss and second-order outer gradients to 1e-9.
+  runner.import_tensorflow()
+  tf = runner.tf
+  problem = random_problem(tasks=3, num_classes=4, shots=2, dim=64, queries=5)
+  leo = model.LEO(config.InnerModelConfig(inner_unroll_length=2, finetuning_unroll_length=2,
+                                          num_latents=8), use_64bits_dtype=True)
+  leo(problem, False)
+  seed = tf.constant([3, 4], tf.int64)
+
+  def loss_and_gradients():
+    with tf.GradientTape() as tape:
+      loss, _, per_task = leo(problem, training, seed)
+    return loss, per_task, tape.gradient(loss, leo.trainable_variables)
+
+  plain = tf.function(loss_and_gradients, autograph=False)()
+  compiled = tf.function(loss_and_gradients, autograph=False, jit_compile=True)()
+  for actual, expected in zip(tf.nest.flatten(compiled), tf.nest.flatten(plain)):
+    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
+
+
+def _choose(configs, cores=2, gpus=()):
+  runner.import_tensorflow()
+  with mock.patch.object(runner.os, "cpu_count", return_value=cores), \
+       mock.patch.object(runner.tf.config, "list_physical_devices", return_value=list(gpus)), \
+       mock.patch.object(runner.tf.config.threading,
+                         "set_intra_op_parallelism_threads") as set_threads:
+    line = runner.configure_threads(configs)
+  calls = [call.args[0] for call in set_threads.call_args_list]
+  return line, calls
+
+
+def test_threads_follow_the_measured_table_by_shot_count(capsys):
+  configs = _configs("unused")
+  line, calls = _choose(configs)
+  assert calls == [runner.MEASURED_INTRA_OP_THREADS[1]]
+  assert capsys.readouterr().out == line + "\n"  # Printed once.
+  assert "measured for 1-shot" in line
+  # 3 shots take the nearest measured shape (1 or 5: 1 is as near as 5, the first wins).
+  three = runner.Configs(configs.data, configs.inner,
+                         config.OuterModelConfig(num_tr_examples_per_class=4), configs.run)
+  line, calls = _choose(three)
+  assert calls == [runner.MEASURED_INTRA_OP_THREADS[5]] and "5-shot" in line
+
+
+def test_threads_as_asked_or_tf_default_where_nothing_was_measured():
+  line, calls = _choose(_configs("unused", intra_op_threads=3))
+  assert calls == [3] and "--intra_op_threads" in line
+  line, calls = _choose(_configs("unused"), cores=64)
+  assert calls == [] and "64 cores, not measured" in line
+  line, calls = _choose(_configs("unused"), gpus=["a GPU"])
+  assert calls == []
+
+
+@pytest.mark.parametrize("field, value", [("jit_compile", "yes"), ("intra_op_threads", -1),
+                                          ("intra_op_threads", 1.5)])
+def test_speed_flags_are_validated(field, value):
+  with pytest.raises(config.ConfigError, match=f"--{field}="):
+    config.RunConfig(**{field: value})
