@@ -1,6 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Tests of the benchmark tools (tools/) and of the bundled benchmark files they made."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import config
 import data
 from tools import build_icons
 from tools import nearest_centroid
@@ -580,3 +582,19 @@ def test_bundled_embeddings_load_match_the_split_and_saw_no_held_out_class_in_pr
       assert not backbone & set(embeddings.class_names), name
   # The record names the classes of the split file it was made from.
   assert set(record["backbone_trained_on"]["classes"]) <= set(split["train"] + split["pool"])
+
+
+# ---- The icons presets. ----
+
+@pytest.mark.parametrize("name, shots", [("icons_1shot", 1), ("icons_5shot", 5)])
+def test_icons_presets_exist_and_make_valid_configs(name, shots):
+  preset = config.PRESETS[name]
+  assert preset["dataset_name"] == "icons" and preset["num_tr_examples_per_class"] == shots
+  classes = (config.DataConfig, config.InnerModelConfig, config.OuterModelConfig,
+             config.RunConfig)
+  fields = {field.name: cls for cls in classes for field in dataclasses.fields(cls)}
+  assert set(preset) <= set(fields) and set(preset) <= set(config.FLAGS)
+  for cls in classes:  # Each config validates its values when built.
+    cls(**{key: value for key, value in preset.items() if fields[key] is cls})
+  # The README's first command meta-trains, validating before the last step.
+  assert 0 < preset["checkpoint_steps"] < preset["num_steps_limit"]
