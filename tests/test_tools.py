@@ -1,6 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Tests of the benchmark tools (tools/) and of the bundled benchmark files they made."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import config
 import data
 from tools import build_icons
 from tools import nearest_centroid
@@ -21,7 +23,7 @@ from tools import pretrain_embeddings
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_ICONS = os.path.join(REPO_ROOT, "datasets", "icons")
 BUNDLED_EMBEDDINGS = os.path.join(REPO_ROOT, "datasets", "embeddings", "icons", "center")
-BUNDLED_DATA_LIMIT_BYTES = 25 * 1024 * 1024
+BUNDLED_DATA_LIMIT_BYTES = 60 * 1024 * 1024
 
 SQUARE = '<path fill="currentColor" d="M4 4h16v16H4z"/>'
 CIRCLE = '<circle cx="12" cy="12" r="8" fill="none" stroke="currentColor" stroke-width="2"/>'
@@ -166,23 +168,53 @@ def test_build_on_a_tiny_package_writes_the_benchmark_reproducibly(tmp_path):
   sizes = (("train", 2), ("val", 1), ("test", 1))
   outputs = []
   for run in ("first", "second"):
-    build_icons.build(str(package), str(tmp_path / run), min_examples=3, split_sizes=sizes)
+    build_icons.build(str(package), str(tmp_path / run), min_examples=3, split_sizes=sizes,
+                      pool_min_examples=3)
     outputs.append({name: (tmp_path / run / name).read_bytes()
                     for name in ("icons.npz", "split.json", "ATTRIBUTION.md")})
   assert outputs[0] == outputs[1]
 
   npz = np.load(tmp_path / "first" / "icons.npz")
-  assert npz["images"].shape == (12, 84, 84) and npz["images"].dtype == np.uint8
+  # 4 benchmark classes and the fifth concept as the pool, 3 drawings each.
+  assert npz["images"].shape == (15, 84, 84) and npz["images"].dtype == np.uint8
   classes = list(npz["class_names"])
   split = json.loads(outputs[0]["split.json"])
-  assert {name: len(members) for name, members in split.items()} == dict(sizes)
-  assert len(classes) == 4 and set(classes) < {"key", "bell", "cup", "sun", "leaf"}
-  assert np.bincount(npz["labels"]).tolist() == [3, 3, 3, 3]
+  assert split["made_by"]["package"] == "@iconify/json@2.2.535"
+  assert {name: len(split[name]) for name, _ in sizes} == dict(sizes)
+  assert classes == ["bell", "cup", "key", "leaf", "sun"]
+  assert sorted(sum((split[name] for name in ("train", "val", "test", "pool")), [])) == classes
+  assert len(split["pool"]) == 1
+  assert np.bincount(npz["labels"]).tolist() == [3, 3, 3, 3, 3]
   assert set(npz["image_names"]) == {"aa", "bb-solid", "cc"}
   assert "aa:" + classes[0] + "-outline" in npz["sources"]
   attribution = outputs[0]["ATTRIBUTION.md"].decode()
   assert "| `bb-solid` | BB-SOLID | [A](https://a.example) | [CC-BY-4.0]" in attribution
   assert "gpl" not in attribution and "`dd`" not in attribution
+
+
+@pytest.mark.parametrize("concept, held_out, expected", [
+    ("user-plus", ["user"], True), ("users", ["user"], True), ("boxes", ["box"], True),
+    ("cloud-upload", ["upload"], True), ("alarm", ["clock"], True),
+    ("keyboard", ["key"], False), ("arrow-up-circle", ["shopping-cart"], False),
+    ("alarm", ["home"], False)])
+def test_related_concepts_share_a_word_or_a_twin_group(concept, held_out, expected):
+  assert build_icons.related(concept, held_out) == expected
+
+
+def test_pool_holds_unrelated_concepts_with_enough_drawings_left():
+  square, circle, triangle = (build_icons.render(build_icons.svg_document(_icon(body)))
+                              for body in (SQUARE, CIRCLE, TRIANGLE))
+  polygons = [build_icons.render(build_icons.svg_document(_icon(_polygon(rng))))
+              for rng in [np.random.default_rng(seed) for seed in range(3)]]
+  icon = _icon(SQUARE)
+  benchmark = {"bell": [("aa", icon, square)], "key": [("aa", icon, circle)]}
+  rendered = dict(benchmark, **{
+      "bell-ring": [("aa", icon, polygons[0]), ("bb", icon, polygons[1])],  # Related to bell.
+      "cup": [("aa", icon, triangle), ("bb", icon, polygons[2])],
+      # Set aa's "tent" is its "key": ambiguous, dropped; one drawing is left, too few.
+      "tent": [("aa", icon, circle), ("bb", icon, polygons[1])]})
+  pool = build_icons.pool_classes(rendered, benchmark, held_out=["bell"], min_examples=2)
+  assert list(pool) == ["cup"] and len(pool["cup"]) == 2
 
 
 # ---- pretrain_embeddings. ----
@@ -233,6 +265,73 @@ def test_pretrain_trains_on_train_classes_and_writes_the_published_layout(tmp_pa
   _check_layout(paths, {"train": 6, "val": 2, "test": 2}, images_per_class=6)
   with open(paths["val"], "rb") as f:
     assert pickle.load(f)["keys"][0] == "val-class6-class6_img_36"
+  # The paper's protocol: the backbone saw exactly the train pickle's classes.
+  record = _check_provenance(paths)
+  assert record["protocol"] == "paper"
+  assert record["backbone_trained_on"]["class_ids"] == [f"class{i}" for i in range(6)]
+  assert record["backbone_trained_on"]["images"] == 36
+
+
+def _check_provenance(paths):
+  """The folder's PROVENANCE.json names the pickles' classes, and no val or test class
+  (read from the pickles' keys) among the backbone's."""
+  folder = os.path.dirname(paths["train"])
+  with open(os.path.join(folder, pretrain_embeddings.PROVENANCE_FILE)) as f:
+    record = json.load(f)
+  backbone = set(record["backbone_trained_on"]["class_ids"])
+  for split, path in paths.items():
+    loaded = data.load_embeddings(path)
+    # The record lists the classes in the order of the pickle's labels, the keys by rows.
+    assert sorted(loaded.class_names) == sorted(record["pickles"][split]["class_ids"])
+    assert len(loaded.keys) == record["pickles"][split]["images"]
+    assert loaded.embedding_dim == record["train_config"]["embedding_dim"]
+    if split != "train":
+      assert not backbone & set(loaded.class_names), split
+  return record
+
+
+def test_pool_protocol_trains_the_backbone_on_the_pool_only(tmp_path):
+  """8 classes: 2 train, 1 val, 1 test, 4 in the pool; 6 images each."""
+  image_set = pretrain_embeddings.load_image_set(
+      _tiny_image_set(str(tmp_path / "tiny.npz"), num_classes=8))
+  names = image_set.class_names
+  split_path = tmp_path / "split.json"
+  split_path.write_text(json.dumps({"train": names[:2], "val": [names[2]], "test": [names[3]],
+                                    "pool": names[4:], "made_by": {"tool": "hand"}}))
+  splits = pretrain_embeddings.load_split(str(split_path), names)
+  config = pretrain_embeddings.TrainConfig(epochs=1, batch_size=12, protocol="pool",
+                                           embedding_dim=16)
+  paths = pretrain_embeddings.pretrain(image_set, splits, config,
+                                       str(tmp_path / "tiny" / "center"),
+                                       record={"command": "test"})
+  record = _check_provenance(paths)
+  assert record["command"] == "test" and record["protocol"] == "pool"
+  assert record["backbone_trained_on"] == {
+      "classes": names[4:], "class_ids": [f"class{i}" for i in range(4, 8)], "images": 24}
+  assert record["pickles"]["train"]["class_ids"] == [f"class{i}" for i in (0, 1, 4, 5, 6, 7)]
+  assert data.load_embeddings(paths["val"]).embeddings.shape == (6, 16)
+
+
+def test_plan_says_what_each_protocol_trains_on():
+  splits = {"train": [0, 1], "val": [2], "test": [3], "pool": [4, 5, 6, 7]}
+  held_out = {"val": [2], "test": [3]}
+  expected = {"paper": ([0, 1], [0, 1]), "pool": ([4, 5, 6, 7], [0, 1, 4, 5, 6, 7]),
+              "pool_and_train": ([0, 1, 4, 5, 6, 7], [0, 1, 4, 5, 6, 7])}
+  for protocol, (backbone, meta_train) in expected.items():
+    assert pretrain_embeddings.plan(splits, protocol) == (
+        backbone, dict(train=meta_train, **held_out))
+  backbone, pickles = pretrain_embeddings.plan(splits, "pool_halves")
+  assert len(backbone) == 2 and pickles["train"][:2] == [0, 1]
+  assert sorted(backbone + pickles["train"][2:]) == [4, 5, 6, 7]  # The halves are disjoint.
+  with pytest.raises(pretrain_embeddings.InputError, match="--protocol=pool needs"):
+    pretrain_embeddings.plan({"train": [0], "val": [1], "test": [2], "pool": []}, "pool")
+
+
+def test_embedding_dim_sets_the_convnet_width_and_wrn28_10_refuses_another():
+  network = pretrain_embeddings.make_backbone("convnet", embedding_dim=24)
+  assert network(tf.zeros([2, 16, 16, 1]), is_training=False).shape == (2, 24)
+  with pytest.raises(pretrain_embeddings.InputError, match="--embedding_dim=320: wrn28_10"):
+    pretrain_embeddings.make_backbone("wrn28_10", embedding_dim=320)
 
 
 def test_pretrain_wrn28_10_takes_a_step_and_embeds_to_640(tmp_path):
@@ -443,32 +542,59 @@ def test_nearest_centroid_is_perfect_on_separated_classes():
 
 # ---- The bundled benchmark. ----
 
+def _bundled_split():
+  with open(os.path.join(BUNDLED_ICONS, "split.json")) as f:
+    return json.load(f)
+
+
 def test_bundled_icons_have_the_documented_classes_and_sizes():
   npz = np.load(os.path.join(BUNDLED_ICONS, "icons.npz"))
-  with open(os.path.join(BUNDLED_ICONS, "split.json")) as f:
-    split = json.load(f)
-  assert {name: len(members) for name, members in split.items()} == {
+  split = _bundled_split()
+  assert {name: len(split[name]) for name in ("train", "val", "test")} == {
       "train": 64, "val": 16, "test": 20}
-  assert sorted(sum(split.values(), [])) == list(npz["class_names"])
+  classes = sum((split[name] for name in ("train", "val", "test", "pool")), [])
+  assert sorted(classes) == list(npz["class_names"])
   assert npz["images"].dtype == np.uint8 and npz["images"].shape[1:] == (84, 84)
-  counts = np.bincount(npz["labels"], minlength=100)
-  assert len(counts) == 100 and counts.min() >= 40
+  counts = dict(zip(npz["class_names"], np.bincount(npz["labels"])))
+  assert min(counts[name] for name in classes[:100]) >= build_icons.MIN_EXAMPLES
+  assert min(counts[name] for name in split["pool"]) >= build_icons.POOL_MIN_EXAMPLES
+  held_out = split["val"] + split["test"]
+  assert not [name for name in split["pool"] if build_icons.related(name, held_out)]
   assert len(npz["image_names"]) == len(npz["sources"]) == len(npz["images"])
 
 
-def test_bundled_embeddings_load_and_match_the_split():
-  with open(os.path.join(BUNDLED_ICONS, "split.json")) as f:
-    split = json.load(f)
-  labels = np.load(os.path.join(BUNDLED_ICONS, "icons.npz"))["labels"]
+def test_bundled_embeddings_load_match_the_split_and_saw_no_held_out_class_in_pretraining():
+  split = _bundled_split()
+  with open(os.path.join(BUNDLED_EMBEDDINGS, pretrain_embeddings.PROVENANCE_FILE)) as f:
+    record = json.load(f)
   total_bytes = sum(os.path.getsize(os.path.join(folder, name))
                     for folder in (BUNDLED_ICONS, BUNDLED_EMBEDDINGS)
                     for name in os.listdir(folder))
   assert total_bytes < BUNDLED_DATA_LIMIT_BYTES
-  images = 0
-  for name, classes in split.items():
+  backbone = set(record["backbone_trained_on"]["class_ids"])
+  for name in ("train", "val", "test"):
     embeddings = data.load_embeddings(os.path.join(BUNDLED_EMBEDDINGS, f"{name}_embeddings.pkl"))
-    assert embeddings.class_names == pretrain_embeddings.class_ids(classes)
-    assert embeddings.embedding_dim == 640
-    assert min(len(rows) for rows in embeddings.rows_by_class) >= 40
-    images += len(embeddings.keys)
-  assert images == len(labels)
+    assert sorted(embeddings.class_names) == sorted(record["pickles"][name]["class_ids"])
+    assert embeddings.embedding_dim == record["train_config"]["embedding_dim"]
+    assert min(len(rows) for rows in embeddings.rows_by_class) >= 20
+    if name != "train":
+      assert embeddings.class_names == pretrain_embeddings.class_ids(split[name])
+      assert not backbone & set(embeddings.class_names), name
+  # The record names the classes of the split file it was made from.
+  assert set(record["backbone_trained_on"]["classes"]) <= set(split["train"] + split["pool"])
+
+
+# ---- The icons presets. ----
+
+@pytest.mark.parametrize("name, shots", [("icons_1shot", 1), ("icons_5shot", 5)])
+def test_icons_presets_exist_and_make_valid_configs(name, shots):
+  preset = config.PRESETS[name]
+  assert preset["dataset_name"] == "icons" and preset["num_tr_examples_per_class"] == shots
+  classes = (config.DataConfig, config.InnerModelConfig, config.OuterModelConfig,
+             config.RunConfig)
+  fields = {field.name: cls for cls in classes for field in dataclasses.fields(cls)}
+  assert set(preset) <= set(fields) and set(preset) <= set(config.FLAGS)
+  for cls in classes:  # Each config validates its values when built.
+    cls(**{key: value for key, value in preset.items() if fields[key] is cls})
+  # The README's first command meta-trains, validating before the last step.
+  assert 0 < preset["checkpoint_steps"] < preset["num_steps_limit"]

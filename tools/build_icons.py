@@ -16,10 +16,15 @@ The recipe (docs: bundled-benchmark.md):
    (`near_duplicates`); drop a set's picture that stands for two concepts
    (`ambiguous_drawings`).
 6. Keep concepts with >= 40 examples, take the 100 largest and split them 64/16/20 with a fixed
-   seed, semantic near-twins in the same split (`select_classes`, `split_classes`).
+   seed, semantic near-twins in the same split (`select_classes`, `split_classes`): the
+   benchmark.
+7. Every other concept with >= 20 examples that is no variant of a val or test concept (no
+   shared word, no twin: `related`) is the pool (`pool_classes`), for pretraining the backbone
+   and meta-training (tools/pretrain_embeddings.py --protocol says which).
 
 Outputs (in --output_dir, default datasets/icons): `icons.npz` (uint8 images [n, 84, 84],
-int32 labels [n], class_names [100], image_names [n], sources [n]), `split.json` and
+int32 labels [n], class_names [classes], image_names [n], sources [n]), `split.json`
+(`train`, `val`, `test`, `pool`: class names; `made_by`: how it was made) and
 `ATTRIBUTION.md`. Every step is deterministic and the npz is written with fixed zip
 timestamps, so re-running regenerates byte-identical files:
 
@@ -105,6 +110,9 @@ AMBIGUOUS_THRESHOLD = 0.995
 # Animated icons render as their first frame, often an empty or half-drawn stroke.
 ANIMATION_TAGS = ("<animate", "<set")
 MIN_EXAMPLES = 40  # Smallest class: a 5-way 5-shot task with 15 queries needs 20, twice that.
+# Smallest class of the pool (the concepts outside the benchmark): one 5-shot meta-training
+# task with 15 queries per class.
+POOL_MIN_EXAMPLES = 20
 SPLIT_SIZES = (("train", 64), ("val", 16), ("test", 20))  # miniImageNet's class counts.
 SPLIT_SEED = 0
 
@@ -389,9 +397,9 @@ def collect_examples(package_dir: str) -> Tuple[Dict[str, Mapping], Dict[str, Di
 Example = Tuple[str, Icon, np.ndarray]  # (set prefix, icon, image uint8 [84, 84]).
 
 
-def render_classes(examples: Mapping[str, Mapping[str, Icon]],
-                   min_examples: int = MIN_EXAMPLES) -> Dict[str, List[Example]]:
-  """Renders the concepts that can reach `min_examples` and drops duplicates.
+def render_concepts(examples: Mapping[str, Mapping[str, Icon]],
+                    min_examples: int) -> Dict[str, List[Example]]:
+  """Renders the concepts that can reach `min_examples` and drops near-duplicates.
 
   Returns:
     concept -> its examples, ordered by set prefix.
@@ -405,7 +413,7 @@ def render_classes(examples: Mapping[str, Mapping[str, Icon]],
     drop = near_duplicates(images)
     rendered[concept] = [(p, examples[concept][p], image)
                          for p, image, dropped in zip(prefixes, images, drop) if not dropped]
-  return drop_ambiguous(rendered)
+  return rendered
 
 
 def drop_ambiguous(rendered: Mapping[str, List[Example]]) -> Dict[str, List[Example]]:
@@ -424,19 +432,68 @@ def drop_ambiguous(rendered: Mapping[str, List[Example]]) -> Dict[str, List[Exam
           for concept, examples in rendered.items()}
 
 
+def related(concept: str, held_out: Iterable[str],
+            twin_groups: Sequence[Sequence[str]] = TWIN_GROUPS) -> bool:
+  """Whether `concept` is a held-out concept's twin or names a variant of one.
+
+  A variant shares a word with it ("user-plus" and "user", "cloud-upload" and "upload"),
+  plurals included ("users"): a backbone trained on "user-plus" has learnt to draw users.
+  """
+  held_out = set(held_out)
+  if any(concept in group and held_out & set(group) for group in twin_groups):
+    return True
+  words = set(concept.split("-"))
+  return any(word in words or f"{word}s" in words or f"{word}es" in words
+             for name in held_out for word in name.split("-"))
+
+
+def pool_classes(rendered: Mapping[str, List[Example]], benchmark: Mapping[str, List[Example]],
+                 held_out: Sequence[str], min_examples: int = POOL_MIN_EXAMPLES,
+                 twin_groups: Sequence[Sequence[str]] = TWIN_GROUPS
+                 ) -> Dict[str, List[Example]]:
+  """The concepts outside the benchmark that pretraining and meta-training may use.
+
+  Every rendered concept that is not a benchmark class and not `related` to a held-out (val or
+  test) class, less its drawings that stand for another concept of the pool or of the benchmark
+  (`drop_ambiguous`; the benchmark's own examples are kept as they are), if `min_examples`
+  remain.
+  """
+  candidates = {concept: examples for concept, examples in rendered.items()
+                if concept not in benchmark and not related(concept, held_out, twin_groups)}
+  cleaned = drop_ambiguous({**candidates, **benchmark})
+  return {concept: cleaned[concept] for concept in sorted(candidates)
+          if len(cleaned[concept]) >= min_examples}
+
+
 def build(package_dir: str, output_dir: str, min_examples: int = MIN_EXAMPLES,
-          split_sizes: Sequence[Tuple[str, int]] = SPLIT_SIZES):
-  """Builds the benchmark from an unpacked package folder into `output_dir`."""
+          split_sizes: Sequence[Tuple[str, int]] = SPLIT_SIZES,
+          pool_min_examples: int = POOL_MIN_EXAMPLES):
+  """Builds the benchmark from an unpacked package folder into `output_dir`.
+
+  The benchmark classes (train, val, test) are the `sum(split_sizes)` largest concepts with
+  `min_examples`, as before the pool existed; the pool is every other usable concept
+  (`pool_classes`). The split file lists the pool under "pool".
+  """
   sets, examples = collect_examples(package_dir)
   logging.info("%d usable icon sets, %d concepts", len(sets), len(examples))
-  rendered = render_classes(examples, min_examples)
+  rendered = render_concepts(examples, min(min_examples, pool_min_examples))
+  # Ambiguity among the large concepts only, as when the benchmark was the whole dataset: the
+  # val and test images stay the ones results were measured on.
+  candidates = drop_ambiguous({concept: items for concept, items in rendered.items()
+                               if len(examples[concept]) >= min_examples})
   num_classes = sum(size for _, size in split_sizes)
-  classes = select_classes({concept: len(items) for concept, items in rendered.items()},
+  classes = select_classes({concept: len(items) for concept, items in candidates.items()},
                            num_classes, min_examples)
   splits = split_classes(classes, split_sizes=split_sizes)
+  benchmark = {concept: candidates[concept] for concept in classes}
+  held_out = [concept for name, members in splits.items() if name != "train"
+              for concept in members]
+  pool = pool_classes(rendered, benchmark, held_out, pool_min_examples)
+  everything = {**benchmark, **pool}
+  class_names = sorted(everything)
   images, labels, image_names, sources = [], [], [], []
-  for label, concept in enumerate(classes):
-    for prefix, icon, image in rendered[concept]:
+  for label, concept in enumerate(class_names):
+    for prefix, icon, image in everything[concept]:
       images.append(image)
       labels.append(label)
       image_names.append(prefix)
@@ -444,16 +501,32 @@ def build(package_dir: str, output_dir: str, min_examples: int = MIN_EXAMPLES,
   os.makedirs(output_dir, exist_ok=True)
   write_npz(os.path.join(output_dir, "icons.npz"), {
       "images": np.stack(images), "labels": np.asarray(labels, np.int32),
-      "class_names": np.asarray(classes), "image_names": np.asarray(image_names),
+      "class_names": np.asarray(class_names), "image_names": np.asarray(image_names),
       "sources": np.asarray(sources)})
+  split_file = dict(splits, pool=sorted(pool), made_by=provenance(
+      min_examples, split_sizes, pool_min_examples))
   with open(os.path.join(output_dir, "split.json"), "w") as f:
-    json.dump(splits, f, indent=1)
+    json.dump(split_file, f, indent=1)
     f.write("\n")
   with open(os.path.join(output_dir, "ATTRIBUTION.md"), "w") as f:
     f.write(attribution_markdown(sets, collections.Counter(image_names)))
-  for name, members in splits.items():
-    count = sum(len(rendered[concept]) for concept in members)
+  for name, members in dict(splits, pool=sorted(pool)).items():
+    count = sum(len(everything[concept]) for concept in members)
     logging.info("%s: %d classes, %d images", name, len(members), count)
+
+
+def provenance(min_examples: int, split_sizes: Sequence[Tuple[str, int]],
+               pool_min_examples: int) -> Dict[str, object]:
+  """How the split file was made: the `made_by` entry of split.json."""
+  return {
+      "tool": "tools/build_icons.py", "command": "python -m tools.build_icons",
+      "package": f"{PACKAGE}@{PACKAGE_VERSION}",
+      "benchmark": f"the {sum(size for _, size in split_sizes)} concepts with most examples "
+                   f"(>= {min_examples}), split {dict(split_sizes)} with seed {SPLIT_SEED}, "
+                   "look-alikes (TWIN_GROUPS) in one split",
+      "pool": f"every other concept with >= {pool_min_examples} examples that shares no word "
+              "(plurals included) with a val or test concept and is no twin of one",
+  }
 
 
 def define_flags():

@@ -1,20 +1,25 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""Pretrains an embedding network on the meta-train classes and writes LEO's pickles.
+"""Pretrains an embedding network and writes LEO's pickles, with a record of how.
 
 LEO's 640-d features come from a WRN-28-10 trained with plain supervised cross-entropy on the
 meta-train classes only, then run over every image of every split. This tool does the same
-for any labelled images, in TF 2 + Sonnet 2, so that LEO can be run on your own images.
+for any labelled images, in TF 2 + Sonnet 2, so that LEO can be run on your own images
+(`--protocol=paper`), or trains the backbone on a pool of other classes (see PROTOCOLS).
 
 Input (--images), an .npz with:
   images       uint8 [n, height, width] (grayscale) or [n, height, width, channels]
   labels       int [n], each image's class: an index into class_names
   class_names  str [classes] (optional; default c000, c001, ...)
   image_names  str [n] (optional; default the row index): unique within a class
-and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]}.
-Only the train classes are seen in pretraining.
+and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]},
+optionally "pool": [class names outside the three splits]. --protocol chooses which of the
+train and pool classes the backbone trains on and which LEO meta-trains on (the train pickle);
+the val and test classes are never seen in pretraining.
 
 Output: <output_root>/<dataset_name>/center/{train,val,test}_embeddings.pkl, the layout of
-the published LEO embeddings: a dict with `embeddings` float32 [n, 640], `labels` int32 [n]
+the published LEO embeddings, and PROVENANCE.json beside them (the protocol, every class the
+backbone trained on, each pickle's classes, the command, seed, settings, input digests and
+versions). A pickle is a dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n]
 (the class's position in the split's list) and `keys` str [n], each key
 `<split>-<class id>-<class id>_<image name>` where the class id is the class name's letters
 and digits (so it has no '-' or '_') and '-' in image names becomes '_'.
@@ -27,7 +32,7 @@ SGD with momentum and a one-cycle learning rate, random affine augmentation, wei
 
     python -m tools.pretrain_embeddings          # the bundled icons benchmark
     python -m tools.pretrain_embeddings --images=my.npz --split=my_split.json \\
-        --dataset_name=mine --output_root=/data/embeddings
+        --dataset_name=mine --output_root=/data/embeddings --protocol=paper
 
 Several GPUs, several machines (`--distribution_strategy`, the flag of runner.py): each step's
 global batch of --batch_size images (a multiple of the number of replicas) is drawn and augmented
@@ -59,6 +64,7 @@ rather than in the first step's trace), so its embeddings are not the default ru
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -81,8 +87,23 @@ import runner
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
+WRN_DIM = 640  # WRN-28-10's embedding size is fixed by its width.
 EMBEDDING_CROP = "center"
 SPLITS = ("train", "val", "test")
+POOL = "pool"  # Optional list of the split file: classes outside the benchmark's three splits.
+PROVENANCE_FILE = "PROVENANCE.json"
+# Which classes the backbone trains on and which classes LEO meta-trains on (the train pickle).
+# The val and test classes are never in either.
+PROTOCOLS = {
+    "paper": "backbone on the train classes only; LEO meta-trains on them (the published "
+             "embeddings.zip)",
+    "pool": "backbone on the pool classes only; LEO meta-trains on the train and pool classes",
+    "pool_and_train": "backbone on the train and pool classes; LEO meta-trains on both",
+    "pool_halves": "the pool halved at random (seed 0): backbone on one half only; LEO "
+                   "meta-trains on the train classes and the other half",
+}
+POOL_HALVES_SEED = 0
+DEFAULT_PROTOCOL = "pool"  # Chosen on the icons' validation classes (datasets/README.md).
 PICKLE_PROTOCOL = 4  # Native bytes (protocol 2 would wrap every array in `_codecs.encode`).
 
 # Augmentation: small random affine maps. No flips: a mirrored arrow is another class.
@@ -107,6 +128,8 @@ class TrainConfig:
   weight_decay: float = 5e-4
   label_smoothing: float = 0.1
   seed: int = 0
+  embedding_dim: int = EMBEDDING_DIM
+  protocol: str = "paper"  # A key of PROTOCOLS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,12 +178,16 @@ def load_image_set(path: str) -> ImageSet:
 
 def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
   """Reads a split file; returns split -> indices into `class_names`, each split's in the
-  file's order."""
+  file's order, for the three splits and the pool (empty if the file has none). A `made_by`
+  entry (how the file was made) is not read."""
   with open(path) as f:
     split = json.load(f)
-  if not isinstance(split, dict) or sorted(split) != sorted(SPLITS):
-    raise InputError(f"{path}: expected a JSON object with the keys {list(SPLITS)}, each a "
-                     "list of class names")
+  if isinstance(split, dict):
+    split = {name: names for name, names in split.items() if name != "made_by"}
+    split.setdefault(POOL, [])
+  if not isinstance(split, dict) or sorted(split) != sorted(SPLITS + (POOL,)):
+    raise InputError(f"{path}: expected a JSON object with the keys {list(SPLITS)} (and "
+                     f"optionally {POOL!r}), each a list of class names")
   index = {name: i for i, name in enumerate(class_names)}
   unknown = sorted(name for names in split.values() for name in names if name not in index)
   if unknown:
@@ -168,7 +195,40 @@ def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
   named = [name for names in split.values() for name in names]
   if len(set(named)) != len(named):
     raise InputError(f"{path}: a class appears twice; each class belongs to one split")
-  return {name: [index[class_name] for class_name in split[name]] for name in SPLITS}
+  return {name: [index[class_name] for class_name in split[name]] for name in SPLITS + (POOL,)}
+
+
+def plan(splits: Mapping[str, Sequence[int]], protocol: str
+         ) -> "tuple[List[int], Dict[str, List[int]]]":
+  """What a protocol (see PROTOCOLS) trains on.
+
+  Args:
+    splits: split -> class indices, for SPLITS and optionally POOL.
+    protocol: a key of PROTOCOLS.
+
+  Returns:
+    (backbone classes, split -> the classes of its pickle): the train pickle holds the train
+    classes first, then the pool classes LEO meta-trains on.
+  """
+  train, pool = list(splits["train"]), list(splits.get(POOL, []))
+  if protocol != "paper" and not pool:
+    raise InputError(f"--protocol={protocol} needs the split file's {POOL!r} list of classes "
+                     "outside the three splits; without one use --protocol=paper")
+  if protocol == "paper":
+    backbone, meta_train = train, train
+  elif protocol == "pool":
+    backbone, meta_train = pool, train + pool
+  elif protocol == "pool_and_train":
+    backbone, meta_train = train + pool, train + pool
+  elif protocol == "pool_halves":
+    order = np.random.default_rng(POOL_HALVES_SEED).permutation(len(pool))
+    half = len(pool) // 2
+    backbone = [pool[i] for i in sorted(order[:half])]
+    meta_train = train + [pool[i] for i in sorted(order[half:])]
+  else:
+    raise InputError(f"--protocol={protocol}: expected one of {sorted(PROTOCOLS)}")
+  return backbone, {"train": meta_train, "val": list(splits["val"]),
+                    "test": list(splits["test"])}
 
 
 def class_ids(class_names: Sequence[str]) -> List[str]:
@@ -231,14 +291,15 @@ class ConvNet(snt.Module):
   """The small stand-in backbone: four conv stages, 640 channels, global average pool."""
 
   def __init__(self, widths: Sequence[int] = (32, 64, 128),
-               cross_replica_batch_norm: bool = False, name: str = "convnet"):
+               embedding_dim: int = EMBEDDING_DIM, cross_replica_batch_norm: bool = False,
+               name: str = "convnet"):
     super().__init__(name=name)
     bn = lambda: _batch_norm(cross_replica_batch_norm)
     self._blocks = [[(_conv(width), bn()) for _ in range(2)] for width in widths]
-    self._head = (_conv(EMBEDDING_DIM), bn())
+    self._head = (_conv(embedding_dim), bn())
 
   def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
-    """Embeds images [batch, height, width, channels] to [batch, 640]."""
+    """Embeds images [batch, height, width, channels] to [batch, embedding_dim]."""
     net = tf.nn.avg_pool2d(images, 2, 2, "SAME")  # 84x84 -> 42x42: icons need no more.
     for block in self._blocks:
       for conv, batch_norm in block:
@@ -296,8 +357,18 @@ class WideResNet(snt.Module):
     return tf.reduce_mean(net, axis=[1, 2])
 
 
-# Each called as `backbone(cross_replica_batch_norm=...)`.
-BACKBONES: Dict[str, Callable[..., snt.Module]] = {"convnet": ConvNet, "wrn28_10": WideResNet}
+BACKBONES = ("convnet", "wrn28_10")
+
+
+def make_backbone(name: str, embedding_dim: int = EMBEDDING_DIM,
+                  cross_replica_batch_norm: bool = False) -> snt.Module:
+  """A backbone of BACKBONES embedding to `embedding_dim` (wrn28_10: 640 only)."""
+  if name == "wrn28_10":
+    if embedding_dim != WRN_DIM:
+      raise InputError(f"--embedding_dim={embedding_dim}: wrn28_10 embeds to {WRN_DIM} (the "
+                       "channels of its last stage)")
+    return WideResNet(cross_replica_batch_norm=cross_replica_batch_norm)
+  return ConvNet(embedding_dim=embedding_dim, cross_replica_batch_norm=cross_replica_batch_norm)
 
 
 class Classifier(snt.Module):
@@ -339,7 +410,7 @@ def _first_replica_updates(next_creator, **kwargs):
 
 
 def make_classifier(backbone: str, num_classes: int, image_shape: Sequence[int],
-                    strategy=None) -> Classifier:
+                    strategy=None, embedding_dim: int = EMBEDDING_DIM) -> Classifier:
   """The pretraining network for images [batch, *image_shape].
 
   Under the default strategy its variables are created by the first training step, inside its
@@ -350,9 +421,10 @@ def make_classifier(backbone: str, num_classes: int, image_shape: Sequence[int],
   """
   strategy = strategy or tf.distribute.get_strategy()
   if is_default(strategy):
-    return Classifier(BACKBONES[backbone](), num_classes)
+    return Classifier(make_backbone(backbone, embedding_dim), num_classes)
   with strategy.scope(), tf.variable_creator_scope(_first_replica_updates):
-    model = Classifier(BACKBONES[backbone](cross_replica_batch_norm=True), num_classes)
+    model = Classifier(make_backbone(backbone, embedding_dim, cross_replica_batch_norm=True),
+                       num_classes)
     # Cross-replica batch norm runs in replica context only; in test mode it updates nothing.
     strategy.run(lambda: model(tf.zeros([1, *image_shape]), is_training=False))
   return model
@@ -523,9 +595,40 @@ def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys
     pickle.dump(contents, f, protocol=PICKLE_PROTOCOL)
 
 
+def provenance(image_set: ImageSet, backbone_classes: Sequence[int],
+               pickle_classes: Mapping[str, Sequence[int]], config: TrainConfig,
+               extra: Optional[Mapping[str, object]] = None) -> Dict[str, object]:
+  """The record of how a pickle folder was made (its PROVENANCE.json).
+
+  Names every class the backbone trained on (all of each class's images were used) and every
+  class of each pickle, by name and by the class id its keys carry, so that a reader can check
+  which classes the backbone saw without trusting the tool.
+  """
+  ids = class_ids(image_set.class_names)
+  counts = np.bincount(image_set.labels, minlength=len(image_set.class_names))
+
+  def classes(indices):
+    return {"classes": [image_set.class_names[i] for i in indices],
+            "class_ids": [ids[i] for i in indices],
+            "images": int(sum(counts[i] for i in indices))}
+
+  record = {
+      "protocol": config.protocol, "protocol_means": PROTOCOLS[config.protocol],
+      "backbone_trained_on": classes(backbone_classes),
+      "pickles": {split: classes(pickle_classes[split]) for split in SPLITS},
+      "train_config": dataclasses.asdict(config),
+      "versions": {"python": sys.version.split()[0], "numpy": np.__version__,
+                   "tensorflow": tf.__version__, "sonnet": snt.__version__},
+  }
+  record.update(extra or {})
+  return record
+
+
 def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: TrainConfig,
-             output_dir: str, strategy=None) -> Dict[str, str]:
-  """Trains on the train classes, embeds every split and writes its pickle to `output_dir`.
+             output_dir: str, strategy=None,
+             record: Optional[Mapping[str, object]] = None) -> Dict[str, str]:
+  """Trains the backbone as `config.protocol` says (`plan`), embeds every split and writes its
+  pickle and PROVENANCE.json (`provenance`, with `record`'s entries added) to `output_dir`.
 
   Under a `tf.distribute` strategy the replicas share each training batch; the chief alone
   then embeds the splits (on one device) and writes the pickles; the other workers return
@@ -536,16 +639,17 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   """
   strategy = strategy or tf.distribute.get_strategy()
   check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+  backbone_classes, pickle_classes = plan(splits, config.protocol)
   tf.random.set_seed(config.seed)  # Seeds the initialisers.
   ids = class_ids(image_set.class_names)
-  train_classes = np.asarray(splits["train"])
+  train_classes = np.asarray(backbone_classes)
   train_rows = np.flatnonzero(np.isin(image_set.labels, train_classes))
-  # Labels of the train split: the class's position in the split's list.
+  # Labels of the backbone's classes: the class's position in its list.
   position = {label: i for i, label in enumerate(train_classes)}
   train_labels = np.asarray([position[label] for label in image_set.labels[train_rows]])
   standardise = standardiser(image_set.images[train_rows])
   model = make_classifier(config.backbone, len(train_classes), image_set.images.shape[1:],
-                          strategy)
+                          strategy, config.embedding_dim)
   seconds = train(model, image_set.images[train_rows], train_labels, config, standardise,
                   strategy)
   if not runner.is_chief(strategy):
@@ -555,7 +659,7 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
   paths = {}
   for split in SPLITS:
-    classes = list(splits[split])
+    classes = list(pickle_classes[split])
     rows = np.flatnonzero(np.isin(image_set.labels, classes))
     labels = image_set.labels[rows]
     keys = make_keys(split, ids, labels, [image_set.image_names[row] for row in rows])
@@ -565,7 +669,20 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
                      np.asarray([classes.index(label) for label in labels]), keys)
     logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
                  paths[split])
+  with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
+    json.dump(provenance(image_set, backbone_classes, pickle_classes, config, record), f,
+              indent=1)
+    f.write("\n")
   return paths
+
+
+def file_digest(path: str) -> str:
+  """sha256 of a file's bytes."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def define_flags():
@@ -573,7 +690,8 @@ def define_flags():
   flags.DEFINE_string("images", os.path.join(REPO_ROOT, "datasets", "icons", "icons.npz"),
                       "An .npz of labelled images (see the module docstring).")
   flags.DEFINE_string("split", os.path.join(REPO_ROOT, "datasets", "icons", "split.json"),
-                      'JSON {"train": [class names], "val": [...], "test": [...]}.')
+                      'JSON {"train": [class names], "val": [...], "test": [...]} and '
+                      'optionally "pool": [classes outside the three splits] (see --protocol).')
   flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
   # --dataset_name (the folder under output_root), --seed (initialisation, order, augmentation)
@@ -586,6 +704,12 @@ def define_flags():
   flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
   flags.DEFINE_integer("batch_size", TrainConfig.batch_size, "Images per training step.")
   flags.DEFINE_float("learning_rate", TrainConfig.learning_rate, "Peak learning rate.")
+  flags.DEFINE_integer("embedding_dim", EMBEDDING_DIM,
+                       "Embedding size of the convnet backbone (wrn28_10: 640 only).")
+  flags.DEFINE_enum("protocol", DEFAULT_PROTOCOL, sorted(PROTOCOLS),
+                    "Which classes the backbone and LEO train on; val and test classes never. "
+                    + "; ".join(f"{name}: {means}" for name, means in sorted(PROTOCOLS.items()))
+                    + ". Protocols other than paper need the split file's 'pool'.")
   flags.DEFINE_integer("num_threads", os.cpu_count(),
                        "Intra-op threads: the convolutions are large enough to share cores.")
 
@@ -608,9 +732,15 @@ def main(argv):
     splits = load_split(values.split, image_set.class_names)
     config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
                          batch_size=values.batch_size, learning_rate=values.learning_rate,
-                         seed=values.seed)
+                         seed=values.seed, embedding_dim=values.embedding_dim,
+                         protocol=values.protocol)
+    record = {"command": " ".join(["python -m tools.pretrain_embeddings"] + sys.argv[1:]),
+              "inputs": {name: {"file": os.path.basename(path), "sha256": file_digest(path)}
+                         for name, path in (("images", values.images),
+                                            ("split", values.split))}}
     pretrain(image_set, splits, config,
-             os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy)
+             os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
+             record)
   except InputError as e:
     sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
     sys.exit(2)
