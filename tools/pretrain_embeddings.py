@@ -72,7 +72,7 @@ import pickle
 import re
 import sys
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -199,7 +199,7 @@ def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
 
 
 def plan(splits: Mapping[str, Sequence[int]], protocol: str
-         ) -> "tuple[List[int], Dict[str, List[int]]]":
+         ) -> Tuple[List[int], Dict[str, List[int]]]:
   """What a protocol (see PROTOCOLS) trains on.
 
   Args:
