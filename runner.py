@@ -69,8 +69,11 @@ MEASURED_INTRA_OP_THREADS = {1: 1, 5: 2}
 MEASURED_MAX_CORES = 4  # The largest CPU the table is trusted for.
 
 
+_threads_choice = []  # The line of configure_threads, logged once the command is accepted.
+
+
 def configure_threads(configs: "Configs" = None) -> str:
-  """Sets TF's intra-op threads before any op runs, and logs the choice once.
+  """Sets TF's intra-op threads before any op runs; `log_threads_choice` says which.
 
   `--intra_op_threads` if given; else on a CPU of at most MEASURED_MAX_CORES cores the
   measured choice for the task shape; else (a GPU, or a CPU nobody measured) TF's default.
@@ -92,8 +95,15 @@ def configure_threads(configs: "Configs" = None) -> str:
   if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
   line = f"Intra-op threads: {threads or 'all'} ({why})"
-  logging.info(line)
+  _threads_choice[:] = [line]
   return line
+
+
+def log_threads_choice():
+  """Logs the thread choice, once, after the command's checks (errors stay one line) and,
+  in training, into train.log."""
+  while _threads_choice:
+    logging.info(_threads_choice.pop())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,6 +372,7 @@ def evaluate_baseline(configs: Configs, strategy=None):
   episodes = Episodes(configs, need_train=False, eval_split=split)
   baseline = baselines.BASELINES[configs.run.baseline]
   path = configs.run.checkpoint_path
+  log_threads_choice()
   chief = is_chief(strategy)
   if chief:
     prepare_folder(path)
@@ -499,6 +510,7 @@ def train(configs: Configs, strategy=None):
   # written: if none is intact, the folder is left as it was.
   found = runfolder.Checkpoints(path, None).newest_intact() if storage.isdir(path) else None
   with open_run(configs, configuration, chief) as log:
+    log_threads_choice()
     leo, meta_optimizer = build_model(configs, episodes, strategy)
     with strategy.scope():
       step = tf.Variable(0, dtype=tf.int64, name="global_step")
@@ -746,6 +758,7 @@ def evaluate_checkpoint(configs: Configs, strategy=None):
   check_model_shapes(saved, configs, episodes.embedding_dim, prefix)
   leo, _ = build_model(configs, episodes, strategy)
   tf.train.Checkpoint(model=leo).read(prefix).expect_partial().assert_existing_objects_matched()
+  log_threads_choice()
   logging.info("Evaluating %s on the %s split", prefix, split)
   configuration = {key: saved[key] for key in
                    ("data_config", "inner_model_config", "outer_model_config", "seed",
