@@ -83,12 +83,15 @@ def _choose(configs, cores=2, gpus=()):
   return line, calls
 
 
-def test_threads_follow_the_measured_table_by_shot_count(capsys):
+def test_threads_follow_the_measured_table_by_shot_count(caplog):
   configs = _configs("unused")
   line, calls = _choose(configs)
   assert calls == [runner.MEASURED_INTRA_OP_THREADS[1]]
-  assert capsys.readouterr().out == line + "\n"  # Printed once.
   assert "measured for 1-shot" in line
+  with caplog.at_level("INFO"):
+    runner.log_threads_choice()
+    runner.log_threads_choice()
+  assert [r.getMessage() for r in caplog.records] == [line]  # Logged once.
   # 3 shots take the nearest measured shape (1 or 5: 1 is as near as 5, the first wins).
   three = runner.Configs(configs.data, configs.inner,
                          config.OuterModelConfig(num_tr_examples_per_class=4), configs.run)
