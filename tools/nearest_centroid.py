@@ -11,8 +11,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import data
 import utils
+
+utils.import_tensorflow()  # Before data.py imports it: TF's start-up chatter silenced.
+import data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NUM_CLASSES = 5
 NUM_QUERIES = 15  # Per class, as LEO's meta-training tasks.

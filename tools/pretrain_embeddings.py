@@ -78,8 +78,11 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import sonnet as snt
-import tensorflow as tf
+
+import utils
+
+tf = utils.import_tensorflow()  # Before Sonnet imports it: TF's start-up chatter silenced.
+import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # make_strategy and is_chief. Importing runner imports config.py, which defines --seed,
 # --dataset_name and --distribution_strategy: the tool uses those flags, it does not define them.
