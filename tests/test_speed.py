@@ -88,7 +88,7 @@ def test_threads_follow_the_measured_table_by_shot_count(caplog):
   line, calls = _choose(configs)
   assert calls == [runner.MEASURED_INTRA_OP_THREADS[1]]
   assert "measured for 1-shot" in line
-  with caplog.at_level("INFO"):
+  with caplog.at_level("INFO", logger="absl"):  # absl's own logger may sit at WARNING.
     runner.log_threads_choice()
     runner.log_threads_choice()
   assert [r.getMessage() for r in caplog.records] == [line]  # Logged once.
