@@ -308,7 +308,8 @@ def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path)
   study = tune.open_study(s)
   for kl_weight in (0.5, 0.3, 0.95, 2.0, 1.5, 0.6):
     study.enqueue_trial({"kl_weight": kl_weight})
-  study = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner)), quiet)
+  study = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner),
+                                                   trained_only=False), quiet)
   complete, pruned, no_best, diverged, killed, better = study.trials
   assert complete.value == 0.5 and complete.intermediate_values == {
       0: 0.5, 1: 0.5, 2: 0.5, 3: 0.5}
@@ -325,6 +326,46 @@ def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path)
   assert better.value == 0.6 and better.user_attrs["best_step"] == 0
   table = (tmp_path / "study" / "trials.md").read_text()
   assert "| 1 | pruned | 0.3 | 30.00% | 0 | " in table and "pruned at step 1" in table
+
+
+TRAINED_RUNNER = textwrap.dedent('''
+    """Validates 0.9 untrained, then 0.6, 0.8, 0.7, and selects step 0 as its best."""
+    import json, os, sys
+    folder = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)[
+        "checkpoint_path"]
+    with open(os.path.join(folder, "validations.jsonl"), "a") as f:
+      for step, accuracy in ((0, 0.9), (10, 0.6), (20, 0.8), (30, 0.7)):
+        f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\\n")
+    os.makedirs(os.path.join(folder, "best_checkpoint"))
+    with open(os.path.join(folder, "best_checkpoint", "best.json"), "w") as f:
+      json.dump({"step": 0, "accuracy": 0.9}, f)
+''')
+
+
+@pytest.mark.parametrize("objective, value, step, reported", [
+    ("trained", 0.8, 20, {10: 0.6, 20: 0.8, 30: 0.8}),
+    ("best", 0.9, 0, {0: 0.9, 10: 0.9, 20: 0.9, 30: 0.9})])
+def test_the_objective_leaves_out_the_untrained_step_unless_asked(tmp_path, objective,
+                                                                  value, step, reported):
+  runner = tmp_path / "trained_runner.py"
+  runner.write_text(TRAINED_RUNNER)
+  s = settings(tmp_path, params=("kl_weight",), num_trials=1, objective=objective)
+  trained_only = objective == "trained"
+  trial, = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner),
+                                                     trained_only=trained_only),
+                     quiet).trials
+  assert (trial.value, trial.user_attrs["best_step"]) == (value, step)
+  assert trial.intermediate_values == reported
+
+
+def test_the_default_objective_follows_the_settings(tmp_path, monkeypatch):
+  seen = []
+  monkeypatch.setattr(tune, "run_trial", lambda trial, folder, flags, trained_only: (
+      seen.append(trained_only), 0.5)[1])
+  for objective in ("trained", "best"):
+    tune.tune(settings(tmp_path / objective, params=("kl_weight",), num_trials=1,
+                       objective=objective), log=quiet)
+  assert seen == [True, False]
 
 
 def test_the_table_row_of_each_state(tmp_path):
@@ -424,11 +465,13 @@ def test_two_trials_value_their_run_folders_records_and_never_touch_the_test_spl
   assert [t.state for t in before] == [TrialState.COMPLETE] * 2
   for trial in before:
     folder = str(study_dir / "trials" / str(trial.number))
-    best = _best_json(folder)
-    assert trial.value == best["accuracy"] and trial.user_attrs["best_step"] == best["step"]
     validations = tune.read_validations(os.path.join(folder, tune.VALIDATIONS_FILE))
     assert [r["step"] for r in validations] == [0, 2, 4]
-    assert trial.intermediate_values == dict(tune.running_best(validations))
+    trained = validations[1:]  # The default objective: meta-trained models only.
+    best = max(trained, key=lambda r: r["accuracy"])
+    assert trial.value == best["accuracy"] and trial.user_attrs["best_step"] == best["step"]
+    assert trial.intermediate_values == dict(tune.running_best(trained))
+    assert os.path.exists(os.path.join(folder, tune.BEST_FILE))
     assert not [name for name in os.listdir(folder) if "test" in name]
     results = os.path.join(folder, "results")
     assert not os.path.isdir(results) or not [n for n in os.listdir(results) if "-test-" in n]
@@ -458,5 +501,9 @@ def test_the_best_flagfile_replays_the_best_trial(scenario):
   assert replay.returncode == 0, replay.stderr[-3000:]
   best = max((t for t in scenario["trials"] if t.state == TrialState.COMPLETE),
              key=lambda t: t.value)
-  assert _best_json(str(scenario["replay_dir"]))["accuracy"] == pytest.approx(best.value,
-                                                                              abs=1e-6)
+  accuracies = lambda folder: [r["accuracy"] for r in tune.read_validations(
+      os.path.join(folder, tune.VALIDATIONS_FILE))]
+  trial_folder = str(scenario["study_dir"] / best.user_attrs["run_folder"])
+  assert accuracies(str(scenario["replay_dir"])) == pytest.approx(accuracies(trial_folder),
+                                                                  abs=1e-6)
+  assert best.value in accuracies(trial_folder)

@@ -3,8 +3,9 @@
 
 Each trial is one `runner.py` training in a run folder of its own, `<study_dir>/trials/<n>`,
 with `--evaluate_after_training=false`: the test split is never touched. Its value is the
-best validation accuracy of its result records (`best_checkpoint/best.json`); every
-validation (`validations.jsonl`, polled while it trains) is reported to Optuna, and a trial
+best validation accuracy of its result records (`validations.jsonl`) after step 0 (with
+`--objective=best`, step 0 included: `best_checkpoint/best.json`); every validation (polled
+while it trains) is reported to Optuna, and a trial
 whose best validation so far is below the median of the finished trials at the same step is
 stopped (median pruning). Parameters are proposed by a seeded TPE sampler.
 
@@ -41,6 +42,7 @@ import ctypes
 import dataclasses
 import datetime
 import fcntl
+import functools
 import json
 import math
 import os
@@ -134,6 +136,13 @@ class Settings:
   pruner_startup_trials: int = 5
   stale_seconds: float = 300.0
   importance: bool = False
+  objective: str = "trained"  # OBJECTIVES
+
+
+OBJECTIVES = {
+    "trained": "the best validation after step 0 (of a meta-trained model)",
+    "best": "the best validation, step 0 included (best_checkpoint/best.json)",
+}
 
 
 # ---- The search space and the trials' flags. ----
@@ -230,8 +239,12 @@ def _die_with_parent():
 
 
 def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
-              runner: str = RUNNER) -> float:
+              runner: str = RUNNER, trained_only: bool = True) -> float:
   """Trains `runner` (runner.py) with `flags` in `run_folder`; its best validation accuracy.
+
+  With `trained_only`, the best of the validations after step 0: a configuration whose
+  untrained model validates best would otherwise win a study by never learning anything
+  (its meta-training only erodes a good start), and what is tuned is meta-learning.
 
   Raises:
     optuna.TrialPruned: pruned (the runner was stopped).
@@ -240,6 +253,12 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
   command = [sys.executable, runner, *flags, f"--checkpoint_path={run_folder}",
              "--evaluate_after_training=false"]
   reported, beat = set(), time.time()
+  validations_path = os.path.join(run_folder, VALIDATIONS_FILE)
+
+  def counted_validations():
+    return [record for record in read_validations(validations_path)
+            if not trained_only or int(record["step"]) > 0]
+
   with open(f"{run_folder}.log", "a") as log:
     log.write(f"$ {' '.join(command)}\n")
     log.flush()
@@ -250,8 +269,7 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
     try:
       while True:
         finished = process.poll() is not None  # Read the records after the exit is seen.
-        for step, best in running_best(read_validations(
-            os.path.join(run_folder, VALIDATIONS_FILE))):
+        for step, best in running_best(counted_validations()):
           if step not in reported:
             reported.add(step)
             trial.report(best, step)
@@ -273,8 +291,15 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
   best_path = os.path.join(run_folder, BEST_FILE)
   if not os.path.exists(best_path):
     raise TrialFailed(f"runner.py exited without writing {best_path}")
-  with open(best_path) as f:
-    best = json.load(f)
+  if not trained_only:
+    with open(best_path) as f:
+      best = json.load(f)
+  else:
+    trained = counted_validations()
+    if not trained:
+      raise TrialFailed(f"runner.py validated nothing after step 0 in {run_folder}: "
+                        "train longer than --checkpoint_steps, or use --objective=best")
+    best = max(trained, key=lambda record: float(record["accuracy"]))  # The first of ties.
   trial.set_user_attr("best_step", int(best["step"]))
   return float(best["accuracy"])
 
@@ -369,7 +394,8 @@ def make_storage(settings: Settings):
 
 def search_record(settings: Settings) -> dict:
   """What must be the same for every tuner of a study (paths may differ by machine)."""
-  return {"params": list(settings.params), "num_steps_limit": settings.num_steps_limit,
+  return {"params": list(settings.params), "objective": settings.objective,
+          "num_steps_limit": settings.num_steps_limit,
           "checkpoint_steps": settings.checkpoint_steps, "seed": settings.seed,
           "runner_args": [arg if flag_name(arg) not in PATH_FLAGS else f"--{flag_name(arg)}"
                           for arg in settings.runner_args]}
@@ -401,8 +427,12 @@ def open_study(settings: Settings) -> optuna.Study:
 Objective = Callable[[optuna.Trial, str, Sequence[str]], float]
 
 
-def tune(settings: Settings, objective: Objective = run_trial, log=print) -> optuna.Study:
-  """Runs trials until the study holds `settings.num_trials` (the stale ones not counted)."""
+def tune(settings: Settings, objective: Optional[Objective] = None,
+         log=print) -> optuna.Study:
+  """Runs trials until the study holds `settings.num_trials` (the stale ones not counted);
+  `objective` defaults to `run_trial` with `settings.objective`."""
+  if objective is None:
+    objective = functools.partial(run_trial, trained_only=settings.objective == "trained")
   study = open_study(settings)
   while True:
     for number in retry_stale_trials(study, settings.study_dir, settings.stale_seconds):
@@ -567,6 +597,8 @@ def define_flags():
   flags.DEFINE_integer("pruner_startup_trials", 5, "Complete trials before pruning starts.")
   flags.DEFINE_float("stale_seconds", 300.0, "A trial of another machine whose heartbeat is "
                      "this old is re-run.")
+  flags.DEFINE_enum("objective", "trained", list(OBJECTIVES), "A trial's value: "
+                    + "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items()) + ".")
   flags.DEFINE_boolean("importance", False, "Also rank the parameters (Optuna fANOVA).")
   return flags.FLAGS
 
@@ -586,7 +618,8 @@ def settings_from_flags(values, runner_args: Sequence[str]) -> Settings:
       params=tuple(values.params), seed=values.seed, storage=values.storage,
       study_name=values.study_name, sampler_seed=values.sampler_seed,
       pruner_startup_trials=values.pruner_startup_trials,
-      stale_seconds=values.stale_seconds, importance=values.importance)
+      stale_seconds=values.stale_seconds, importance=values.importance,
+      objective=values.objective)
 
 
 def main(argv):
