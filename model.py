@@ -629,14 +629,7 @@ class LEO(snt.Module):
 
   def finetuning_inner_loop(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
                             classifier_weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Gradient steps on the weights, then the query loss and accuracy.
-
-    w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
-    dropout mask per support loss in training, no resampling).
-
-    With analytic gradients the loop updates the class means w̄ of the weights [tasks, N, 1, D]
-    instead: every step moves the K weight vectors of a class alike and the logits see only
-    their mean, so the arithmetic is the same with K times fewer numbers.
+    """Gradient steps on the weights (`finetuned_weights`), then the query loss and accuracy.
 
     Args:
       data: the problem instance.
@@ -646,6 +639,24 @@ class LEO(snt.Module):
 
     Returns:
       (val_loss [tasks, N, V], val_accuracy [tasks]).
+    """
+    return self.calculate_inner_loss(
+        data.val_input, data.val_output,
+        self.finetuned_weights(data, leo_loss_gradient, classifier_weights))
+
+  def finetuned_weights(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
+                        classifier_weights: tf.Tensor) -> tf.Tensor:
+    """w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
+    dropout mask per support loss in training, no resampling).
+
+    With analytic gradients the loop updates the class means w̄ of the weights [tasks, N, 1, D]
+    instead: every step moves the K weight vectors of a class alike and the logits see only
+    their mean, so the arithmetic is the same with K times fewer numbers.
+
+    Args: as `finetuning_inner_loop`.
+
+    Returns:
+      The fine-tuned weights, [tasks, N, 1, D] with analytic gradients, else [tasks, N, K, D].
     """
     tr_loss_gradient = leo_loss_gradient
     if self.analytic_gradients:
@@ -660,7 +671,7 @@ class LEO(snt.Module):
                                                  classifier_weights)
         tr_loss_gradient = summed_loss_gradient(tape, tr_loss, classifier_weights)
       classifier_weights = classifier_weights - self.finetuning_lr * tr_loss_gradient
-    return self.calculate_inner_loss(data.val_input, data.val_output, classifier_weights)
+    return classifier_weights
 
   @property
   def l2_regularization(self) -> tf.Tensor:
