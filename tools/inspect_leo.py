@@ -26,7 +26,6 @@ tasks (the test class means enter the subspace shares only).
 """
 
 import dataclasses
-import os
 import sys
 from typing import Dict, List, Sequence
 
