@@ -598,3 +598,21 @@ def test_icons_presets_exist_and_make_valid_configs(name, shots):
     cls(**{key: value for key, value in preset.items() if fields[key] is cls})
   # The README's first command meta-trains, validating before the last step.
   assert 0 < preset["checkpoint_steps"] < preset["num_steps_limit"]
+
+
+def test_icons_presets_are_the_tuning_studys_best_trial_to_two_digits():
+  """config.PRESETS cites results/tune_icons_1shot: its best flags, rounded."""
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results",
+                      "tune_icons_1shot", "best_flags.txt")
+  with open(path) as f:
+    best = dict(line.strip()[2:].split("=", 1) for line in f
+                if line.startswith("--") and "=" in line)
+  searched = ("outer_lr", "l2_penalty_weight", "orthogonality_penalty_weight", "dropout_rate",
+              "kl_weight", "encoder_penalty_weight", "finetuning_lr_init", "inner_lr_init")
+  for name in ("icons_1shot", "icons_5shot"):
+    preset = config.PRESETS[name]
+    for flag in searched:
+      assert preset[flag] == float(f"{float(best[flag]):.2g}"), flag
+    assert preset["num_latents"] == int(best["num_latents"])
+    assert (preset["num_steps_limit"], preset["checkpoint_steps"]) == (
+        int(best["num_steps_limit"]), int(best["checkpoint_steps"]))
