@@ -35,9 +35,10 @@ PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
 # Evaluation tasks are run in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
-# Tasks per compiled call of a scorer that does not gather the queries (LEOScores): ~100 KB
-# each on miniImageNet (their rows and the logits of their classes' images).
-EVAL_TASKS_PER_CALL = 1000
+# Tasks per compiled call of a scorer that does not gather the queries (LEOScores), ~100 KB
+# each on miniImageNet (their rows, their classes' logits): 200 ran 13-18% faster than 400 or
+# 1,000 (BENCHMARKS.md), and as fast as 96.
+EVAL_TASKS_PER_CALL = 200
 
 
 def import_tensorflow():
