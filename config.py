@@ -131,8 +131,8 @@ flags.DEFINE_enum("eval_split", "test", list(EVAL_SPLITS),
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
 flags.DEFINE_boolean("jit_compile", False,
-                     "Compile the training step and the evaluated model with XLA (for GPUs; "
-                     "no consistent gain on CPUs, see BENCHMARKS.md).")
+                     "Compile the training step and the evaluated model's adaptation with XLA "
+                     "(for GPUs; no consistent gain on CPUs, see BENCHMARKS.md).")
 flags.DEFINE_integer("intra_op_threads", 0,
                      "TF intra-op threads; 0: the measured choice for the task shape "
                      "(runner.configure_threads).")

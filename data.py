@@ -318,6 +318,16 @@ class DataProvider:
       padded[c, :len(rows)] = rows
     self._class_sizes = tf.constant(sizes, dtype=tf.int32)
     self._rows_by_class = tf.constant(padded)
+    # For `query_logits`: each row's class and slot (its position among the class's rows),
+    # and where each class starts in `_class_blocks` (the rows class by class, made once).
+    self._block_order = np.concatenate(self._data.rows_by_class)
+    self._block_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    class_of_row, slot_of_row = np.empty((2, len(self._block_order)), dtype=np.int64)
+    for c, rows in enumerate(self._data.rows_by_class):
+      class_of_row[rows], slot_of_row[rows] = c, np.arange(len(rows))
+    self._class_of_row = tf.constant(class_of_row, dtype=tf.int32)
+    self._slot_of_row = tf.constant(slot_of_row)
+    self._class_blocks = None
     # Normalising every row once equals normalising every episode (rows are independent).
     self._embeddings = tf.math.l2_normalize(tf.constant(self._data.embeddings), axis=-1)
     self._image_names = tf.constant(self._data.image_names)
@@ -327,6 +337,11 @@ class DataProvider:
   @property
   def embedding_dim(self) -> int:
     return self._data.embedding_dim
+
+  @property
+  def largest_class(self) -> int:
+    """The number of images of the largest class."""
+    return max(len(rows) for rows in self._data.rows_by_class)
 
   @property
   def keys_digest(self) -> str:
@@ -420,3 +435,46 @@ class DataProvider:
         tr_info=tf.gather(self._image_names, tr_rows),
         val_input=tf.gather(self._embeddings, val_rows), val_output=labels[:, :, tr_size:],
         val_info=tf.gather(self._image_names, val_rows))
+
+  def query_logits(self, query_rows: tf.Tensor, class_weights: tf.Tensor) -> tf.Tensor:
+    """Logits of the episodes' queries against one linear classifier per task.
+
+    The same numbers as `einsum("tijd,tnd->tijn", episodes(...).val_input, class_weights)`,
+    without gathering the query embeddings when there are many (evaluation: ~600 per class,
+    7.7 MB a task): each class's block of rows is multiplied, in place, by the weights of
+    every task that drew the class, and the queries' logits are picked from the products.
+
+    Args:
+      query_rows: `[tasks, classes, queries]` rows of `sample_rows` (the queries' part), each
+        class's rows from one class of the split.
+      class_weights: `[tasks, N, dim]` float, the classifier of each task.
+
+    Returns:
+      `[tasks, classes, queries, N]` logits, of the dtype of `class_weights`.
+    """
+    tasks, num_classes, queries = query_rows.shape
+    if 2 * queries < self.largest_class:  # Few queries: gathering them costs less.
+      inputs = tf.cast(tf.gather(self._embeddings, query_rows), class_weights.dtype)
+      return tf.einsum("tijd,tnd->tijn", inputs, class_weights)
+    if self._class_blocks is None:
+      with tf.init_scope():  # Once, eagerly, even when first called in a tf.function.
+        class_major = np.array_equal(self._block_order, np.arange(len(self._block_order)))
+        self._class_blocks = (self._embeddings if class_major  # The published files are.
+                              else tf.gather(self._embeddings, self._block_order))
+    blocks = tf.cast(self._class_blocks, class_weights.dtype)
+    outputs = class_weights.shape[1]
+    episode_classes = tf.gather(self._class_of_row, query_rows[:, :, 0])  # [tasks, classes]
+    slots = tf.gather(self._slot_of_row, query_rows)
+    positions, logits = [], []
+    for c, (start, rows) in enumerate(zip(self._block_starts, self._data.rows_by_class)):
+      drawn = tf.where(tf.equal(episode_classes, c))  # [m, 2]: (task, class position).
+      weights = tf.reshape(tf.gather(class_weights, drawn[:, 0]), [-1, self.embedding_dim])
+      block_logits = tf.matmul(blocks[start:start + len(rows)], weights, transpose_b=True)
+      block_logits = tf.reshape(block_logits, [len(rows), -1, outputs])  # [images, m, N]
+      query_slots = tf.gather_nd(slots, drawn)  # [m, queries]
+      drawer = tf.broadcast_to(tf.range(tf.shape(query_slots, tf.int64)[0])[:, tf.newaxis],
+                               tf.shape(query_slots, tf.int64))
+      logits.append(tf.gather_nd(block_logits, tf.stack([query_slots, drawer], axis=-1)))
+      positions.append(tf.cast(drawn[:, 0] * num_classes + drawn[:, 1], tf.int32))
+    logits = tf.dynamic_stitch(positions, logits)  # [tasks * classes, queries, N]
+    return tf.reshape(logits, [tasks, num_classes, queries, outputs])

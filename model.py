@@ -295,11 +295,40 @@ class LEO(snt.Module):
         data, latents)
     val_loss, val_accuracy = self.finetuning_inner_loop(
         data, tr_loss_gradient, adapted_classifier_weights)
+    return self.task_loss(val_loss, kl, encoder_penalty), val_accuracy
 
+  def task_loss(self, val_loss: tf.Tensor, kl: tf.Tensor,
+                encoder_penalty: tf.Tensor) -> tf.Tensor:
+    """The meta-loss of each task [tasks] from its query loss [tasks, N, V], KL and encoder
+    penalty [tasks] (see `per_task_loss_and_accuracy`)."""
     task_loss = (_task_mean(val_loss) + self._kl_weight * kl
                  + self._encoder_penalty_weight * encoder_penalty)
     regularization_penalty = self.l2_regularization + self.orthogonality_regularization
-    return task_loss + regularization_penalty, val_accuracy
+    return task_loss + regularization_penalty
+
+  def adapt(self, data: data_lib.ProblemInstance) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Evaluation mode, the support set's part of `per_task_loss_and_accuracy`: the
+    classifier each task ends with, for queries scored elsewhere.
+
+    Args:
+      data: tr_input [tasks, N, K, D] (float, cast to the model's dtype) and tr_output
+        [tasks, N, K, 1]; the rest is ignored.
+
+    Returns:
+      (class_weights [tasks, N, D], kl [tasks], encoder_penalty [tasks]): the logits of a
+      query x are x · class_weights[n] (`predict`'s mean over the K weight vectors), and
+      `task_loss` takes the other two.
+    """
+    self.is_meta_training = False
+    data = data._replace(tr_input=tf.cast(data.tr_input, self._float_dtype),
+                         tr_output=tf.convert_to_tensor(data.tr_output))
+    self.save_problem_instance_stats(data.tr_input)
+    self._initialize()
+    latents, kl = self.forward_encoder(data)
+    _, classifier_weights, encoder_penalty, tr_loss_gradient = self.leo_inner_loop(
+        data, latents)
+    classifier_weights = self.finetune(data, tr_loss_gradient, classifier_weights)
+    return tf.reduce_mean(classifier_weights, axis=2), kl, encoder_penalty
 
   def _as_tensors(self, data: data_lib.ProblemInstance) -> data_lib.ProblemInstance:
     """Inputs as tensors of the model's float dtype (a tensor of another one is refused)."""
@@ -506,7 +535,12 @@ class LEO(snt.Module):
       true_outputs: [tasks, N, J, 1] class positions, of any integer dtype.
       classifier_weights: [tasks, N, K, D].
     """
-    model_outputs = self.predict(inputs, classifier_weights)
+    return self.loss_and_accuracy(self.predict(inputs, classifier_weights), true_outputs)
+
+  def loss_and_accuracy(self, model_outputs: tf.Tensor,
+                        true_outputs: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(per-example loss [tasks, N, J], accuracy [tasks]) of logits [tasks, N, J, N] against
+    class positions [tasks, N, J, 1]."""
     model_predictions = tf.argmax(model_outputs, -1, output_type=self._int_dtype)
     labels = tf.cast(tf.squeeze(true_outputs, axis=-1), self._int_dtype)
     correct = tf.equal(model_predictions, labels)
@@ -629,7 +663,14 @@ class LEO(snt.Module):
 
   def finetuning_inner_loop(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
                             classifier_weights: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Gradient steps on the weights (`finetuned_weights`), then the query loss and accuracy.
+    """Gradient steps on the weights, then the query loss and accuracy.
+
+    w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
+    dropout mask per support loss in training, no resampling).
+
+    With analytic gradients the loop updates the class means w̄ of the weights [tasks, N, 1, D]
+    instead: every step moves the K weight vectors of a class alike and the logits see only
+    their mean, so the arithmetic is the same with K times fewer numbers.
 
     Args:
       data: the problem instance.
@@ -640,24 +681,13 @@ class LEO(snt.Module):
     Returns:
       (val_loss [tasks, N, V], val_accuracy [tasks]).
     """
-    return self.calculate_inner_loss(
-        data.val_input, data.val_output,
-        self.finetuned_weights(data, leo_loss_gradient, classifier_weights))
+    classifier_weights = self.finetune(data, leo_loss_gradient, classifier_weights)
+    return self.calculate_inner_loss(data.val_input, data.val_output, classifier_weights)
 
-  def finetuned_weights(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
-                        classifier_weights: tf.Tensor) -> tf.Tensor:
-    """w ← w − finetuning_lr ⊙ ∂(Σ support loss)/∂w, `finetuning_unroll_length` times (a fresh
-    dropout mask per support loss in training, no resampling).
-
-    With analytic gradients the loop updates the class means w̄ of the weights [tasks, N, 1, D]
-    instead: every step moves the K weight vectors of a class alike and the logits see only
-    their mean, so the arithmetic is the same with K times fewer numbers.
-
-    Args: as `finetuning_inner_loop`.
-
-    Returns:
-      The fine-tuned weights, [tasks, N, 1, D] with analytic gradients, else [tasks, N, K, D].
-    """
+  def finetune(self, data: data_lib.ProblemInstance, leo_loss_gradient: tf.Tensor,
+               classifier_weights: tf.Tensor) -> tf.Tensor:
+    """The steps of `finetuning_inner_loop` on the support set: the fine-tuned weights
+    [tasks, N, K, D], or [tasks, N, 1, D] with analytic gradients."""
     tr_loss_gradient = leo_loss_gradient
     if self.analytic_gradients:
       classifier_weights = tf.reduce_mean(classifier_weights, axis=2, keepdims=True)

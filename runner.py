@@ -35,6 +35,10 @@ PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
 # Evaluation tasks are run in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
+# Tasks per compiled call of a scorer that does not gather the queries (LEOScores), ~100 KB
+# each on miniImageNet (their rows, their classes' logits): 200 ran 13-18% faster than 400 or
+# 1,000 (BENCHMARKS.md), and as fast as 96.
+EVAL_TASKS_PER_CALL = 200
 
 
 def import_tensorflow():
@@ -159,8 +163,9 @@ class Episodes:
 
 def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
                replicas: int = 1) -> int:
-  """The largest divisor of `batch_size` that the replicas share evenly and whose tasks fit
-  in EVAL_CHUNK_BYTES per replica (so each evaluation is traced once)."""
+  """The largest divisor of `batch_size` that the replicas share evenly and whose gathered
+  episodes fit in EVAL_CHUNK_BYTES per replica: the size of the chunks `Evaluator` draws its
+  tasks in, so it fixes which tasks a seed gives."""
   fits = replicas * max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
   sizes = [d for d in range(replicas, batch_size + 1, replicas)
            if batch_size % d == 0 and d <= fits]
@@ -216,36 +221,96 @@ def _mean(strategy, value):
   return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
 
 
-class Evaluator:
-  """Per-task query accuracies of fresh tasks, sampled and scored in one compiled call.
+class GatheredScores:
+  """Scores gathered episodes (`DataProvider.episodes`) with `task_accuracies`
+  `(ProblemInstance) -> (loss, per-task accuracy [tasks])`: the baselines' way, one chunk of
+  tasks per call (its query embeddings fill EVAL_CHUNK_BYTES)."""
+  tasks_per_call = 0
 
-  Tasks are run in chunks of a fixed size (a divisor of `batch_size` that fits in
-  EVAL_CHUNK_BYTES), so the step is traced once whatever the number of tasks; the surplus
-  tasks of the last chunk are dropped.
+  def __init__(self, task_accuracies):
+    self._task_accuracies = task_accuracies
+
+  def __call__(self, provider, rows, shots: int):
+    """(loss, accuracy), both [tasks], of the tasks of `rows` [tasks, N, shots + queries]."""
+    loss, accuracy = self._task_accuracies(provider.episodes(rows, shots))
+    return tf.fill(tf.shape(accuracy), tf.cast(loss, accuracy.dtype)), accuracy
+
+
+class LEOScores:
+  """LEO in evaluation mode: adapts to every task's support set (`LEO.adapt`, compiled by XLA
+  if `jit_compile`), then scores the queries where they lie in memory
+  (`DataProvider.query_logits`) instead of gathering them: an evaluation task holds ~3,000
+  query embeddings (7.7 MB on miniImageNet) and ~30 KB of support set, so many tasks fit in
+  one call."""
+  tasks_per_call = EVAL_TASKS_PER_CALL
+
+  def __init__(self, leo, jit_compile: bool = False):
+    self._leo = leo
+
+    def adapt(tr_input, tr_output):
+      return leo.adapt(data.ProblemInstance(tr_input, tr_output, None, None, None, None))
+
+    self._adapt = (tf.function(adapt, jit_compile=True, autograph=False) if jit_compile
+                   else adapt)
+
+  def __call__(self, provider, rows, shots: int):
+    """(loss, accuracy), both [tasks], of the tasks of `rows` [tasks, N, shots + queries]:
+    what `LEO.per_task_loss_and_accuracy` gives on their episodes."""
+    support = provider.episodes(rows[:, :, :shots], shots)
+    class_weights, kl, encoder_penalty = self._adapt(support.tr_input, support.tr_output)
+    queries = rows[:, :, shots:]
+    labels = tf.broadcast_to(tf.range(queries.shape[1])[tf.newaxis, :, tf.newaxis, tf.newaxis],
+                             queries.shape + [1])
+    val_loss, accuracy = self._leo.loss_and_accuracy(
+        provider.query_logits(queries, class_weights), labels)
+    return self._leo.task_loss(val_loss, kl, encoder_penalty), accuracy
+
+
+class Evaluator:
+  """Per-task query accuracies of fresh tasks.
+
+  Tasks are drawn in chunks of a fixed size (a divisor of `batch_size` whose gathered
+  episodes fit in EVAL_CHUNK_BYTES): the chunks fix which tasks a seed gives, whatever scores
+  them. Each compiled call scores as many chunks as the scorer's `tasks_per_call` allows (at
+  least one), the last call's missing chunks filled with dummy tasks, so the scoring is
+  traced once; the surplus tasks of the last chunk are dropped, as are the dummies.
   """
 
-  def __init__(self, task_accuracies, provider, batch_size: int, num_classes: int, shots: int,
+  def __init__(self, scores, provider, batch_size: int, num_classes: int, shots: int,
                queries: int, strategy=None):
     """
     Args:
-      task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+      scores: `(provider, rows [tasks, N, shots + queries], shots) -> (loss, accuracy)`, both
+        [tasks], with an attribute `tasks_per_call`: `LEOScores` or `GatheredScores`.
       provider: the `data.DataProvider` of the split.
       batch_size, num_classes, shots, queries: the protocol's task shape.
-      strategy: a `tf.distribute` strategy whose replicas share each chunk's tasks.
+      strategy: a `tf.distribute` strategy whose replicas share each call's tasks.
     """
     strategy = strategy or tf.distribute.get_strategy()
     self.provider, self.shape = provider, (num_classes, shots, queries)
     self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim,
                             strategy.num_replicas_in_sync)
-
-    def step():
-      rows = provider.sample_rows(self.chunk, num_classes, shots + queries)
-      batch = provider.episodes(rows, shots)
-      loss, accuracy = run_on_replicas(strategy, lambda part, *_: task_accuracies(part), batch)
-      return _mean(strategy, loss), strategy.gather(accuracy, axis=0), rows
-
+    self._chunks_per_call = max(1, scores.tasks_per_call // self.chunk)
     provider.check_task_shape(num_classes, shots, queries)
-    self._step = tf.function(step, autograph=False)
+
+    def sample():
+      return provider.sample_rows(self.chunk, num_classes, shots + queries)
+
+    def score(rows):
+      local = rows.shape[0] // strategy.num_replicas_in_sync
+
+      def replica_function(rows):
+        offset = tf.distribute.get_replica_context().replica_id_in_sync_group * local
+        return scores(provider, tf.ensure_shape(rows[offset:offset + local],
+                                                [local] + rows.shape[1:]), shots)
+
+      loss, accuracy = strategy.run(replica_function, args=(rows,))
+      return strategy.gather(loss, axis=0), strategy.gather(accuracy, axis=0)
+
+    # A call per chunk: a graph of many chunks took longer to trace (1.9 s for 25) than its
+    # calls cost (10 ms per 25).
+    self._sample = tf.function(sample, autograph=False)
+    self._score = tf.function(score, autograph=False)
 
   def __call__(self, num_tasks: int, fingerprint=None, progress: bool = False):
     """(mean loss, per-task accuracies as a numpy array [num_tasks]).
@@ -255,21 +320,26 @@ class Evaluator:
       fingerprint: a `records.TaskFingerprint` that every evaluated task is added to.
       progress: log tasks done, tasks/s and the ETA every PROGRESS_SECONDS.
     """
+    chunks_per_call = min(self._chunks_per_call, -(-num_tasks // self.chunk))
     losses, accuracies, done = [], [], 0
     start = last_report = time.time()
     while done < num_tasks:
-      loss, accuracy, rows = self._step()
-      losses.append(float(loss))
-      accuracies.append(accuracy.numpy()[:num_tasks - done])
+      chunks = min(chunks_per_call, -(-(num_tasks - done) // self.chunk))
+      rows = tf.concat([self._sample() for _ in range(chunks)], axis=0)
+      dummies = tf.zeros([(chunks_per_call - chunks) * self.chunk] + rows.shape[1:], rows.dtype)
+      loss, accuracy = self._score(tf.concat([rows, dummies], axis=0))
+      wanted = min(num_tasks - done, chunks * self.chunk)
+      losses.append(loss.numpy()[:chunks * self.chunk])
+      accuracies.append(accuracy.numpy()[:wanted])
       if fingerprint is not None:
-        fingerprint.update(rows.numpy()[:num_tasks - done])
-      done += len(accuracies[-1])
+        fingerprint.update(rows.numpy()[:wanted])
+      done += wanted
       if progress and time.time() - last_report >= PROGRESS_SECONDS and done < num_tasks:
         last_report = time.time()
         rate = done / (last_report - start)
         logging.info("Evaluated %d/%d tasks, %.0f tasks/s, ETA %s", done, num_tasks, rate,
                      _duration((num_tasks - done) / rate))
-    return float(np.mean(losses)), np.concatenate(accuracies)
+    return float(np.mean(np.concatenate(losses), dtype=np.float64)), np.concatenate(accuracies)
 
   def fingerprint(self):
     return records.TaskFingerprint(self.provider.keys_digest, *self.shape)
@@ -285,13 +355,13 @@ def describe_result(accuracy: float, half_width: float, num_tasks: int, num_clas
           f"{trained_on})")
 
 
-def evaluate_and_record(task_accuracies, episodes: Episodes, configs: Configs, folder,
+def evaluate_and_record(scores, episodes: Episodes, configs: Configs, folder,
                         split: str, method: str, saved_config, trained=None, strategy=None,
                         log=None):
   """Evaluates on `split`, prints the result line and writes its result record.
 
   Args:
-    task_accuracies: `(ProblemInstance) -> (loss, per-task accuracy [tasks])`.
+    scores: what scores the tasks, `LEOScores` or `GatheredScores` (see `Evaluator`).
     folder: where the record goes (`<folder>/results/`); None on the workers that do not
       report.
     split: "test" or "val".
@@ -312,7 +382,7 @@ def evaluate_and_record(task_accuracies, episodes: Episodes, configs: Configs, f
   num_tasks = (outer.num_test_tasks if split == "test"
                else config.NUM_VALID_BATCHES * outer.metavalid_batch_size)
   start = time.time()
-  evaluate = Evaluator(task_accuracies, provider, batch_size, num_classes, shots, queries,
+  evaluate = Evaluator(scores, provider, batch_size, num_classes, shots, queries,
                        strategy)
   fingerprint = evaluate.fingerprint()
   _, accuracies = evaluate(num_tasks, fingerprint, progress=folder is not None)
@@ -351,19 +421,6 @@ def report(line: str, log=None):
     log.write(line)
 
 
-def leo_task_accuracies(leo, jit_compile: bool = False):
-  """LEO in evaluation mode as `(ProblemInstance) -> (loss, per-task accuracy)`, compiled by
-  XLA if `jit_compile`."""
-  def task_accuracies(batch):
-    loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
-    return loss, per_task_accuracy
-  if not jit_compile:
-    return task_accuracies
-  compiled = tf.function(task_accuracies, jit_compile=True, autograph=False)
-  # Only the tensors the model reads: XLA cannot compile the string tensors of the episodes.
-  return lambda batch: compiled(batch._replace(tr_info=None, val_info=None))
-
-
 def evaluate_baseline(configs: Configs, strategy=None):
   """`--baseline=...`: a baseline on exactly the tasks LEO is evaluated on (same split,
   shape and seed give the same task fingerprint)."""
@@ -377,7 +434,8 @@ def evaluate_baseline(configs: Configs, strategy=None):
   if chief:
     prepare_folder(path)
   with writing_to(path):
-    evaluate_and_record(lambda batch: (tf.constant(0.0), baseline(batch)), episodes, configs,
+    evaluate_and_record(GatheredScores(lambda batch: (tf.constant(0.0), baseline(batch))),
+                        episodes, configs,
                         path if chief else None, split, configs.run.baseline,
                         configs.to_json(episodes.embedding_dim), strategy=strategy)
 
@@ -543,7 +601,7 @@ def train(configs: Configs, strategy=None):
 
     train_step = make_train_step(leo, meta_optimizer, episodes.train, outer, step, strategy,
                                  configs.run.jit_compile)
-    validate = Evaluator(leo_task_accuracies(leo, configs.run.jit_compile), episodes.valid,
+    validate = Evaluator(LEOScores(leo, configs.run.jit_compile), episodes.valid,
                          outer.metavalid_batch_size, outer.num_classes,
                          outer.num_tr_examples_per_class, episodes.valid_queries, strategy)
     writer = tf.summary.create_file_writer(path) if chief else tf.summary.create_noop_writer()
@@ -626,7 +684,7 @@ def train(configs: Configs, strategy=None):
       trained = trained_info(configuration, best.prefix, best.info["step"], best.accuracy)
       with writing_to(path, cleanups):
         accuracy, ci95 = evaluate_and_record(
-            leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
+            LEOScores(leo, configs.run.jit_compile), episodes, configs,
             path if chief else None, "test", "leo", configuration, trained, strategy, log)
         if chief:
           write_summaries(writer, current, {"metatest_accuracy": accuracy,
@@ -765,7 +823,7 @@ def evaluate_checkpoint(configs: Configs, strategy=None):
                     "embedding_dim")}
   chief = is_chief(strategy)
   with writing_to(folder):
-    evaluate_and_record(leo_task_accuracies(leo, configs.run.jit_compile), episodes, configs,
+    evaluate_and_record(LEOScores(leo, configs.run.jit_compile), episodes, configs,
                         folder if chief else None,
                         split, "leo", configuration,
                         trained_info(configuration, prefix, step, valid_accuracy), strategy)

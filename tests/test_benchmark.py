@@ -20,6 +20,8 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
   for row in ("meta-train step, 5-way 1-shot, vectorised", "per-task map_fn",
               "speed-up of the vectorised step, 5-shot", "episode sampling alone",
               "meta-validation", "meta-test, 20 tasks 5-shot", "595 queries/class",
+              "gathered episodes (before)", "speed-up of the evaluation, 5-shot",
+              "10,000-task meta-test, 1-shot", "projected from 20 tasks",
               "projected full default 1-shot run", "peak resident memory",
               "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot",
               "| CPU ", "Intra-op threads: ", "float32 matmul rate", "compute floor, 5-shot",

@@ -310,3 +310,24 @@ def test_get_instance_is_one_unbatched_episode(tmp_path):
   instance = _provider(tmp_path).get_instance(5, 2, 3)
   assert isinstance(instance, data.ProblemInstance)
   assert instance.tr_input.shape == (5, 2, 16) and instance.val_output.shape == (5, 3, 1)
+
+
+def _unequal_classes_out_of_order(dim=8):
+  """A split of 6 classes of 18 to 22 images whose rows are not class after class."""
+  rng = np.random.default_rng(1)
+  split = fixtures.make_split("test", 6, [20, 18, 22, 19, 18, 21], dim, rng)
+  order = rng.permutation(len(split["keys"]))
+  return data.validate_embeddings({"keys": split["keys"][order],
+                                   "embeddings": split["embeddings"][order]}, "<shuffled>")
+
+
+@pytest.mark.parametrize("queries", [17, 12, 3])  # All remaining, most, few (gathered).
+def test_query_logits_are_the_gathered_queries_times_the_weights(queries):
+  provider = data.DataProvider(
+      "test", config.DataConfig(data_path="<memory>", dataset_name="tiny"),
+      embeddings=_unequal_classes_out_of_order())
+  rows = provider.sample_rows(7, 5, 1 + queries)[:, :, 1:]
+  weights = tf.constant(np.random.default_rng(2).normal(size=(7, 5, 8)))
+  gathered = tf.cast(provider.episodes(rows, 0).val_input, tf.float64)
+  np.testing.assert_allclose(provider.query_logits(rows, weights),
+                             np.einsum("tijd,tnd->tijn", gathered, weights), rtol=0, atol=1e-12)

@@ -44,7 +44,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
       step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                     strategy=strategy)
       losses = [float(step()[0]) for _ in range(3)]
-      evaluate = runner.Evaluator(runner.leo_task_accuracies(leo), episodes.valid, 8, 5, 1,
+      evaluate = runner.Evaluator(runner.LEOScores(leo), episodes.valid, 8, 5, 1,
                                   episodes.valid_queries, strategy)
       results[name] = (losses, evaluate(16)[1], [v.numpy() for v in leo.trainable_variables],
                        strategy.num_replicas_in_sync)

@@ -35,7 +35,7 @@ def test_jit_compiled_training_and_evaluation_compute_the_plain_numbers(tmp_path
     step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                   jit_compile=jit_compile)
     loss, accuracy, gradients = step()
-    evaluate = runner.Evaluator(runner.leo_task_accuracies(leo, jit_compile), episodes.valid,
+    evaluate = runner.Evaluator(runner.LEOScores(leo, jit_compile), episodes.valid,
                                 4, 5, 1, episodes.valid_queries)
     results.append((loss, accuracy, gradients, evaluate(8)))
   # One step: the same loss and gradients from the same variables and noise (the updates
@@ -113,3 +113,44 @@ def test_threads_as_asked_or_tf_default_where_nothing_was_measured():
 def test_speed_flags_are_validated(field, value):
   with pytest.raises(config.ConfigError, match=f"--{field}="):
     config.RunConfig(**{field: value})
+
+
+def _gathered_leo_scores(leo):
+  """The plain reference of LEOScores: LEO on the gathered episodes, queries included (the
+  evaluation of leo before LEOScores, and the way the baselines are scored)."""
+  def task_accuracies(batch):
+    batch = batch._replace(tr_input=runner.tf.cast(batch.tr_input, runner.tf.float64),
+                           val_input=runner.tf.cast(batch.val_input, runner.tf.float64))
+    loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
+    return loss, per_task_accuracy
+  return runner.GatheredScores(task_accuracies)
+
+
+@pytest.mark.parametrize("shots,queries", [(1, None), (5, None), (1, 12), (5, 3)])
+def test_leo_scores_are_the_gathered_episodes_numbers_on_the_same_tasks(shots, queries):
+  # Classes of 18 to 22 images, rows out of class order: all remaining queries (a subset of
+  # the larger classes), a fixed count scored in place, and a few (gathered).
+  runner.import_tensorflow()
+  from test_data import _unequal_classes_out_of_order  # pylint: disable=g-import-not-at-top
+  embeddings = _unequal_classes_out_of_order()
+  leo = model.LEO(config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
+                                          finetuning_unroll_length=2), use_64bits_dtype=True)
+  leo(random_problem(num_classes=5, shots=shots, dim=8, queries=1), is_meta_training=False)
+  fast = runner.LEOScores(leo)
+  fast.tasks_per_call = 12  # 2 chunks of 6 per call: 5 chunks make a call with a dummy chunk.
+  results = []
+  for scores in (_gathered_leo_scores(leo), fast):
+    provider = runner.data.DataProvider(
+        "test", config.DataConfig(data_path="<memory>", dataset_name="tiny"), seed=3,
+        embeddings=embeddings)
+    evaluate = runner.Evaluator(scores, provider, 6, 5, shots,
+                                provider.remaining_examples_per_class(shots, queries))
+    fingerprint = evaluate.fingerprint()
+    loss, accuracies = evaluate(27, fingerprint)
+    results.append((loss, accuracies, fingerprint.hexdigest(), provider.generator.state.numpy()))
+  (loss, accuracies, fingerprint, state), expected = results[1], results[0]
+  assert fingerprint == expected[2]
+  np.testing.assert_array_equal(state, expected[3])  # The next evaluation's tasks, too.
+  assert len(accuracies) == 27 and 0 < np.mean(accuracies) < 1
+  np.testing.assert_allclose(accuracies, expected[1], rtol=0, atol=1e-12)
+  np.testing.assert_allclose(loss, expected[0], rtol=1e-12)

@@ -36,7 +36,8 @@ def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, mo
   provider = runner.data.DataProvider("test", config.DataConfig(data_path=root,
                                                                 dataset_name="tiny"))
   evaluate = runner.Evaluator(
-      lambda batch: (runner.tf.constant(0.0), runner.baselines.nearest_centroid(batch)),
+      runner.GatheredScores(
+          lambda batch: (runner.tf.constant(0.0), runner.baselines.nearest_centroid(batch))),
       provider, batch_size=4, num_classes=5, shots=1, queries=3)
   monkeypatch.setattr(runner, "PROGRESS_SECONDS", 0.0)
   fingerprint = evaluate.fingerprint()
@@ -48,7 +49,8 @@ def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, mo
   assert "tasks/s, ETA" in progress[0]
   # The same seed and shape draw the same tasks: the same fingerprint; more tasks, another.
   again = runner.Evaluator(
-      lambda batch: (runner.tf.constant(0.0), runner.baselines.nearest_centroid(batch)),
+      runner.GatheredScores(
+          lambda batch: (runner.tf.constant(0.0), runner.baselines.nearest_centroid(batch))),
       runner.data.DataProvider("test", config.DataConfig(data_path=root, dataset_name="tiny")),
       batch_size=4, num_classes=5, shots=1, queries=3)
   same, more = again.fingerprint(), records.TaskFingerprint(provider.keys_digest, 5, 1, 3)

@@ -113,7 +113,7 @@ def stage_accuracies(leo, batches: Sequence[data.ProblemInstance]) -> tuple:
     latents, _ = leo.forward_encoder(batch)
     _, decoded, _, _ = leo.decode_with_gradients(batch, latents)
     _, adapted, _, gradient = leo.leo_inner_loop(batch, latents)
-    finetuned = leo.finetuned_weights(batch, gradient, adapted)
+    finetuned = leo.finetune(batch, gradient, adapted)
     for stage, weights in (("decoded", decoded), ("latent steps", adapted),
                            ("fine-tuned", finetuned)):
       totals[stage].append(leo.calculate_inner_loss(batch.val_input, batch.val_output,
