@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The tables and figures of RESULTS.md, from the committed result records: one table per LEO
+# variant against the baselines on the same test tasks (tools/compare.py pairs them).
+set -euo pipefail
+python=${PYTHON:-python}
+cd "$(dirname "$0")/.."
+for shots in 1 5; do
+  root=results/icons_${shots}shot
+  for variant in defaults tuned tuned_train_on_val; do
+    runs=("$root"/$variant-seed*)
+    [[ -e ${runs[0]} ]] || continue
+    "$python" -m tools.compare "${runs[@]}" "$root/baselines" --output="$root/$variant.md" \
+      --plot="$root/$variant.png"
+  done
+done
