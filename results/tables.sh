@@ -13,3 +13,6 @@ for shots in 1 5; do
       --plot="$root/$variant.png"
   done
 done
+# Tuned against defaults, seed by seed on the same test tasks (both rows are method "leo").
+"$python" -m tools.compare results/icons_1shot/defaults-seed* results/icons_1shot/tuned-seed* \
+  --output=results/icons_1shot/tuned_vs_defaults.md
