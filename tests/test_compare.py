@@ -163,6 +163,18 @@ def test_a_changed_training_flag_is_not_aggregated_with_other_seeds(tmp_path):
   assert [row[1] for row in rows] == ["record", "record"]
 
 
+def test_baseline_seeds_aggregate_whatever_leo_values_their_flags_held(tmp_path):
+  """A baseline reads no LEO value: records made under other presets are still its seeds."""
+  for seed, inner_lr in ((0, 1.0), (1, 4.7), (2, 4.7)):
+    write_record(tmp_path / "base", "nearest_centroid", seed, (0.6, 0.6), config={
+        "inner_model_config": {"inner_lr": inner_lr}, "data_config": {"name": "icons"}})
+  write_record(tmp_path / "other", "nearest_centroid", 3, (0.6, 0.6), config={
+      "inner_model_config": {"inner_lr": 1.0}, "data_config": {"name": "other"}})
+  _, rows, _ = compare.compare(compare.load_records([tmp_path]))
+  assert [row[:3] for row in rows if "seeds" in row[1]] == [
+      ["R1, R2, R3", "3 seeds", "nearest_centroid"]]
+
+
 def test_another_test_shape_than_trained_is_shown_in_the_checkpoint_column(tmp_path):
   write_record(tmp_path / "run", "leo", 0, num_classes=10, shots=5, step=200)
   _, rows, _ = compare.compare(compare.load_records([tmp_path]))

@@ -152,9 +152,16 @@ def setting(record: Record) -> tuple:
           fields["queries_per_class"], fields["num_tasks"])
 
 
+# What a baseline's result depends on in its record's config: the model's sections there are
+# the flags' LEO values, which a baseline never reads.
+BASELINE_CONFIG_KEYS = ("data_config", "embedding_dim")
+
+
 def _seed_key(record: Record) -> tuple:
   """Equal for records that differ only in their seed (the evaluation's and the config's)."""
   config = {key: value for key, value in record.fields["config"].items() if key != "seed"}
+  if record.fields["method"] != "leo":
+    config = {key: value for key, value in config.items() if key in BASELINE_CONFIG_KEYS}
   return (record.fields["method"],) + setting(record) + (
       json.dumps(config, sort_keys=True),)
 
