@@ -225,7 +225,7 @@ def test_a_failed_trial_keeps_the_runners_error_and_the_study_goes_on(tmp_path):
                     FakeObjective(tune.TrialFailed(error), 0.6), quiet)
   assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
   assert study.trials[0].user_attrs["error"] == error
-  assert f"| 0 | fail | " in (tmp_path / "study" / "trials.md").read_text()
+  assert "| 0 | fail | " in (tmp_path / "study" / "trials.md").read_text()
   assert error in (tmp_path / "study" / "trials.md").read_text()
 
 
