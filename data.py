@@ -16,6 +16,7 @@ import _codecs
 import collections
 import dataclasses
 import enum
+import gzip
 import hashlib
 import io
 import os
@@ -100,8 +101,12 @@ class _DataUnpickler(pickle.Unpickler):
     raise RefusedGlobal("refused persistent id: embeddings files hold plain data only")
 
 
+GZIP_SUFFIX = ".gz"
+
+
 def load_pickle(path: str):
-  """Unpickles `path` as data (Python 2 and 3 pickles), refusing anything that names code.
+  """Unpickles `path` as data (Python 2 and 3 pickles; gzipped if it ends in .gz), refusing
+  anything that names code.
 
   Raises:
     DataError: the file is missing, unreadable, truncated, garbled, or names a global that
@@ -114,6 +119,8 @@ def load_pickle(path: str):
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       contents = f.read()
+    if path.endswith(GZIP_SUFFIX):
+      contents = gzip.decompress(contents)
     # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
     # back when it rebuilds the arrays of a Python 2 pickle.
     return _DataUnpickler(io.BytesIO(contents), encoding="latin1").load()
@@ -273,8 +280,13 @@ def split_path(config: config_lib.DataConfig, split: MetaSplit) -> str:
                       f"point it at {DOWNLOAD_HINT} (or use --dataset_name=icons, bundled)")
     data_path = BUNDLED_DATA_PATH
   join = os.path.join if "://" not in data_path else posixpath.join
-  return join(data_path, config.dataset_name, config.embedding_crop,
+  path = join(data_path, config.dataset_name, config.embedding_crop,
               f"{split.value}_embeddings.pkl")
+  # A gzipped pickle stands in for a missing plain one (the bundled train split: 32.7 MB
+  # plain, over the size a file of the repository may have).
+  if not tf.io.gfile.exists(path) and tf.io.gfile.exists(path + GZIP_SUFFIX):
+    return path + GZIP_SUFFIX
+  return path
 
 
 def load_split(config: config_lib.DataConfig, split: MetaSplit) -> Embeddings:

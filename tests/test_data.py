@@ -1,5 +1,6 @@
 """data.py: reading the published pickles as data, their checks, and seeded episodes."""
 
+import gzip
 import os
 import pickle
 
@@ -331,3 +332,22 @@ def test_query_logits_are_the_gathered_queries_times_the_weights(queries):
   gathered = tf.cast(provider.episodes(rows, 0).val_input, tf.float64)
   np.testing.assert_allclose(provider.query_logits(rows, weights),
                              np.einsum("tijd,tnd->tijn", gathered, weights), rtol=0, atol=1e-12)
+
+
+def test_a_gzipped_pickle_stands_in_for_a_missing_plain_one(tmp_path):
+  root = fixtures.make_dataset(str(tmp_path / "plain"))
+  data_config = config.DataConfig(data_path=root, dataset_name="tiny")
+  plain = data.load_split(data_config, data.MetaSplit.TRAIN)
+  path = data.split_path(data_config, data.MetaSplit.TRAIN)
+  with open(path, "rb") as f:
+    compressed = gzip.compress(f.read())
+  os.remove(path)
+  with open(path + ".gz", "wb") as f:
+    f.write(compressed)
+  assert data.split_path(data_config, data.MetaSplit.TRAIN) == path + ".gz"
+  zipped = data.load_split(data_config, data.MetaSplit.TRAIN)
+  assert zipped.keys == plain.keys and np.array_equal(zipped.embeddings, plain.embeddings)
+  with open(path + ".gz", "wb") as f:
+    f.write(compressed[:40])  # Truncated: a one-line DataError like a truncated pickle.
+  with pytest.raises(data.DataError, match=r"train_embeddings\.pkl\.gz: not a valid"):
+    data.load_split(data_config, data.MetaSplit.TRAIN)

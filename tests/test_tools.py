@@ -571,9 +571,12 @@ def test_bundled_embeddings_load_match_the_split_and_saw_no_held_out_class_in_pr
                     for folder in (BUNDLED_ICONS, BUNDLED_EMBEDDINGS)
                     for name in os.listdir(folder))
   assert total_bytes < BUNDLED_DATA_LIMIT_BYTES
+  assert max(os.path.getsize(os.path.join(BUNDLED_EMBEDDINGS, name))
+             for name in os.listdir(BUNDLED_EMBEDDINGS)) < 30e6  # Any one file of the repo.
   backbone = set(record["backbone_trained_on"]["class_ids"])
+  bundled = config.DataConfig(dataset_name="icons")  # Found as runner.py finds them.
   for name in ("train", "val", "test"):
-    embeddings = data.load_embeddings(os.path.join(BUNDLED_EMBEDDINGS, f"{name}_embeddings.pkl"))
+    embeddings = data.load_split(bundled, data.MetaSplit(name))
     assert sorted(embeddings.class_names) == sorted(record["pickles"][name]["class_ids"])
     assert embeddings.embedding_dim == record["train_config"]["embedding_dim"]
     assert min(len(rows) for rows in embeddings.rows_by_class) >= 20
