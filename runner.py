@@ -66,10 +66,14 @@ class _OwnRecordsOrWarnings(logging_lib.Filter):
     return record.levelno >= logging_lib.WARNING or own
 
 
-# Intra-op threads on small CPUs by shot count, measured with benchmarks/benchmark.py on 2
-# cores (its thread rows; BENCHMARKS.md): LEO's ops are tiny, so extra threads mostly add
-# synchronisation. Other shot counts take the nearest measured one.
-MEASURED_INTRA_OP_THREADS = {1: 1, 5: 2}
+# Intra-op threads on small CPUs, by processor maker and shot count: the faster setting of
+# benchmarks/benchmark.py's thread rows on 2 cores (BENCHMARKS.md). LEO's ops are tiny, so
+# extra threads mostly add synchronisation; which wins depends on the processor. Other shot
+# counts take the nearest measured one; another maker is not trusted with either's table.
+MEASURED_INTRA_OP_THREADS = {
+    "AMD": {1: 1, 5: 1},  # EPYC, idle: 1-shot 25.9 vs 34.2 ms; 5-shot 100.3 vs 114.6 ms.
+    "Intel": {1: 1, 5: 2},  # Xeon (AVX-512): 1-shot 19.3 vs 24.2 ms; 5-shot 82.3 vs 79.6 ms.
+}
 MEASURED_MAX_CORES = 4  # The largest CPU the table is trusted for.
 
 
@@ -87,15 +91,18 @@ def configure_threads(configs: "Configs" = None) -> str:
   """
   requested = configs.run.intra_op_threads if configs else 0
   cores = os.cpu_count() or 1
+  model = utils.cpu_model()
+  maker = next((name for name in MEASURED_INTRA_OP_THREADS if name in model), None)
   if requested:
     threads, why = requested, "--intra_op_threads"
-  elif tf.config.list_physical_devices("GPU") or cores > MEASURED_MAX_CORES:
-    threads, why = 0, f"TF's default; {cores} cores, not measured"
+  elif tf.config.list_physical_devices("GPU") or cores > MEASURED_MAX_CORES or not maker:
+    threads, why = 0, f"TF's default; {cores} cores of {model}, not measured"
   else:
     shots = configs.outer.num_tr_examples_per_class if configs else 1
-    nearest = min(MEASURED_INTRA_OP_THREADS, key=lambda measured: abs(measured - shots))
-    threads = min(MEASURED_INTRA_OP_THREADS[nearest], cores)
-    why = f"measured for {nearest}-shot tasks on <= {MEASURED_MAX_CORES} cores"
+    table = MEASURED_INTRA_OP_THREADS[maker]
+    nearest = min(table, key=lambda measured: abs(measured - shots))
+    threads = min(table[nearest], cores)
+    why = f"measured for {nearest}-shot tasks on <= {MEASURED_MAX_CORES} {maker} cores"
   if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
   line = f"Intra-op threads: {threads or 'all'} ({why})"

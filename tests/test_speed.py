@@ -72,9 +72,10 @@ def test_xla_computes_the_models_float64_numbers(training):
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
 
 
-def _choose(configs, cores=2, gpus=()):
+def _choose(configs, cores=2, gpus=(), model="AMD EPYC 7B13"):
   runner.import_tensorflow()
   with mock.patch.object(runner.os, "cpu_count", return_value=cores), \
+       mock.patch.object(runner.utils, "cpu_model", return_value=model), \
        mock.patch.object(runner.tf.config, "list_physical_devices", return_value=list(gpus)), \
        mock.patch.object(runner.tf.config.threading,
                          "set_intra_op_parallelism_threads") as set_threads:
@@ -83,11 +84,11 @@ def _choose(configs, cores=2, gpus=()):
   return line, calls
 
 
-def test_threads_follow_the_measured_table_by_shot_count(caplog):
+def test_threads_follow_the_measured_table_by_maker_and_shot_count(caplog):
   configs = _configs("unused")
   line, calls = _choose(configs)
-  assert calls == [runner.MEASURED_INTRA_OP_THREADS[1]]
-  assert "measured for 1-shot" in line
+  assert calls == [runner.MEASURED_INTRA_OP_THREADS["AMD"][1]]
+  assert "measured for 1-shot tasks on <= 4 AMD cores" in line
   with caplog.at_level("INFO", logger="absl"):  # absl's own logger may sit at WARNING.
     runner.log_threads_choice()
     runner.log_threads_choice()
@@ -96,16 +97,23 @@ def test_threads_follow_the_measured_table_by_shot_count(caplog):
   three = runner.Configs(configs.data, configs.inner,
                          config.OuterModelConfig(num_tr_examples_per_class=4), configs.run)
   line, calls = _choose(three)
-  assert calls == [runner.MEASURED_INTRA_OP_THREADS[5]] and "5-shot" in line
+  assert calls == [runner.MEASURED_INTRA_OP_THREADS["AMD"][5]] and "5-shot" in line
+  five = runner.Configs(configs.data, configs.inner,
+                        config.OuterModelConfig(num_tr_examples_per_class=5), configs.run)
+  intel = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+  assert _choose(five, model=intel)[1] == [runner.MEASURED_INTRA_OP_THREADS["Intel"][5]] == [2]
+  assert _choose(five)[1] == [1]  # The same shape on an AMD EPYC: one thread measured faster.
 
 
 def test_threads_as_asked_or_tf_default_where_nothing_was_measured():
   line, calls = _choose(_configs("unused", intra_op_threads=3))
   assert calls == [3] and "--intra_op_threads" in line
   line, calls = _choose(_configs("unused"), cores=64)
-  assert calls == [] and "64 cores, not measured" in line
+  assert calls == [] and "64 cores of AMD EPYC 7B13, not measured" in line
   line, calls = _choose(_configs("unused"), gpus=["a GPU"])
   assert calls == []
+  line, calls = _choose(_configs("unused"), model="Neoverse-N1")  # A maker nobody measured.
+  assert calls == [] and "2 cores of Neoverse-N1, not measured" in line
 
 
 @pytest.mark.parametrize("field, value", [("jit_compile", "yes"), ("intra_op_threads", -1),

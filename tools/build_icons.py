@@ -226,14 +226,18 @@ def render(svg: str) -> np.ndarray:
   return tf.io.decode_png(bytes(png), channels=1).numpy()[:, :, 0]
 
 
-def area_downsample(images: np.ndarray, size: int) -> np.ndarray:
-  """Area-averages square images [n, s, s] to [n, size, size] (any ratio s/size)."""
-  source = images.shape[-1]
+def area_weights(source: int, size: int) -> np.ndarray:
+  """float64 [size, source]: the share of each source pixel in each area-averaged pixel."""
   edges = np.arange(size + 1) * source / size  # Output pixel i covers [edges[i], edges[i+1]).
   pixels = np.arange(source)
   overlap = np.clip(np.minimum(edges[1:, None], pixels + 1)
                     - np.maximum(edges[:-1, None], pixels), 0, None)  # [size, source]
-  weights = overlap / overlap.sum(axis=1, keepdims=True)
+  return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def area_downsample(images: np.ndarray, size: int) -> np.ndarray:
+  """Area-averages square images [n, s, s] to [n, size, size] (any ratio s/size)."""
+  weights = area_weights(images.shape[-1], size)
   return np.einsum("is,nst,jt->nij", weights, images.astype(np.float64), weights)
 
 

@@ -11,6 +11,7 @@ Input (--images), an .npz with:
   labels       int [n], each image's class: an index into class_names
   class_names  str [classes] (optional; default c000, c001, ...)
   image_names  str [n] (optional; default the row index): unique within a class
+or a folder of class folders (`tools/image_folder.py`: resized to 84x84, --image_channels),
 and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]},
 optionally "pool": [class names outside the three splits]. --protocol chooses which of the
 train and pool classes the backbone trains on and which LEO meta-trains on (the train pickle);
@@ -19,7 +20,8 @@ the val and test classes are never seen in pretraining.
 Output: <output_root>/<dataset_name>/center/{train,val,test}_embeddings.pkl, the layout of
 the published LEO embeddings, and PROVENANCE.json beside them (the protocol, every class the
 backbone trained on, each pickle's classes, the command, seed, settings, input digests and
-versions). A pickle is a dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n]
+versions), and the trained backbone (`backbone.npz`: `tools/embed_images.py` embeds other
+images with it). A pickle is a dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n]
 (the class's position in the split's list) and `keys` str [n], each key
 `<split>-<class id>-<class id>_<image name>` where the class id is the class name's letters
 and digits (so it has no '-' or '_') and '-' in image names becomes '_'.
@@ -65,6 +67,7 @@ rather than in the first step's trace), so its embeddings are not the default ru
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -72,6 +75,7 @@ import pickle
 import re
 import sys
 import time
+import zipfile
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from absl import app
@@ -87,6 +91,8 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-positio
 # make_strategy and is_chief. Importing runner imports config.py, which defines --seed,
 # --dataset_name and --distribution_strategy: the tool uses those flags, it does not define them.
 import runner
+import storage
+from tools import image_folder
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
@@ -150,10 +156,21 @@ class InputError(ValueError):
 
 # ---- Inputs and keys. ----
 
-def load_image_set(path: str) -> ImageSet:
-  """Reads and checks an images-with-labels .npz."""
-  with np.load(path, allow_pickle=False) as npz:
-    arrays = {name: npz[name] for name in npz.files}
+def load_image_set(path: str, channels: int = 1) -> ImageSet:
+  """Reads and checks an images-with-labels .npz, or a folder of class folders
+  (`tools/image_folder.py`; its images read with `channels` channels)."""
+  if os.path.isdir(path):
+    try:
+      images, labels, class_names, image_names = image_folder.read_image_folder(path, channels)
+    except image_folder.FolderError as e:
+      raise InputError(str(e)) from None
+    return ImageSet(images, labels, class_names, image_names)
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      arrays = {name: npz[name] for name in npz.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise InputError(f"{path}: not a readable .npz of images and labels, nor a folder of "
+                     f"class folders ({type(e).__name__}: {e})") from None
   for name in ("images", "labels"):
     if name not in arrays:
       raise InputError(f"{path}: expected key {name!r}, found keys {sorted(arrays)} (images: "
@@ -468,16 +485,25 @@ def random_affine(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tenso
       interpolation="BILINEAR", fill_mode="NEAREST")
 
 
-def standardiser(train_images: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
-  """Maps uint8 images to float32 with the train images' per-channel mean 0 and std 1."""
+@dataclasses.dataclass(frozen=True)
+class Standardiser:
+  """Maps uint8 images [..., channels] to float32 with per-channel `mean` 0 and `std` 1."""
+  mean: np.ndarray  # float32 [channels]
+  std: np.ndarray  # float32 [channels]
+
+  def __call__(self, images: tf.Tensor) -> tf.Tensor:
+    return (tf.cast(images, tf.float32) / 255.0 - self.mean) / self.std
+
+
+def standardiser(train_images: np.ndarray) -> Standardiser:
+  """The standardiser of the backbone's train images [n, height, width, channels]."""
   pixels = train_images.reshape(-1, train_images.shape[-1]).astype(np.float64) / 255.0
   mean, std = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6  # 1e-6: a constant channel.
-  return lambda images: (tf.cast(images, tf.float32) / 255.0 - mean.astype(np.float32)) / (
-      std.astype(np.float32))
+  return Standardiser(mean.astype(np.float32), std.astype(np.float32))
 
 
 def make_train_step(model: Classifier, num_classes: int, total_steps: int,
-                    config: TrainConfig, standardise: Callable[[tf.Tensor], tf.Tensor],
+                    config: TrainConfig, standardise: Standardiser,
                     image_shape: Sequence[int], strategy=None):
   """The compiled training step and the variable holding its learning rate.
 
@@ -541,7 +567,7 @@ def make_train_step(model: Classifier, num_classes: int, total_steps: int,
 
 
 def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
-          standardise: Callable[[tf.Tensor], tf.Tensor], strategy=None) -> float:
+          standardise: Standardiser, strategy=None) -> float:
   """Trains `model` on uint8 images [n, h, w, c] with labels [n] in [0, classes).
 
   Every worker of a multi-worker strategy runs this loop in step, on the same batches. The
@@ -577,7 +603,7 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
 
 
 def embedder(backbone: snt.Module, image_shape: Sequence[int],
-             standardise: Callable[[tf.Tensor], tf.Tensor]
+             standardise: Standardiser
              ) -> Callable[[np.ndarray], np.ndarray]:
   """A function from uint8 images [n, *image_shape] to embeddings float32 [n, dim], batch
   norm in test mode, compiled once for any n."""
@@ -587,6 +613,56 @@ def embedder(backbone: snt.Module, image_shape: Sequence[int],
   return lambda images: np.concatenate([
       forward(images[i:i + EMBEDDING_BATCH_SIZE]).numpy()
       for i in range(0, len(images), EMBEDDING_BATCH_SIZE)])
+
+
+# ---- The trained backbone, saved for embedding other images (tools/embed_images.py). ----
+
+BACKBONE_FILE = "backbone.npz"  # Beside the pickles: every variable, and how to rebuild it.
+_SETTINGS = "settings"  # The npz entry of the JSON settings; variables are "variables/<name>".
+
+
+def save_backbone(path: str, backbone: snt.Module, config: TrainConfig,
+                  image_shape: Sequence[int], standardise: Standardiser):
+  """Writes a trained backbone as one .npz (no pickled objects): its variables by name,
+  batch norm's moving statistics included, and the settings `load_backbone` rebuilds it from
+  (backbone, embedding size, input shape, the standardiser of its train images)."""
+  settings = {"backbone": config.backbone, "embedding_dim": config.embedding_dim,
+              "image_shape": [int(d) for d in image_shape],
+              "mean": standardise.mean.tolist(), "std": standardise.std.tolist()}
+  # By position: the order of a module's `variables` is fixed by its structure, while their
+  # names depend on where the network was built (eagerly, or in a step's trace).
+  arrays = {f"variables/{i:03d}": v.numpy() for i, v in enumerate(backbone.variables)}
+  arrays[_SETTINGS] = np.asarray(json.dumps(settings, sort_keys=True))
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  storage.atomic_write(path, buffer.getvalue())
+
+
+def load_backbone(path: str) -> Tuple[snt.Module, Tuple[int, ...], Standardiser]:
+  """The backbone `save_backbone` wrote: (network, input shape, standardiser)."""
+  try:
+    with np.load(path, allow_pickle=False) as npz:
+      arrays = {name: npz[name] for name in npz.files}
+    settings = json.loads(str(arrays.pop(_SETTINGS)))
+    backbone = make_backbone(settings["backbone"], settings["embedding_dim"])
+    image_shape = tuple(settings["image_shape"])
+    standardise = Standardiser(np.asarray(settings["mean"], np.float32),
+                               np.asarray(settings["std"], np.float32))
+  except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
+    raise InputError(f"{path}: not a backbone written by tools/pretrain_embeddings.py "
+                     f"({type(e).__name__}: {e})") from None
+  backbone(tf.zeros([1, *image_shape]), is_training=False)  # Creates the variables.
+  if len(arrays) != len(backbone.variables):
+    raise InputError(f"{path}: {len(arrays)} variables, expected the "
+                     f"{len(backbone.variables)} of a {settings['backbone']} backbone")
+  for i, variable in enumerate(backbone.variables):
+    value = arrays.get(f"variables/{i:03d}")
+    if value is None or value.shape != tuple(variable.shape):
+      raise InputError(f"{path}: variable {i} ({variable.name}) has shape "
+                       f"{None if value is None else value.shape}, expected "
+                       f"{tuple(variable.shape)}")
+    variable.assign(value)
+  return backbone, image_shape, standardise
 
 
 def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys: np.ndarray):
@@ -659,6 +735,9 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
     return {}
   logging.info("trained %s on %d images of %d classes in %.0f s", config.backbone,
                len(train_rows), len(train_classes), seconds)
+  backbone_path = os.path.join(output_dir, BACKBONE_FILE)
+  os.makedirs(output_dir, exist_ok=True)
+  save_backbone(backbone_path, model.backbone, config, image_set.images.shape[1:], standardise)
   embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
   paths = {}
   for split in SPLITS:
@@ -673,15 +752,24 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
     logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
                  paths[split])
   with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
-    json.dump(provenance(image_set, backbone_classes, pickle_classes, config, record), f,
-              indent=1)
+    backbone_file = {"backbone_file": {"file": BACKBONE_FILE,
+                                       "sha256": file_digest(backbone_path)}}
+    json.dump(provenance(image_set, backbone_classes, pickle_classes, config,
+                         {**(record or {}), **backbone_file}), f, indent=1)
     f.write("\n")
   return paths
 
 
 def file_digest(path: str) -> str:
-  """sha256 of a file's bytes."""
+  """sha256 of a file's bytes; of a folder, of its files' relative paths and digests, sorted."""
   digest = hashlib.sha256()
+  if os.path.isdir(path):
+    for folder, _, files in sorted(os.walk(path)):
+      for name in sorted(files):
+        file_path = os.path.join(folder, name)
+        relative = os.path.relpath(file_path, path).replace(os.sep, "/")
+        digest.update(f"{relative}\0{file_digest(file_path)}\n".encode("utf-8"))
+    return digest.hexdigest()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       digest.update(block)
@@ -713,6 +801,8 @@ def define_flags():
                     "Which classes the backbone and LEO train on; val and test classes never. "
                     + "; ".join(f"{name}: {means}" for name, means in sorted(PROTOCOLS.items()))
                     + ". Protocols other than paper need the split file's 'pool'.")
+  flags.DEFINE_enum("image_channels", "1", ["1", "3"],
+                    "Channels an --images folder is read with: 1 (grayscale) or 3 (RGB).")
   flags.DEFINE_integer("num_threads", os.cpu_count(),
                        "Intra-op threads: the convolutions are large enough to share cores.")
 
@@ -731,7 +821,7 @@ def main(argv):
     # Before any tensor exists: collective ops are configured when the strategy is made.
     strategy = runner.make_strategy(values.distribution_strategy)
     check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
-    image_set = load_image_set(values.images)
+    image_set = load_image_set(values.images, int(values.image_channels))
     splits = load_split(values.split, image_set.class_names)
     config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
                          batch_size=values.batch_size, learning_rate=values.learning_rate,

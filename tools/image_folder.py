@@ -1,0 +1,104 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Reads a folder of labelled images, one sub-folder per class, as the embedding tools' arrays.
+
+    my_images/
+      cat/  a.jpg  b.png ...
+      dog/  ...
+
+Every file of a class folder is an image (PNG, JPEG, GIF's first frame or BMP: what TF decodes);
+hidden files are skipped. Each image is read as it is published for miniImageNet: resized to
+the square side without keeping the aspect ratio (area averaging when it shrinks), here to
+grayscale or RGB as the backbone takes. Transparent pixels are composited on white, the
+background of the bundled icons. Classes are the folder names in sorted order, images the
+file names (without extension) in sorted order, so a folder always gives the same arrays.
+"""
+
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import utils
+
+tf = utils.import_tensorflow()
+
+IMAGE_SIDE = 84  # miniImageNet's and the bundled icons' size.
+# The classes of a folder without a split file: miniImageNet's 64 / 16 / 20 shares.
+SPLIT_FRACTIONS = (("train", 0.64), ("val", 0.16), ("test", 0.20))
+MIN_SPLIT_CLASSES = 5  # One 5-way task.
+
+
+class FolderError(ValueError):
+  """A folder or image that does not have the documented form."""
+
+
+def _decode(path: str, channels: int, side: int) -> np.ndarray:
+  """One image file as uint8 [side, side, channels]."""
+  try:
+    raw = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+  except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise FolderError(f"{path}: not an image TF can decode (PNG, JPEG, GIF, BMP): "
+                      f"{message}") from None
+  pixels = raw.astype(np.float64) / 255.0
+  if pixels.shape[-1] in (2, 4):  # Gray or RGB with alpha: over a white background.
+    alpha = pixels[..., -1:]
+    pixels = pixels[..., :-1] * alpha + (1.0 - alpha)
+  if pixels.shape[-1] == 3 and channels == 1:
+    pixels = pixels @ np.array([[0.2989], [0.5870], [0.1140]])  # TF's rgb_to_grayscale.
+  elif pixels.shape[-1] == 1 and channels == 3:
+    pixels = np.repeat(pixels, 3, axis=-1)
+  resized = tf.image.resize(pixels[None], [side, side], method="area")
+  return np.clip(np.round(resized.numpy()[0] * 255.0), 0, 255).astype(np.uint8)
+
+
+def read_image_folder(root: str, channels: int = 1, side: int = IMAGE_SIDE
+                      ) -> Tuple[np.ndarray, np.ndarray, List[str], List[str]]:
+  """The images of `root`'s class folders.
+
+  Returns:
+    (images uint8 [n, side, side, channels], labels int64 [n] (index into the class names),
+    class names [classes], image names [n]).
+  """
+  if not os.path.isdir(root):
+    raise FolderError(f"{root}: not a folder of class folders")
+  visible = lambda names: sorted(name for name in names if not name.startswith("."))
+  class_names = [name for name in visible(os.listdir(root))
+                 if os.path.isdir(os.path.join(root, name))]
+  if not class_names:
+    raise FolderError(f"{root}: expected one sub-folder of images per class, found none")
+  images, labels, image_names = [], [], []
+  for label, name in enumerate(class_names):
+    files = [f for f in visible(os.listdir(os.path.join(root, name)))
+             if os.path.isfile(os.path.join(root, name, f))]
+    if not files:
+      raise FolderError(f"{os.path.join(root, name)}: a class folder with no image")
+    stems = [os.path.splitext(f)[0] for f in files]
+    if len(set(stems)) != len(stems):
+      raise FolderError(f"{os.path.join(root, name)}: two files differ only in extension; "
+                        "an image's name must be unique within its class")
+    for file_name, stem in zip(files, stems):
+      images.append(_decode(os.path.join(root, name, file_name), channels, side))
+      labels.append(label)
+      image_names.append(stem)
+  return np.stack(images), np.asarray(labels, np.int64), class_names, image_names
+
+
+def random_split(class_names: Sequence[str], seed: int = 0,
+                 min_classes: int = MIN_SPLIT_CLASSES, fractions: Optional[Sequence] = None):
+  """Splits classes at random (seeded) in miniImageNet's shares, each split at least
+  `min_classes`: {"train": [...], "val": [...], "test": [...]} of names, each sorted."""
+  fractions = fractions or SPLIT_FRACTIONS
+  if len(class_names) < min_classes * len(fractions):
+    raise FolderError(f"{len(class_names)} classes: a split needs at least {min_classes} "
+                      f"classes in each of {', '.join(name for name, _ in fractions)} "
+                      f"({min_classes * len(fractions)}); write a split file instead")
+  sizes = {name: max(min_classes, int(round(share * len(class_names))))
+           for name, share in fractions[1:]}
+  sizes[fractions[0][0]] = len(class_names) - sum(sizes.values())
+  order = np.random.default_rng(seed).permutation(len(class_names))
+  split, start = {}, 0
+  for name, _ in fractions:
+    split[name] = sorted(class_names[i] for i in order[start:start + sizes[name]])
+    start += sizes[name]
+  return split
