@@ -587,6 +587,26 @@ def test_bundled_embeddings_load_match_the_split_and_saw_no_held_out_class_in_pr
   assert set(record["backbone_trained_on"]["classes"]) <= set(split["train"] + split["pool"])
 
 
+def test_the_bundled_backbone_makes_the_bundled_embeddings():
+  """The shipped backbone is the one the bundled pickles came from: it embeds the val
+  images (read from icons.npz, in the pickle's order) to the val pickle's numbers."""
+  pe = pretrain_embeddings
+  backbone_path = os.path.join(BUNDLED_EMBEDDINGS, pe.BACKBONE_FILE)
+  with open(os.path.join(BUNDLED_EMBEDDINGS, pe.PROVENANCE_FILE)) as f:
+    assert json.load(f)["backbone_file"]["sha256"] == pe.file_digest(backbone_path)
+  image_set = pe.load_image_set(os.path.join(BUNDLED_ICONS, "icons.npz"))
+  splits = pe.load_split(os.path.join(BUNDLED_ICONS, "split.json"), image_set.class_names)
+  backbone, image_shape, standardise = pe.load_backbone(backbone_path)
+  rows = np.flatnonzero(np.isin(image_set.labels, splits["val"]))
+  embeddings = pe.embedder(backbone, image_shape, standardise)(image_set.images[rows])
+  with open(os.path.join(BUNDLED_EMBEDDINGS, "val_embeddings.pkl"), "rb") as f:
+    bundled = pickle.load(f)
+  keys = pe.make_keys("val", pe.class_ids(image_set.class_names), image_set.labels[rows],
+                      [image_set.image_names[row] for row in rows])
+  np.testing.assert_array_equal(keys, bundled["keys"])
+  np.testing.assert_allclose(embeddings, bundled["embeddings"], rtol=1e-5, atol=1e-5)
+
+
 # ---- The icons presets. ----
 
 @pytest.mark.parametrize("name, shots", [("icons_1shot", 1), ("icons_5shot", 5)])
