@@ -24,7 +24,7 @@ NUM_VALID_BATCHES = 10  # A validation estimate is the mean of this many batches
 MULTIVIEW_DATASET = "miniImageNet"  # The only dataset published with multiview crops.
 EMBEDDING_CROPS = ("center", "multiview")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-BASELINES = ("none", "nearest_centroid", "logistic_regression")
+BASELINES = ("none", "nearest_centroid", "logistic_regression", "whitened_nearest_centroid")
 EVAL_SPLITS = ("test", "val")
 
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun

@@ -394,7 +394,9 @@ def evaluate_and_record(scores, episodes: Episodes, configs: Configs, folder,
   fingerprint = evaluate.fingerprint()
   _, accuracies = evaluate(num_tasks, fingerprint, progress=folder is not None)
   mean, half_width = utils.mean_and_confidence_interval(accuracies)
-  if method != "leo":
+  if method in baselines.FITTED_BASELINES:
+    trained_on = "whitened on the meta-train classes, fitted on each task's support set"
+  elif method != "leo":
     trained_on = "fitted on each task's support set"
   else:
     trained_on = f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}"
@@ -434,7 +436,15 @@ def evaluate_baseline(configs: Configs, strategy=None):
   strategy = strategy or make_strategy(configs.run.distribution_strategy)
   split = configs.run.eval_split
   episodes = Episodes(configs, need_train=False, eval_split=split)
-  baseline = baselines.BASELINES[configs.run.baseline]
+  name = configs.run.baseline
+  if name in baselines.FITTED_BASELINES:  # Fitted on the meta-train classes first.
+    train = data.load_split(configs.data, data.MetaSplit.TRAIN)
+    labels = np.zeros(len(train.embeddings), np.int64)
+    for label, rows in enumerate(train.rows_by_class):
+      labels[rows] = label
+    baseline = baselines.FITTED_BASELINES[name](train.embeddings, labels)
+  else:
+    baseline = baselines.BASELINES[name]
   path = configs.run.checkpoint_path
   log_threads_choice()
   chief = is_chief(strategy)

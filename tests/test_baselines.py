@@ -50,3 +50,49 @@ def test_logistic_regression_separates_separable_classes():
   queries = centres[None, :, None] + 0.1 * rng.normal(size=(2, 3, 7, 8))
   accuracy = baselines.logistic_regression(_problem(support, queries)).numpy()
   np.testing.assert_array_equal(accuracy, [1.0, 1.0])
+
+
+def test_fit_whitening_makes_the_within_class_covariance_the_identity():
+  rng = np.random.default_rng(2)
+  mixing = rng.normal(size=(6, 6))
+  labels = np.repeat(np.arange(4), 50)
+  embeddings = rng.normal(size=(4, 6))[labels] * 3 + rng.normal(size=(200, 6)) @ mixing
+  mean, transform = baselines.fit_whitening(embeddings, labels, shrinkage=0.0)
+  np.testing.assert_allclose(mean, embeddings.mean(axis=0), rtol=1e-12)
+  within = embeddings - np.stack([embeddings[labels == c].mean(0) for c in range(4)])[labels]
+  whitened = within @ transform
+  np.testing.assert_allclose(whitened.T @ whitened / 200, np.eye(6), atol=1e-10)
+  # With shrinkage s, eigenvalue v is scaled to v / (v + s mean(v)).
+  values = np.linalg.eigvalsh(within.T @ within / 200)
+  _, shrunk = baselines.fit_whitening(embeddings, labels, shrinkage=0.5)
+  np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(shrunk.T @ (within.T @ within / 200)
+                                                        @ shrunk)),
+                             np.sort(values / (values + 0.5 * values.mean())), rtol=1e-9)
+
+
+def test_whitened_nearest_centroid_is_nearest_centroid_without_whitening():
+  rng = np.random.default_rng(3)
+  problem = _problem(rng.normal(size=(4, 5, 2, 8)), rng.normal(size=(4, 5, 6, 8)))
+  plain = baselines.nearest_centroid(problem).numpy()
+  identity = baselines.whitened_nearest_centroid(np.zeros(8), np.eye(8))(problem).numpy()
+  np.testing.assert_array_equal(identity, plain)
+
+
+def test_whitening_discounts_a_nuisance_every_class_shares():
+  """Classes are points in 5 dimensions; every image also has a style offset of sd 5 along a
+  sixth, whatever its class (the drawing style of a typeface). Nearest centroid is fooled by
+  the style; whitened on other classes drawn in the same styles, it is not."""
+  rng = np.random.default_rng(4)
+  def images(centres, count):
+    points = np.zeros((len(centres), count, 6))
+    points[..., :5] = centres[:, None] + 0.3 * rng.normal(size=(len(centres), count, 5))
+    points[..., 5] = 5 * rng.normal(size=(len(centres), count))
+    return points
+  train = images(rng.normal(size=(20, 5)), 30)
+  mean, transform = baselines.fit_whitening(train.reshape(-1, 6), np.repeat(np.arange(20), 30),
+                                            baselines.WHITENING_SHRINKAGE)
+  tasks = np.stack([images(rng.normal(size=(5, 5)), 11) for _ in range(50)])
+  problem = _problem(tasks[:, :, :1], tasks[:, :, 1:])  # 1-shot, 10 queries per class.
+  plain = baselines.nearest_centroid(problem).numpy().mean()
+  whitened = baselines.whitened_nearest_centroid(mean, transform)(problem).numpy().mean()
+  assert plain < 0.5 and whitened > 0.8, (plain, whitened)

@@ -301,15 +301,18 @@ def test_a_checkpoint_with_another_latent_size_is_refused(trained):
   assert "--num_latents=4 contradicts the model saved" in error and "num_latents=8" in error
 
 
-@pytest.mark.parametrize("baseline", ["nearest_centroid", "logistic_regression"])
-def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline):
+@pytest.mark.parametrize("baseline, fitted", [
+    ("nearest_centroid", "fitted on each task's support set"),
+    ("logistic_regression", "fitted on each task's support set"),
+    ("whitened_nearest_centroid",
+     "whitened on the meta-train classes, fitted on each task's support set")])
+def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline, fitted):
   result = run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}", *TINY,
                f"--baseline={baseline}")
   assert result.returncode == 0, result.stderr[-3000:]
   line = result.stdout.strip().splitlines()[-1]
   assert line.startswith(f"Metatest accuracy of {baseline}: ")
-  assert ("(95% CI over 20 tasks; 5-way 1-shot; 19 queries/class; fitted on each task's "
-          "support set)") in line
+  assert f"(95% CI over 20 tasks; 5-way 1-shot; 19 queries/class; {fitted})" in line
   record = _record(str(tmp_path), f"{baseline}-test-5way1shot-q19-t20-seed0.json")
   assert record["method"] == baseline and record["num_tasks"] == 20
   assert record["trained"] is None and len(record["task_accuracies"]) == 20
