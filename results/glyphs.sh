@@ -24,14 +24,16 @@ if [[ ! -e $emb/glyphs/center/test_embeddings.pkl ]]; then
   esac
 fi
 seed=${SEED:-0}
-flags=(--data_path="$emb" --dataset_name=glyphs --preset=icons_${shots}shot --seed=$seed)
+# The icons presets as they were when the committed runs were made: 3,000 steps for both.
+flags=(--data_path="$emb" --dataset_name=glyphs --preset=icons_${shots}shot --seed=$seed
+       --num_steps_limit=3000)
 folder=$out/glyphs_${shots}shot/$embedding-$variant
 [[ $variant == leo ]] && folder=$folder-seed$seed
 case $variant in
   leo) "$python" runner.py "${flags[@]}" --checkpoint_path="$folder" ;;
   baselines|baselines-val)
     split=test; [[ $variant == baselines-val ]] && split=val
-    for baseline in nearest_centroid logistic_regression; do
+    for baseline in ${BASELINES:-nearest_centroid logistic_regression whitened_nearest_centroid}; do
       "$python" runner.py "${flags[@]}" --baseline=$baseline --eval_split=$split \
         --checkpoint_path="$folder"
     done ;;
