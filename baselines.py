@@ -127,8 +127,15 @@ def whitened_nearest_centroid(mean: np.ndarray, transform: np.ndarray):
 
 
 BASELINES = {"nearest_centroid": nearest_centroid, "logistic_regression": logistic_regression}
-# Baselines that learn from the meta-train split first: name -> (embeddings [n, dim],
-# labels [n]) -> baseline.
-FITTED_BASELINES = {"whitened_nearest_centroid": lambda embeddings, labels:
-                    whitened_nearest_centroid(*fit_whitening(embeddings, labels,
-                                                             WHITENING_SHRINKAGE))}
+def fitted_whitened_nearest_centroid(embeddings: np.ndarray, labels: np.ndarray):
+  """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with
+  labels `[n]`: episodes hold the embeddings L2-normalised (data.DataProvider), so the
+  whitening is fitted on them normalised, as `tf.math.l2_normalize` does."""
+  x = np.asarray(embeddings, np.float64)
+  normalised = x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
+  return whitened_nearest_centroid(*fit_whitening(normalised, labels, WHITENING_SHRINKAGE))
+
+
+# Baselines that learn from the meta-train split first: name -> (embeddings [n, dim] as
+# stored, labels [n]) -> baseline.
+FITTED_BASELINES = {"whitened_nearest_centroid": fitted_whitened_nearest_centroid}

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 import baselines
+import config
 import data
 
 
@@ -96,3 +97,25 @@ def test_whitening_discounts_a_nuisance_every_class_shares():
   plain = baselines.nearest_centroid(problem).numpy().mean()
   whitened = baselines.whitened_nearest_centroid(mean, transform)(problem).numpy().mean()
   assert plain < 0.5 and whitened > 0.8, (plain, whitened)
+
+
+def test_the_fitted_baseline_whitens_the_embeddings_as_episodes_hold_them():
+  """Episodes hold the embeddings L2-normalised: the runner's fitted baseline takes the split
+  as stored and fits the whitening on the normalised rows."""
+  rng = np.random.default_rng(5)
+  stored = rng.normal(size=(60, 4)) * rng.uniform(1, 10, size=(60, 1))  # Rows of any norm.
+  labels = np.repeat(np.arange(6), 10)
+  normalised = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+  problem = _problem(rng.normal(size=(3, 5, 1, 4)), rng.normal(size=(3, 5, 4, 4)))
+  fitted = baselines.FITTED_BASELINES["whitened_nearest_centroid"](stored, labels)(problem)
+  expected = baselines.whitened_nearest_centroid(*baselines.fit_whitening(
+      normalised, labels, baselines.WHITENING_SHRINKAGE))(problem)
+  np.testing.assert_array_equal(fitted.numpy(), expected.numpy())
+  # The episodes' side of the contract: a provider's instances hold unit rows.
+  keys = [f"train-c{label}-c{label}_i{i}" for i, label in enumerate(labels)]
+  embeddings = data.validate_embeddings(
+      {"embeddings": stored.astype(np.float32), "keys": np.asarray(keys)}, "<test>")
+  provider = data.DataProvider("train", config.DataConfig(dataset_name="icons"), 0,
+                               embeddings=embeddings)
+  instance = provider.get_instance(num_classes=5, tr_size=1, val_size=2)
+  np.testing.assert_allclose(np.linalg.norm(instance.tr_input.numpy(), axis=-1), 1, rtol=1e-6)
