@@ -41,7 +41,7 @@ def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, mo
       provider, batch_size=4, num_classes=5, shots=1, queries=3)
   monkeypatch.setattr(runner, "PROGRESS_SECONDS", 0.0)
   fingerprint = evaluate.fingerprint()
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):  # absl's logger may sit at WARNING.
     _, accuracies = evaluate(10, fingerprint, progress=True)
   assert len(accuracies) == 10
   progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Evaluated")]
