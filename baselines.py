@@ -7,6 +7,8 @@ One of them first learns a metric from the meta-train classes, without meta-lear
 `whitened_nearest_centroid`, what a linear change of the features alone gives.
 """
 
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -84,7 +86,8 @@ def fit_logistic_regression(inputs, targets):
   return weights, biases
 
 
-def fit_whitening(embeddings: np.ndarray, labels: np.ndarray, shrinkage: float):
+def fit_whitening(embeddings: np.ndarray, rows_by_class: Sequence[np.ndarray],
+                  shrinkage: float):
   """The whitening of the meta-train classes' within-class covariance.
 
   Directions in which images of one class vary (for drawings, the drawing style that every
@@ -93,7 +96,7 @@ def fit_whitening(embeddings: np.ndarray, labels: np.ndarray, shrinkage: float):
 
   Args:
     embeddings: `[n, dim]` the meta-train split's embeddings.
-    labels: `[n]` their classes.
+    rows_by_class: each class's rows of `embeddings` (data.Embeddings.rows_by_class).
     shrinkage: added to each eigenvalue of the covariance, times their mean, so that
       directions with no within-class variance are not blown up.
 
@@ -101,10 +104,8 @@ def fit_whitening(embeddings: np.ndarray, labels: np.ndarray, shrinkage: float):
     (mean `[dim]`, transform `[dim, dim]`), float64: x -> (x - mean) @ transform.
   """
   x = np.asarray(embeddings, np.float64)
-  classes, index = np.unique(labels, return_inverse=True)
-  means = np.stack([x[index == c].mean(axis=0) for c in range(len(classes))])
-  within = x - means[index]
-  values, vectors = np.linalg.eigh(within.T @ within / len(x))
+  within = np.concatenate([x[rows] - x[rows].mean(axis=0) for rows in rows_by_class])
+  values, vectors = np.linalg.eigh(within.T @ within / len(within))
   values = np.maximum(values, 0.0)  # Rounding can make a null direction slightly negative.
   return x.mean(axis=0), vectors / np.sqrt(values + shrinkage * values.mean())
 
@@ -127,15 +128,17 @@ def whitened_nearest_centroid(mean: np.ndarray, transform: np.ndarray):
 
 
 BASELINES = {"nearest_centroid": nearest_centroid, "logistic_regression": logistic_regression}
-def fitted_whitened_nearest_centroid(embeddings: np.ndarray, labels: np.ndarray):
-  """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with
-  labels `[n]`: episodes hold the embeddings L2-normalised (data.DataProvider), so the
+def fitted_whitened_nearest_centroid(embeddings: np.ndarray,
+                                     rows_by_class: Sequence[np.ndarray]):
+  """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with each
+  class's rows: episodes hold the embeddings L2-normalised (data.DataProvider), so the
   whitening is fitted on them normalised, as `tf.math.l2_normalize` does."""
   x = np.asarray(embeddings, np.float64)
   normalised = x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
-  return whitened_nearest_centroid(*fit_whitening(normalised, labels, WHITENING_SHRINKAGE))
+  return whitened_nearest_centroid(*fit_whitening(normalised, rows_by_class,
+                                                  WHITENING_SHRINKAGE))
 
 
 # Baselines that learn from the meta-train split first: name -> (embeddings [n, dim] as
-# stored, labels [n]) -> baseline.
+# stored, each class's rows) -> baseline.
 FITTED_BASELINES = {"whitened_nearest_centroid": fitted_whitened_nearest_centroid}

@@ -439,10 +439,7 @@ def evaluate_baseline(configs: Configs, strategy=None):
   name = configs.run.baseline
   if name in baselines.FITTED_BASELINES:  # Fitted on the meta-train classes first.
     train = data.load_split(configs.data, data.MetaSplit.TRAIN)
-    labels = np.zeros(len(train.embeddings), np.int64)
-    for label, rows in enumerate(train.rows_by_class):
-      labels[rows] = label
-    baseline = baselines.FITTED_BASELINES[name](train.embeddings, labels)
+    baseline = baselines.FITTED_BASELINES[name](train.embeddings, train.rows_by_class)
   else:
     baseline = baselines.BASELINES[name]
   path = configs.run.checkpoint_path

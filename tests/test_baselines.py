@@ -58,14 +58,15 @@ def test_fit_whitening_makes_the_within_class_covariance_the_identity():
   mixing = rng.normal(size=(6, 6))
   labels = np.repeat(np.arange(4), 50)
   embeddings = rng.normal(size=(4, 6))[labels] * 3 + rng.normal(size=(200, 6)) @ mixing
-  mean, transform = baselines.fit_whitening(embeddings, labels, shrinkage=0.0)
+  rows = [np.flatnonzero(labels == c) for c in range(4)]
+  mean, transform = baselines.fit_whitening(embeddings, rows, shrinkage=0.0)
   np.testing.assert_allclose(mean, embeddings.mean(axis=0), rtol=1e-12)
   within = embeddings - np.stack([embeddings[labels == c].mean(0) for c in range(4)])[labels]
   whitened = within @ transform
   np.testing.assert_allclose(whitened.T @ whitened / 200, np.eye(6), atol=1e-10)
   # With shrinkage s, eigenvalue v is scaled to v / (v + s mean(v)).
   values = np.linalg.eigvalsh(within.T @ within / 200)
-  _, shrunk = baselines.fit_whitening(embeddings, labels, shrinkage=0.5)
+  _, shrunk = baselines.fit_whitening(embeddings, rows, shrinkage=0.5)
   np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(shrunk.T @ (within.T @ within / 200)
                                                         @ shrunk)),
                              np.sort(values / (values + 0.5 * values.mean())), rtol=1e-9)
@@ -90,7 +91,8 @@ def test_whitening_discounts_a_nuisance_every_class_shares():
     points[..., 5] = 5 * rng.normal(size=(len(centres), count))
     return points
   train = images(rng.normal(size=(20, 5)), 30)
-  mean, transform = baselines.fit_whitening(train.reshape(-1, 6), np.repeat(np.arange(20), 30),
+  rows = np.arange(600).reshape(20, 30)  # Class c's 30 images, one after another.
+  mean, transform = baselines.fit_whitening(train.reshape(-1, 6), rows,
                                             baselines.WHITENING_SHRINKAGE)
   tasks = np.stack([images(rng.normal(size=(5, 5)), 11) for _ in range(50)])
   problem = _problem(tasks[:, :, :1], tasks[:, :, 1:])  # 1-shot, 10 queries per class.
@@ -107,9 +109,10 @@ def test_the_fitted_baseline_whitens_the_embeddings_as_episodes_hold_them():
   labels = np.repeat(np.arange(6), 10)
   normalised = stored / np.linalg.norm(stored, axis=1, keepdims=True)
   problem = _problem(rng.normal(size=(3, 5, 1, 4)), rng.normal(size=(3, 5, 4, 4)))
-  fitted = baselines.FITTED_BASELINES["whitened_nearest_centroid"](stored, labels)(problem)
+  rows = [np.flatnonzero(labels == c) for c in range(6)]
+  fitted = baselines.FITTED_BASELINES["whitened_nearest_centroid"](stored, rows)(problem)
   expected = baselines.whitened_nearest_centroid(*baselines.fit_whitening(
-      normalised, labels, baselines.WHITENING_SHRINKAGE))(problem)
+      normalised, rows, baselines.WHITENING_SHRINKAGE))(problem)
   np.testing.assert_array_equal(fitted.numpy(), expected.numpy())
   # The episodes' side of the contract: a provider's instances hold unit rows.
   keys = [f"train-c{label}-c{label}_i{i}" for i, label in enumerate(labels)]

@@ -24,12 +24,11 @@ with the id of one of them is named in a warning, since its test accuracy would 
 import json
 import os
 import sys
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
 from tools import image_folder
 from tools import pretrain_embeddings as pe
@@ -41,15 +40,15 @@ SPLIT_FILE = "split.json"  # The random split, when no --split is given.
 PROTOCOL = "backbone"  # PROVENANCE.json's protocol: an already trained backbone, no training.
 
 
-def backbone_record(backbone_path: str) -> Optional[Dict[str, object]]:
-  """The PROVENANCE.json beside a backbone file, if it is there and names that file."""
+def backbone_record(backbone_path: str, digest: str) -> Optional[Dict[str, object]]:
+  """The PROVENANCE.json beside a backbone file, if it is there and names that file (by its
+  sha256 `digest`)."""
   path = os.path.join(os.path.dirname(backbone_path), pe.PROVENANCE_FILE)
   if not os.path.exists(path):
     return None
   with open(path) as f:
     record = json.load(f)
-  named = record.get("backbone_file", {}).get("sha256")
-  return record if named == pe.file_digest(backbone_path) else None
+  return record if record.get("backbone_file", {}).get("sha256") == digest else None
 
 
 def seen_classes(image_set: pe.ImageSet, record: Optional[Mapping[str, object]]):
@@ -62,8 +61,10 @@ def seen_classes(image_set: pe.ImageSet, record: Optional[Mapping[str, object]])
 
 def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
                     backbone_path: str, output_dir: str,
-                    record: Optional[Mapping[str, object]] = None) -> Dict[str, str]:
-  """Embeds each split's images with the backbone; writes the pickles and PROVENANCE.json.
+                    record: Optional[Mapping[str, object]] = None,
+                    loaded: Optional[Tuple] = None) -> Dict[str, str]:
+  """Embeds each split's images with the backbone; writes the pickles and PROVENANCE.json,
+  and warns of classes the backbone was trained on.
 
   Args:
     image_set: the images; their shape must be the backbone's input shape.
@@ -71,47 +72,34 @@ def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
     backbone_path: a `backbone.npz` of tools/pretrain_embeddings.py.
     output_dir: where the pickles go (<output_root>/<dataset_name>/center).
     record: entries added to PROVENANCE.json (the command, the inputs' digests).
+    loaded: `pe.load_backbone(backbone_path)`, if the caller has it already.
 
   Returns:
     split -> path of its pickle.
   """
-  backbone, image_shape, standardise = pe.load_backbone(backbone_path)
+  backbone, image_shape, standardise = loaded or pe.load_backbone(backbone_path)
   if tuple(image_set.images.shape[1:]) != image_shape:
     raise pe.InputError(f"images of shape {list(image_set.images.shape[1:])}, but the "
                         f"backbone {backbone_path} takes {list(image_shape)}: resize them (a "
                         "folder of images is read at the backbone's size)")
-  ids = pe.class_ids(image_set.class_names)
-  embed = pe.embedder(backbone, image_shape, standardise)
-  paths = {}
-  for split in pe.SPLITS:
-    classes = list(splits[split])
-    rows = np.flatnonzero(np.isin(image_set.labels, classes))
-    labels = image_set.labels[rows]
-    keys = pe.make_keys(split, ids, labels, [image_set.image_names[row] for row in rows])
-    paths[split] = os.path.join(output_dir, f"{split}_embeddings.pkl")
-    pe.write_embeddings(paths[split], embed(image_set.images[rows]),
-                        np.asarray([classes.index(label) for label in labels]), keys)
-    logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
-                 paths[split])
-  trained = backbone_record(backbone_path)
-  counts = np.bincount(image_set.labels, minlength=len(image_set.class_names))
-  provenance = {
+  paths = pe.write_splits(image_set, splits, pe.embedder(backbone, image_shape, standardise),
+                          output_dir)
+  digest = pe.file_digest(backbone_path)
+  trained = backbone_record(backbone_path, digest)
+  seen = seen_classes(image_set, trained)
+  pe.write_provenance(output_dir, {
       "protocol": PROTOCOL,
       "protocol_means": "an already trained backbone embeds every image; nothing is trained",
-      "backbone_file": {"file": os.path.abspath(backbone_path),
-                        "sha256": pe.file_digest(backbone_path)},
+      "backbone_file": {"file": os.path.abspath(backbone_path), "sha256": digest},
       "backbone_trained_on": trained["backbone_trained_on"] if trained else None,
       "backbone_train_config": trained["train_config"] if trained else None,
-      "classes_the_backbone_saw": seen_classes(image_set, trained),
-      "pickles": {split: {"classes": [image_set.class_names[i] for i in splits[split]],
-                          "class_ids": [ids[i] for i in splits[split]],
-                          "images": int(sum(counts[i] for i in splits[split]))}
-                  for split in pe.SPLITS},
+      "classes_the_backbone_saw": seen,
+      "pickles": {split: pe.class_record(image_set, splits[split]) for split in pe.SPLITS},
       **(record or {}),
-  }
-  with open(os.path.join(output_dir, pe.PROVENANCE_FILE), "w") as f:
-    json.dump(provenance, f, indent=1)
-    f.write("\n")
+  })
+  if seen:
+    logging.warning("the backbone was trained on classes with the ids of %d of yours (%s): "
+                    "their accuracies are optimistic", len(seen), ", ".join(seen[:10]))
   return paths
 
 
@@ -134,8 +122,8 @@ def main(argv):
   values = flags.FLAGS
   output_dir = os.path.join(values.output_root, values.dataset_name, pe.EMBEDDING_CROP)
   try:
-    _, image_shape, _ = pe.load_backbone(values.backbone)
-    image_set = pe.load_image_set(values.images, channels=image_shape[-1])
+    loaded = pe.load_backbone(values.backbone)
+    image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
     if values.split:
       splits = pe.load_split(values.split, image_set.class_names)
       split_file = values.split
@@ -150,11 +138,7 @@ def main(argv):
     record = {"command": " ".join(["python -m tools.embed_images"] + sys.argv[1:]),
               "inputs": {name: {"file": os.path.abspath(path), "sha256": pe.file_digest(path)}
                          for name, path in (("images", values.images), ("split", split_file))}}
-    embed_image_set(image_set, splits, values.backbone, output_dir, record)
-    seen = seen_classes(image_set, backbone_record(values.backbone))
-    if seen:
-      logging.warning("the backbone was trained on classes with the ids of %d of yours (%s): "
-                      "their accuracies are optimistic", len(seen), ", ".join(seen[:10]))
+    embed_image_set(image_set, splits, values.backbone, output_dir, record, loaded)
   except (pe.InputError, image_folder.FolderError) as e:
     sys.stderr.write(f"embed_images: error: {e}\n")
     sys.exit(2)

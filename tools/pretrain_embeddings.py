@@ -618,12 +618,12 @@ def embedder(backbone: snt.Module, image_shape: Sequence[int],
 # ---- The trained backbone, saved for embedding other images (tools/embed_images.py). ----
 
 BACKBONE_FILE = "backbone.npz"  # Beside the pickles: every variable, and how to rebuild it.
-_SETTINGS = "settings"  # The npz entry of the JSON settings; variables are "variables/<name>".
+_SETTINGS = "settings"  # The npz entry of the JSON settings; variable i is "variables/<i>".
 
 
 def save_backbone(path: str, backbone: snt.Module, config: TrainConfig,
                   image_shape: Sequence[int], standardise: Standardiser):
-  """Writes a trained backbone as one .npz (no pickled objects): its variables by name,
+  """Writes a trained backbone as one .npz (no pickled objects): its variables by position,
   batch norm's moving statistics included, and the settings `load_backbone` rebuilds it from
   (backbone, embedding size, input shape, the standardiser of its train images)."""
   settings = {"backbone": config.backbone, "embedding_dim": config.embedding_dim,
@@ -674,6 +674,46 @@ def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys
     pickle.dump(contents, f, protocol=PICKLE_PROTOCOL)
 
 
+def class_record(image_set: ImageSet, indices: Sequence[int]) -> Dict[str, object]:
+  """Classes of a provenance record: their names, the class ids their keys carry, and their
+  number of images."""
+  ids = class_ids(image_set.class_names)
+  counts = np.bincount(image_set.labels, minlength=len(image_set.class_names))
+  return {"classes": [image_set.class_names[i] for i in indices],
+          "class_ids": [ids[i] for i in indices],
+          "images": int(sum(counts[i] for i in indices))}
+
+
+def write_provenance(output_dir: str, record: Mapping[str, object]):
+  """Writes a pickle folder's PROVENANCE.json."""
+  with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
+    json.dump(record, f, indent=1)
+    f.write("\n")
+
+
+def write_splits(image_set: ImageSet, pickle_classes: Mapping[str, Sequence[int]],
+                 embed: Callable[[np.ndarray], np.ndarray], output_dir: str) -> Dict[str, str]:
+  """Embeds the images of each split's classes and writes `<split>_embeddings.pkl`.
+
+  Returns:
+    split -> path of its pickle.
+  """
+  ids = class_ids(image_set.class_names)
+  paths = {}
+  for split in SPLITS:
+    classes = list(pickle_classes[split])
+    rows = np.flatnonzero(np.isin(image_set.labels, classes))
+    labels = image_set.labels[rows]
+    keys = make_keys(split, ids, labels, [image_set.image_names[row] for row in rows])
+    embeddings = embed(image_set.images[rows])
+    paths[split] = os.path.join(output_dir, f"{split}_embeddings.pkl")
+    write_embeddings(paths[split], embeddings,
+                     np.asarray([classes.index(label) for label in labels]), keys)
+    logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
+                 paths[split])
+  return paths
+
+
 def provenance(image_set: ImageSet, backbone_classes: Sequence[int],
                pickle_classes: Mapping[str, Sequence[int]], config: TrainConfig,
                extra: Optional[Mapping[str, object]] = None) -> Dict[str, object]:
@@ -683,14 +723,7 @@ def provenance(image_set: ImageSet, backbone_classes: Sequence[int],
   class of each pickle, by name and by the class id its keys carry, so that a reader can check
   which classes the backbone saw without trusting the tool.
   """
-  ids = class_ids(image_set.class_names)
-  counts = np.bincount(image_set.labels, minlength=len(image_set.class_names))
-
-  def classes(indices):
-    return {"classes": [image_set.class_names[i] for i in indices],
-            "class_ids": [ids[i] for i in indices],
-            "images": int(sum(counts[i] for i in indices))}
-
+  classes = lambda indices: class_record(image_set, indices)
   record = {
       "protocol": config.protocol, "protocol_means": PROTOCOLS[config.protocol],
       "backbone_trained_on": classes(backbone_classes),
@@ -720,7 +753,7 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
   backbone_classes, pickle_classes = plan(splits, config.protocol)
   tf.random.set_seed(config.seed)  # Seeds the initialisers.
-  ids = class_ids(image_set.class_names)
+  class_ids(image_set.class_names)  # Clashing class names fail now, not after training.
   train_classes = np.asarray(backbone_classes)
   train_rows = np.flatnonzero(np.isin(image_set.labels, train_classes))
   # Labels of the backbone's classes: the class's position in its list.
@@ -739,24 +772,11 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   os.makedirs(output_dir, exist_ok=True)
   save_backbone(backbone_path, model.backbone, config, image_set.images.shape[1:], standardise)
   embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
-  paths = {}
-  for split in SPLITS:
-    classes = list(pickle_classes[split])
-    rows = np.flatnonzero(np.isin(image_set.labels, classes))
-    labels = image_set.labels[rows]
-    keys = make_keys(split, ids, labels, [image_set.image_names[row] for row in rows])
-    embeddings = embed(image_set.images[rows])
-    paths[split] = os.path.join(output_dir, f"{split}_embeddings.pkl")
-    write_embeddings(paths[split], embeddings,
-                     np.asarray([classes.index(label) for label in labels]), keys)
-    logging.info("%s: %d classes, %d images -> %s", split, len(classes), len(rows),
-                 paths[split])
-  with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
-    backbone_file = {"backbone_file": {"file": BACKBONE_FILE,
-                                       "sha256": file_digest(backbone_path)}}
-    json.dump(provenance(image_set, backbone_classes, pickle_classes, config,
-                         {**(record or {}), **backbone_file}), f, indent=1)
-    f.write("\n")
+  paths = write_splits(image_set, pickle_classes, embed, output_dir)
+  backbone_file = {"backbone_file": {"file": BACKBONE_FILE,
+                                     "sha256": file_digest(backbone_path)}}
+  write_provenance(output_dir, provenance(image_set, backbone_classes, pickle_classes, config,
+                                          {**(record or {}), **backbone_file}))
   return paths
 
 
