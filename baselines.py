@@ -12,6 +12,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+import config
+
 # Logistic regression: scikit-learn's default objective (C = 1), solved by gradient descent.
 # With unit-norm inputs the mean cross-entropy is 1/2-smooth, so a step of 1 is stable.
 LOGISTIC_C = 1.0
@@ -127,7 +129,8 @@ def whitened_nearest_centroid(mean: np.ndarray, transform: np.ndarray):
   return baseline
 
 
-BASELINES = {"nearest_centroid": nearest_centroid, "logistic_regression": logistic_regression}
+BASELINES = dict(zip(config.TASK_BASELINES, (nearest_centroid, logistic_regression), strict=True))
+
 def fitted_whitened_nearest_centroid(embeddings: np.ndarray,
                                      rows_by_class: Sequence[np.ndarray]):
   """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with each
@@ -141,4 +144,5 @@ def fitted_whitened_nearest_centroid(embeddings: np.ndarray,
 
 # Baselines that learn from the meta-train split first: name -> (embeddings [n, dim] as
 # stored, each class's rows) -> baseline.
-FITTED_BASELINES = {"whitened_nearest_centroid": fitted_whitened_nearest_centroid}
+FITTED_BASELINES = dict(zip(config.FITTED_BASELINES, (fitted_whitened_nearest_centroid,),
+                            strict=True))

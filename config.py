@@ -24,7 +24,11 @@ NUM_VALID_BATCHES = 10  # A validation estimate is the mean of this many batches
 MULTIVIEW_DATASET = "miniImageNet"  # The only dataset published with multiview crops.
 EMBEDDING_CROPS = ("center", "multiview")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-BASELINES = ("none", "nearest_centroid", "logistic_regression", "whitened_nearest_centroid")
+# Baselines scored from each task's support set alone, and those fitted on the meta-train
+# classes first; baselines.py implements them, in this order.
+TASK_BASELINES = ("nearest_centroid", "logistic_regression")
+FITTED_BASELINES = ("whitened_nearest_centroid",)
+BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
 
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun
@@ -138,7 +142,7 @@ flags.DEFINE_boolean("jit_compile", False,
                      "(for GPUs; no consistent gain on CPUs, see BENCHMARKS.md).")
 flags.DEFINE_integer("intra_op_threads", 0,
                      "TF intra-op threads; 0: the measured choice for the task shape "
-                     "(runner.configure_threads).")
+                     "(distribute.configure_threads).")
 
 
 class ConfigError(utils.LeoError):
@@ -321,6 +325,46 @@ def get_run_config() -> RunConfig:
 
 def as_dict(config) -> dict:
   return dataclasses.asdict(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Configs:
+  """Everything a run is made of; saved as JSON (config.json) beside its checkpoints."""
+  data: DataConfig
+  inner: InnerModelConfig
+  outer: OuterModelConfig
+  run: RunConfig
+
+  def to_json(self, embedding_dim: int):
+    """The run's identity as config.json holds it (a run folder belongs to it)."""
+    return {"data_config": as_dict(self.data), "inner_model_config": as_dict(self.inner),
+            "outer_model_config": as_dict(self.outer), "seed": self.run.seed,
+            "embedding_dim": embedding_dim}
+
+  def flagfile_lines(self) -> list:
+    return flagfile_lines(self.data, self.inner, self.outer, self.run)
+
+  def over_saved(self, saved) -> "Configs":
+    """A saved run's configuration (its config.json), with the flags given on this command
+    line on top: what evaluating a trained run uses."""
+    given = explicitly_given()
+    sections = {"data": ("data_config", DataConfig),
+                "inner": ("inner_model_config", InnerModelConfig),
+                "outer": ("outer_model_config", OuterModelConfig)}
+    merged = {}
+    for attribute, (key, config_class) in sections.items():
+      values = dict(saved[key])
+      values.update({name: value for name, value in as_dict(getattr(self, attribute)).items()
+                     if name in given})
+      merged[attribute] = config_class(**values)
+    seed = self.run.seed if "seed" in given else saved.get("seed", self.run.seed)
+    return Configs(run=dataclasses.replace(self.run, seed=seed), **merged)
+
+
+def get_configs() -> Configs:
+  """Every config of the command line, validated."""
+  return Configs(get_data_config(), get_inner_model_config(), get_outer_model_config(),
+                 get_run_config())
 
 
 def _flag_text(name: str, value) -> str:

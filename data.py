@@ -282,8 +282,8 @@ def split_path(config: config_lib.DataConfig, split: MetaSplit) -> str:
   join = os.path.join if "://" not in data_path else posixpath.join
   path = join(data_path, config.dataset_name, config.embedding_crop,
               f"{split.value}_embeddings.pkl")
-  # A gzipped pickle stands in for a missing plain one (the bundled train split: 32.7 MB
-  # plain, over the size a file of the repository may have).
+  # A gzipped pickle stands in for a missing plain one (the bundled train split, whose plain
+  # size is over what a file of the repository may have).
   if not tf.io.gfile.exists(path) and tf.io.gfile.exists(path + GZIP_SUFFIX):
     return path + GZIP_SUFFIX
   return path

@@ -6,7 +6,7 @@ leading task axis: every tensor is `[tasks, classes, shots, dim]` (classes N, sh
 support set or V for the queries), tasks are independent and nothing is mapped per task. Labels
 are class positions on the classes axis (the episodes are class-major).
 
-Also here: the outer update of the original runner (NaN guard, clipping, TF1's Adam).
+The outer update that trains it (NaN guard, clipping, TF1's Adam) is optim.py.
 """
 
 import math
@@ -22,19 +22,13 @@ import utils
 
 STDDEV_FLOOR = 1e-10  # Smallest standard deviation of a sampled latent or weight.
 CORRELATION_EPSILON = 1e-32  # Added to row norms in the orthogonality penalty.
-NAN_FALLBACK_FACTOR = 1e-4  # Weight decay applied instead of a non-finite update.
 # Named, not "auto_select" (which lets XLA pick another): the same noise with --jit_compile.
 RANDOM_ALGORITHM = "philox"
 
-# TF1's tf.train.AdamOptimizer defaults, used by the original runner.
-ADAM_BETA1 = 0.9
-ADAM_BETA2 = 0.999
-ADAM_EPSILON = 1e-8
-
 # Variable names: the weight matrices `.../w` are L2-regularised, the learning rates `.../lr`
 # are not.
-_WEIGHTS_NAME = "w"
-_LEARNING_RATE_NAME = "lr"
+WEIGHTS_NAME = "w"
+LEARNING_RATE_NAME = "lr"
 
 
 class ProblemShapeError(utils.LeoError, ValueError):
@@ -358,9 +352,9 @@ class LEO(snt.Module):
   def _initialize(self):
     """Creates the 7 trainable variables, once N, K and D are known."""
     glorot = lambda shape: tf.Variable(_glorot_uniform(shape, self._float_dtype),
-                                       name=_WEIGHTS_NAME)
+                                       name=WEIGHTS_NAME)
     constant = lambda value, size: tf.Variable(
-        tf.fill([1, 1, size], tf.constant(value, self._float_dtype)), name=_LEARNING_RATE_NAME)
+        tf.fill([1, 1, size], tf.constant(value, self._float_dtype)), name=LEARNING_RATE_NAME)
     relation_width = 2 * self._num_latents
     with tf.name_scope("encoder"):
       self.encoder_weights = glorot([self.embedding_dim, self._num_latents])
@@ -715,125 +709,17 @@ class LEO(snt.Module):
     return orthogonality_penalty(self.decoder_weights, self._orthogonality_penalty_weight)
 
 
-def clip_gradients(gradients: Sequence[tf.Tensor], gradient_threshold: float,
-                   gradient_norm_threshold: float) -> Sequence[tf.Tensor]:
-  """Clips each gradient element-wise to ±gradient_threshold, then each tensor's L2 norm.
-
-  A threshold <= 0 skips its clip. The norm clip is per tensor, not global, as the original.
-  """
-  if gradient_threshold > 0:
-    gradients = [tf.clip_by_value(g, -gradient_threshold, gradient_threshold)
-                 for g in gradients]
-  if gradient_norm_threshold > 0:
-    gradients = [tf.clip_by_norm(g, gradient_norm_threshold) for g in gradients]
-  return gradients
-
-
-def nan_fallback_gradients(variables: Sequence[tf.Variable]) -> Sequence[tf.Tensor]:
-  """The update used instead of a non-finite one: weight decay on the weight matrices.
-
-  The gradient of NAN_FALLBACK_FACTOR · ½‖W‖² = NAN_FALLBACK_FACTOR · W for the L2-regularised
-  weight matrices and zeros for the learning rates: the intent documented by the original
-  (the gradient of 1e-4 / l2_penalty_weight · L2, i.e. pure weight decay pulling the variables
-  back to a feasible region). Its code differed: a pair of swapped names in a zip made the
-  fallback the variable values themselves, learning rates included, and its division by
-  l2_penalty_weight fails for a weight of 0.
-  """
-  return [NAN_FALLBACK_FACTOR * tf.convert_to_tensor(v)
-          if v.name.split("/")[-1].split(":")[0] == _WEIGHTS_NAME else tf.zeros_like(v)
-          for v in variables]
-
-
-class Adam(snt.Module):
-  """Adam in the form of TF1's tf.train.AdamOptimizer, the original's outer optimiser.
-
-  TF1 (and this module) folds the bias corrections into the step size and adds ε to sqrt(v)
-  ("epsilon hat" in the Adam paper): lr_t = lr · sqrt(1 − β2^t) / (1 − β1^t),
-  var −= lr_t · m / (sqrt(v) + ε). Keras' Adam (tf_keras and Keras 3) computes the same form;
-  Sonnet 2's `snt.optimizers.Adam` divides by sqrt(v̂) + ε with v̂ = v / (1 − β2^t) (the paper's
-  form), which differs while v is small: after 5 steps in float64 with gradients from 1e-6 to
-  0.5 it is 8e-4 away from this update, Keras 3e-8 (its β^t are float32). This module keeps the
-  outer update number for number; β^t are kept as running products, as TF1 did.
-  """
-
-  def __init__(self, learning_rate: float, beta1: float = ADAM_BETA1,
-               beta2: float = ADAM_BETA2, epsilon: float = ADAM_EPSILON, name: str = "adam"):
-    super().__init__(name=name)
-    self._learning_rate = learning_rate
-    self._beta1 = beta1
-    self._beta2 = beta2
-    self._epsilon = epsilon
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.m = []
-    self.v = []
-
-  @snt.once
-  def _initialize(self, variables: Sequence[tf.Variable]):
-    """Creates the slots: first and second moments per variable, and β1^t, β2^t."""
-    with tf.init_scope():
-      zeros_like = lambda v: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                                         name=v.name.split(":")[0])
-      with tf.name_scope("m"):
-        self.m.extend(zeros_like(v) for v in variables)
-      with tf.name_scope("v"):
-        self.v.extend(zeros_like(v) for v in variables)
-      dtype = variables[0].dtype
-      self.beta1_power = tf.Variable(tf.constant(self._beta1, dtype), trainable=False,
-                                     name="beta1_power")
-      self.beta2_power = tf.Variable(tf.constant(self._beta2, dtype), trainable=False,
-                                     name="beta2_power")
-
-  def apply(self, gradients: Sequence[tf.Tensor], variables: Sequence[tf.Variable]):
-    """One update of `variables` (always the same list, in the same order) along gradients."""
-    self._initialize(variables)
-    dtype = self.beta1_power.dtype
-    beta1 = tf.constant(self._beta1, dtype)
-    beta2 = tf.constant(self._beta2, dtype)
-    learning_rate = (self._learning_rate * tf.sqrt(1 - self.beta2_power)
-                     / (1 - self.beta1_power))
-    for gradient, variable, m, v in zip(gradients, variables, self.m, self.v):
-      # The arithmetic of TF1's ApplyAdam kernel.
-      m.assign_add((gradient - m) * (1 - beta1))
-      v.assign_add((tf.square(gradient) - v) * (1 - beta2))
-      variable.assign_sub(m * learning_rate / (tf.sqrt(v) + self._epsilon))
-    self.beta1_power.assign(self.beta1_power * beta1)
-    self.beta2_power.assign(self.beta2_power * beta2)
-    self.step.assign_add(1)
-
-
-class MetaOptimizer(snt.Module):
-  """The outer update of the original runner: NaN guard, clipping, then Adam at outer_lr."""
-
-  def __init__(self, outer_config: config_lib.OuterModelConfig, name: str = "meta_optimizer"):
-    super().__init__(name=name)
-    self._gradient_threshold = outer_config.gradient_threshold
-    self._gradient_norm_threshold = outer_config.gradient_norm_threshold
-    self.adam = Adam(outer_config.outer_lr)
-    # How many updates the guard replaced: a run that keeps hitting it is diverging.
-    self.nan_guard_count = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="nan_guard_count")
-
-  def build(self, variables: Sequence[tf.Variable]):
-    """Creates Adam's slots for `variables` now, e.g. under a distribution strategy's scope."""
-    self.adam._initialize(variables)  # pylint: disable=protected-access
-
-  def apply(self, loss: tf.Tensor, gradients: Sequence[tf.Tensor],
-            variables: Sequence[tf.Variable]) -> Sequence[tf.Tensor]:
-    """Updates `variables`; returns the clipped gradients that were applied.
-
-    If the loss or any gradient has a NaN or an infinity, `nan_fallback_gradients` replace the
-    gradients (the original tested for NaN only; an infinite loss is as unusable). A variable
-    the loss does not use (gradient None: the fine-tuning rate when finetuning_unroll_length is
-    0) gets a zero gradient.
-    """
-    gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
-    values = [loss, *gradients]
-    non_finite = tf.logical_not(tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(value)) for value in values]))
-    gradients = [tf.where(non_finite, fallback, gradient)
-                 for fallback, gradient in zip(nan_fallback_gradients(variables), gradients)]
-    self.nan_guard_count.assign_add(tf.cast(non_finite, tf.int64))
-    gradients = clip_gradients(gradients, self._gradient_threshold,
-                               self._gradient_norm_threshold)
-    self.adam.apply(gradients, variables)
-    return gradients
+def build(config: config_lib.InnerModelConfig, num_classes: int, shots: int,
+          embedding_dim: int, seed: int, leo_class=LEO) -> LEO:
+  """LEO (or a `leo_class` computing the same) with every variable created now, initialised
+  from `seed`; call it under a distribution strategy's scope to mirror them."""
+  tf.random.set_seed(seed)
+  leo = leo_class(config, seed=seed)
+  # A zero task builds the variables without drawing from the episode samplers.
+  leo(data_lib.ProblemInstance(
+      tr_input=tf.zeros([1, num_classes, shots, embedding_dim]),
+      tr_output=tf.zeros([1, num_classes, shots, 1], tf.int32), tr_info=None,
+      val_input=tf.zeros([1, num_classes, 1, embedding_dim]),
+      val_output=tf.zeros([1, num_classes, 1, 1], tf.int32), val_info=None),
+      is_meta_training=False)
+  return leo

@@ -15,13 +15,14 @@ A checkpoint is verified (read in full: TF checks every tensor's checksum) befor
 trusted; a damaged one is moved into `damaged/` and the newest intact one is used.
 """
 
+import contextlib
 import datetime
 import logging as logging_lib
 import os
 import platform
 import re
 import subprocess
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -90,6 +91,33 @@ def claim(folder: str, configuration, flag_lines: List[str]):
 def read_config(folder: str):
   return storage.read_json(storage.join(folder, CONFIG_FILE),
                            "the run's configuration: restore it from a copy of the run")
+
+
+def prepare(folder: str):
+  """Creates `folder` if needed and checks that files can be written there."""
+  try:
+    storage.makedirs(folder)
+    probe = storage.join(folder, f".write-test-{os.getpid()}.tmp")  # Cleaned if killed here.
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("ok")
+    storage.remove(probe)
+  except (OSError, tf.errors.OpError) as e:
+    reason = getattr(e, "strerror", None) or utils.first_line(e, "?")
+    raise utils.LeoError(f"--checkpoint_path={folder}: cannot write there ({reason})") from None
+
+
+@contextlib.contextmanager
+def writing_to(folder: str, cleanups=()):
+  """Turns a failed write (disk full, folder gone read-only, a remote store's error) into a
+  one-line error, after `cleanups` removed what the failed write left; the previous
+  checkpoints stay as they were."""
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    for cleanup in cleanups:
+      cleanup()
+    raise utils.LeoError(f"--checkpoint_path={folder}: writing failed ({utils.first_line(e)}); "
+                         "the previous checkpoints are kept") from None
 
 
 def versions():
@@ -169,7 +197,7 @@ def damage(prefix: str) -> Optional[str]:
   except Exception as e:  # pylint: disable=broad-except
     # TF raises OpError, ValueError, IndexError ("Read less bytes than requested") or
     # RuntimeError depending on where a file is cut or flipped.
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return utils.first_line(e)[:200]
   return None
 
 
@@ -215,7 +243,7 @@ class Checkpoints:
     try:
       text = storage.read_bytes(self.state_path).decode("utf-8")
     except (OSError, tf.errors.OpError, UnicodeDecodeError) as e:
-      text, reason = None, str(e).splitlines()[0] if str(e) else type(e).__name__
+      text, reason = None, utils.first_line(e)
     else:
       reason = "expected TF's checkpoint state (model_checkpoint_path: \"...\" lines)"
     entries = re.findall(r'^(model_checkpoint_path|all_model_checkpoint_paths): "([^"\n]+)"$',
@@ -384,3 +412,62 @@ class BestCheckpoint:
                               f'model_checkpoint_path: "{name}"\n'
                               f'all_model_checkpoint_paths: "{name}"\n')
     self.clean()
+
+
+# ---- Finding a trained model. ----
+
+class FoundCheckpoint(NamedTuple):
+  """A checkpoint to evaluate and what is known of it."""
+  prefix: str
+  config_json: dict  # The run's configuration (config.json, or best.json which holds it).
+  step: Optional[int]  # None where unknown.
+  valid_accuracy: Optional[float]  # None where unknown.
+  folder: str  # The run folder whose results/ gets the evaluation's record.
+
+
+def find_checkpoint(path: str) -> FoundCheckpoint:
+  """What `--checkpoint_path` names, for an evaluation: a run folder (its best checkpoint),
+  a `best_checkpoint` folder, or a checkpoint prefix (`<run>/model.ckpt-20000`)."""
+  def run_folder_of(folder):
+    parent = os.path.dirname(folder.rstrip("/"))
+    return parent if storage.exists(storage.join(parent, CONFIG_FILE)) else folder
+
+  if storage.exists(path + ".index"):
+    folder = os.path.dirname(path)
+    info = BestCheckpoint(folder).info
+    match = re.search(r"-(\d+)$", path)
+    accuracy = info["accuracy"] if info and info["checkpoint"] == os.path.basename(path) else None
+    return FoundCheckpoint(path, info if info else read_config(folder),
+                           int(match.group(1)) if match else None, accuracy,
+                           run_folder_of(folder) if info else folder)
+  for folder in (path, storage.join(path, BEST_FOLDER)):
+    best = BestCheckpoint(folder)
+    info = best.info
+    if info:
+      return FoundCheckpoint(best.prefix, info, info["step"], info["accuracy"],
+                             run_folder_of(folder))
+  if storage.exists(storage.join(path, CONFIG_FILE)):
+    checkpoints = Checkpoints(path, None).committed()
+    if checkpoints:
+      prefix = storage.join(path, checkpoints[-1])
+      return FoundCheckpoint(prefix, read_config(path), int(prefix.rsplit("-", 1)[1]), None,
+                             path)
+  raise utils.LeoError(
+      f"--checkpoint_path={path}: no checkpoint there (expected a run folder with "
+      f"{BEST_FOLDER}/ or {CHECKPOINT_NAME}-* files and {CONFIG_FILE}, a {BEST_FOLDER} "
+      f"folder, or a checkpoint prefix such as <run>/{CHECKPOINT_NAME}-1000)")
+
+
+def check_intact(prefix: str, folder: str):
+  """Refuses a damaged checkpoint in one line naming an intact one of `folder` to use."""
+  reason = damage(prefix)
+  if not reason:
+    return
+  try:
+    committed = Checkpoints(folder, None).committed()
+  except storage.StorageError:
+    committed = []
+  intact = [name for name in committed if not damage(storage.join(folder, name))]
+  hint = (f"evaluate a checkpoint prefix instead, e.g. --checkpoint_path="
+          f"{storage.join(folder, intact[-1])}" if intact else "restore it from a copy")
+  raise storage.StorageError(f"{prefix}: damaged checkpoint ({reason}); {hint}")

@@ -136,7 +136,7 @@ def read_json(path: str, what: str):
   try:
     contents = json.loads(read_bytes(path).decode("utf-8"))
   except (OSError, tf.errors.OpError, UnicodeDecodeError, ValueError) as e:
-    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    reason = utils.first_line(e)
     raise StorageError(f"{path}: damaged or unreadable ({reason}); it is {what}") from None
   if not isinstance(contents, dict):
     raise StorageError(f"{path}: expected a JSON object, found {type(contents).__name__}; "

@@ -1,12 +1,14 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Small helpers shared by the modules of leo."""
 
+import logging
 import math
 import os
 from typing import Sequence, Tuple
 
 import numpy as np
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
 # Two-sided 95% quantile of the standard normal: tasks are many (thousands), so the normal
 # approximation of the mean's sampling distribution is what papers report.
 Z_95 = 1.959963984540054
@@ -14,6 +16,15 @@ Z_95 = 1.959963984540054
 
 class LeoError(Exception):
   """An error a user can act on: the runner prints its message as one line and exits."""
+
+
+class OwnLinesOrWarnings(logging.Filter):
+  """Keeps leo's own log lines and anyone's warnings: TF's checkpointing logs at INFO too
+  (and a virtual environment inside the checkout puts TF's files below leo's folder)."""
+
+  def filter(self, record):
+    own = record.pathname.startswith(_HERE + os.sep) and "site-packages" not in record.pathname
+    return record.levelno >= logging.WARNING or own
 
 
 def mean_and_confidence_interval(values: Sequence[float]) -> Tuple[float, float]:
@@ -32,6 +43,24 @@ def mean_and_confidence_interval(values: Sequence[float]) -> Tuple[float, float]
   if values.size == 1:
     return float(values[0]), 0.0
   return float(values.mean()), float(Z_95 * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def first_line(error: BaseException, default: str = None) -> str:
+  """An exception's message as one line (its first), or `default` (its type's name)."""
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else (default or type(error).__name__)
+
+
+def percent(value: float) -> str:
+  return "none yet" if value == -float("inf") else f"{value:.2%}"
+
+
+def duration(seconds: float) -> str:
+  """`1h02m03s`; "unknown" for an infinite or NaN time."""
+  if not math.isfinite(seconds):
+    return "unknown"
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
 
 
 def cpu_model() -> str:

@@ -31,8 +31,16 @@ from absl import flags
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import config  # pylint: disable=g-import-not-at-top,wrong-import-position
-import runner  # pylint: disable=g-import-not-at-top,wrong-import-position
+import utils  # pylint: disable=g-import-not-at-top,wrong-import-position
+tf = utils.import_tensorflow()
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import config
+import data
+import distribute
+import evaluation
+import model
+import training
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 flags.DEFINE_boolean("quick", False, "A few steps of everything (for CI), not timings.")
 flags.DEFINE_string("data_dir", None, "Where to write the synthetic embeddings (default: a "
@@ -69,8 +77,8 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
       pickle.dump({"keys": keys, "embeddings": embeddings}, f, protocol=4)
 
 
-def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> runner.Configs:
-  return runner.Configs(
+def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> config.Configs:
+  return config.Configs(
       data=config.DataConfig(data_path=root, dataset_name="miniImageNet"),
       inner=config.InnerModelConfig(),
       outer=config.OuterModelConfig(num_tr_examples_per_class=shots),
@@ -87,8 +95,6 @@ def original_formulation_leo():
   vectors of a class, averaged afterwards, inner-loop gradients taken by a nested tape, and
   dropout masks from one float uniform per unit.
   """
-  tf, model = runner.tf, runner.model
-
   class OriginalFormulationLEO(model.LEO):
 
     def __init__(self, *args, **kwargs):
@@ -125,14 +131,13 @@ def original_formulation_leo():
 
 def per_task_train_step(leo, meta_optimizer, sampler, outer):
   """The original's formulation: `tf.map_fn` of a one-task LEO over the batch."""
-  tf = runner.tf
 
   def train_step():
     batch = sampler.get_batch(outer.metatrain_batch_size, outer.num_classes,
                               outer.num_tr_examples_per_class, outer.num_val_examples_per_class)
 
     def one_task(task):
-      single = runner.data.ProblemInstance(
+      single = data.ProblemInstance(
           tr_input=task[0][None], tr_output=task[1][None], tr_info=None,
           val_input=task[2][None], val_output=task[3][None], val_info=None)
       loss, accuracy, _ = leo(single, is_meta_training=True)
@@ -177,7 +182,6 @@ def peak_memory_gb() -> float:
 def step_flops(step) -> int:
   """Floating-point operations of one call of the traced `step`: TF's profiler count, plus
   the einsums, for which TF registers no statistics (2 x the product of their index sizes)."""
-  tf = runner.tf
   graph = step.get_concrete_function().graph
   options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
   options["output"] = "none"
@@ -194,7 +198,6 @@ def step_flops(step) -> int:
 
 def matmul_rate(seconds: float = 1.0) -> float:
   """FLOP/s of TF's float32 matmul (1024 x 1024 x 1024) with this process's threads."""
-  tf = runner.tf
   a = tf.random.stateless_uniform([1024, 1024], [0, 1])
   product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
   product()
@@ -219,17 +222,18 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   """leo's step, beside the per-task reference (and leo's with XLA), of one shot count;
   returns leo's median (s)."""
   configs = configs_for(root, shots)
-  episodes = runner.Episodes(configs, need_train=True)
+  episodes = evaluation.Episodes(configs, need_train=True)
   outer = configs.outer
-  variants = [("vectorised", None, runner.make_train_step),
+  variants = [("vectorised", None, training.make_train_step),
               ("per-task map_fn, original arithmetic", original_formulation_leo(),
                per_task_train_step)]
   if jit:
     variants.append(("vectorised, --jit_compile", None, functools.partial(
-        runner.make_train_step, jit_compile=True)))
+        training.make_train_step, jit_compile=True)))
   functions, firsts = [], []
   for _, leo_class, make in variants:
-    leo, meta_optimizer = runner.build_model(configs, episodes, leo_class=leo_class)
+    leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim,
+                                               leo_class=leo_class)
     functions.append(make(leo, meta_optimizer, episodes.train, outer))
     firsts.extend(time_calls(functions[-1], 1))
   times = time_interleaved(functions, steps)
@@ -248,7 +252,7 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   rows.append((f"  compute floor, {shots}-shot", f"{1e3 * floor:.1f} ms",
                f"floor: {medians[0] / floor:.1f}x",
                f"{flops / 1e9:.2f} GFLOP / {rate / 1e9:.0f} GFLOP/s"))
-  sample = runner.tf.function(lambda: episodes.train.get_batch(
+  sample = tf.function(lambda: episodes.train.get_batch(
       outer.metatrain_batch_size, outer.num_classes, shots, outer.num_val_examples_per_class),
       autograph=False)
   time_calls(sample, 1)
@@ -259,14 +263,13 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
 
 def benchmark_replicas(root, shots, steps, rows):
   """The vectorised step on one device and split between 2 replicas (2 logical CPUs)."""
-  tf = runner.tf
   configs = configs_for(root, shots)
-  episodes = runner.Episodes(configs, need_train=True)
+  episodes = evaluation.Episodes(configs, need_train=True)
   medians = []
   for strategy in (tf.distribute.get_strategy(),
                    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
-    leo, meta_optimizer = runner.build_model(configs, episodes, strategy)
-    step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
+    leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim, strategy)
+    step = training.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                   strategy=strategy)
     time_calls(step, 1)
     times = time_calls(step, steps)
@@ -284,18 +287,18 @@ def gathered_leo_scores(leo):
   def task_accuracies(batch):
     loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
     return loss, per_task_accuracy
-  return runner.GatheredScores(task_accuracies)
+  return evaluation.GatheredScores(task_accuracies)
 
 
 def benchmark_evaluation(configs, num_tasks, batch_size, rows, label):
   """Seconds for `num_tasks` evaluation tasks with all remaining queries (after a warm-up)."""
-  episodes = runner.Episodes(configs, need_train=False)
-  leo, _ = runner.build_model(configs, episodes)
+  episodes = evaluation.Episodes(configs, need_train=False)
+  leo, _ = training.build_model(configs, episodes.embedding_dim)
   outer = configs.outer
   queries = episodes.test_queries
-  evaluate = runner.Evaluator(runner.LEOScores(leo), episodes.test, batch_size,
+  evaluate = evaluation.Evaluator(evaluation.LEOScores(leo), episodes.test, batch_size,
                               outer.num_classes, outer.num_tr_examples_per_class, queries)
-  evaluate(min(num_tasks, runner.EVAL_TASKS_PER_CALL))  # Traces.
+  evaluate(min(num_tasks, evaluation.EVAL_TASKS_PER_CALL))  # Traces.
   load = load_average()
   start = time.perf_counter()
   evaluate(num_tasks)
@@ -311,10 +314,10 @@ def benchmark_evaluation_against_gathered(configs, num_tasks, rounds, rows):
   outer = configs.outer
   shots = outer.num_tr_examples_per_class
   evaluators = []
-  for make_scores in (runner.LEOScores, gathered_leo_scores):
-    episodes = runner.Episodes(configs, need_train=False)  # Same seed: the same tasks.
-    leo, _ = runner.build_model(configs, episodes)
-    evaluators.append(runner.Evaluator(make_scores(leo), episodes.test, 200, outer.num_classes,
+  for make_scores in (evaluation.LEOScores, gathered_leo_scores):
+    episodes = evaluation.Episodes(configs, need_train=False)  # Same seed: the same tasks.
+    leo, _ = training.build_model(configs, episodes.embedding_dim)
+    evaluators.append(evaluation.Evaluator(make_scores(leo), episodes.test, 200, outer.num_classes,
                                        shots, episodes.test_queries))
   times, accuracies = [[], []], [[], []]
   for round_ in range(rounds + 1):  # Round 0 traces.
@@ -374,28 +377,29 @@ def probe_threads(root, shots, threads, steps):
 def print_probe(root, shots, steps):
   """The --probe_shots mode: only the two steps' medians, on one line."""
   configs = configs_for(root, shots)
-  episodes = runner.Episodes(configs, need_train=True)
+  episodes = evaluation.Episodes(configs, need_train=True)
   functions = []
-  for leo_class, make in ((None, runner.make_train_step),
+  for leo_class, make in ((None, training.make_train_step),
                           (original_formulation_leo(), per_task_train_step)):
-    leo, meta_optimizer = runner.build_model(configs, episodes, leo_class=leo_class)
+    leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim,
+                                               leo_class=leo_class)
     functions.append(make(leo, meta_optimizer, episodes.train, configs.outer))
     time_calls(functions[-1], 1)
   print("PROBE", *(statistics.median(t) for t in time_interleaved(functions, steps)))
 
 
 def main(unused_argv):
-  runner.import_tensorflow()
   with tempfile.TemporaryDirectory() as scratch:
     root = FLAGS.data_dir or scratch
-    threads_line = runner.configure_threads(
-        configs_for(root, FLAGS.probe_shots or 1, FLAGS.intra_op_threads))
+    configs = configs_for(root, FLAGS.probe_shots or 1, FLAGS.intra_op_threads)
+    distribute.configure_threads(configs)
+    threads_line = distribute.threads_line(configs)
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
-    cpu = runner.tf.config.list_physical_devices("CPU")[0]
-    runner.tf.config.set_logical_device_configuration(
-        cpu, [runner.tf.config.LogicalDeviceConfiguration()] * 2)
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     steps = 3 if FLAGS.quick else FLAGS.timed_steps
     test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
     reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks

@@ -35,10 +35,8 @@ def test_the_reference_formulation_computes_what_leo_computes():
   import benchmark  # pylint: disable=g-import-not-at-top
   import config  # pylint: disable=g-import-not-at-top
   import model  # pylint: disable=g-import-not-at-top
-  import runner  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import test_model  # pylint: disable=g-import-not-at-top
-  runner.import_tensorflow()
   inner = config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
                                   finetuning_unroll_length=2)
   problem = test_model.random_problem(tasks=2, num_classes=3, shots=2, dim=64, queries=4)
@@ -62,9 +60,7 @@ def test_the_reference_keeps_the_float_uniform_dropout_masks():
   sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
   import benchmark  # pylint: disable=g-import-not-at-top
   import config  # pylint: disable=g-import-not-at-top
-  import runner  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  runner.import_tensorflow()
   original = benchmark.original_formulation_leo()(config.InnerModelConfig(dropout_rate=0.3),
                                                   use_64bits_dtype=True)
   original.is_meta_training = True

@@ -19,13 +19,12 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {root!r})
-    import config, runner
-    runner.import_tensorflow()
-    tf = runner.tf
+    import tensorflow as tf
+    import config, evaluation, training
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    configs = runner.Configs(
+    configs = config.Configs(
         data=config.DataConfig(data_path={data!r}, dataset_name="tiny"),
         inner=config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
                                       finetuning_unroll_length=2),
@@ -34,17 +33,17 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         run=config.RunConfig(checkpoint_path="unused"))
     results = {{}}
     for name, strategy in (("one device", tf.distribute.get_strategy()), ("mirrored", mirrored)):
-      episodes = runner.Episodes(configs, need_train=True)  # Same seed: same episodes.
-      leo, meta_optimizer = runner.build_model(configs, episodes, strategy)
+      episodes = evaluation.Episodes(configs, need_train=True)  # Same seed: same episodes.
+      leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim, strategy)
       if name == "one device":
         initial = [v.numpy() for v in leo.trainable_variables]
       else:
         for variable, value in zip(leo.trainable_variables, initial):
           variable.assign(value)
-      step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
+      step = training.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                     strategy=strategy)
       losses = [float(step()[0]) for _ in range(3)]
-      evaluate = runner.Evaluator(runner.LEOScores(leo), episodes.valid, 8, 5, 1,
+      evaluate = evaluation.Evaluator(evaluation.LEOScores(leo), episodes.valid, 8, 5, 1,
                                   episodes.valid_queries, strategy)
       results[name] = (losses, evaluate(16)[1], [v.numpy() for v in leo.trainable_variables],
                        strategy.num_replicas_in_sync)

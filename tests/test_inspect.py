@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+import evaluation
 import fixtures
+import training
 from tools import inspect_leo
 
 tf = inspect_leo.tf
@@ -57,8 +59,8 @@ def test_the_untrained_model_is_the_runs_step_0_checkpoint(run):
       ("untrained", 0), ("model.ckpt-0", 0), ("model.ckpt-2", 2)]
   assert found[-1][0].startswith("best (step ")
   configs = inspect_leo.configs_of_run(run)
-  episodes = inspect_leo.runner.Episodes(configs, need_train=True)
-  rebuilt, _ = inspect_leo.runner.build_model(configs, episodes)
+  episodes = evaluation.Episodes(configs, need_train=True)
+  rebuilt, _ = training.build_model(configs, episodes.embedding_dim)
   reader = tf.train.load_checkpoint(found[1][2])
   saved = {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(found[1][2])
            if name.startswith("model/")}
@@ -84,8 +86,8 @@ def test_figures_of_a_tiny_run_agree_with_the_model(run):
     assert 0.0 < result.decoder_share["val"] < 1.0 and 1.0 <= result.decoder_rank <= 4.0
   # The fine-tuned stage is the model's own evaluation accuracy on those tasks.
   configs = inspect_leo.configs_of_run(run)
-  episodes = inspect_leo.runner.Episodes(configs, need_train=True)
-  leo, _ = inspect_leo.runner.build_model(configs, episodes)
+  episodes = evaluation.Episodes(configs, need_train=True)
+  leo, _ = training.build_model(configs, episodes.embedding_dim)
   batch = episodes.valid.get_batch(4, 5, 1, episodes.valid_queries)
   stages, _ = inspect_leo.stage_accuracies(leo, [batch])
   _, accuracy, _ = leo(batch, is_meta_training=False)

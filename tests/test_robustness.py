@@ -26,8 +26,9 @@ import tensorflow as tf
 import config
 import data
 import fixtures
-import runner
+import model
 import test_runner
+import training
 
 TINY = test_runner.TINY
 run = test_runner.run
@@ -324,10 +325,9 @@ def test_two_runs_on_one_folder_the_second_refuses(trained, tmp_path):
 
 def test_a_nan_loss_mid_training_is_guarded_counted_and_never_saved(tmp_path, monkeypatch,
                                                                    caplog):
-  runner.import_tensorflow()
   root = fixtures.make_dataset(str(tmp_path / "data"), dim=16)
   run_dir = str(tmp_path / "run")
-  configs = runner.Configs(
+  configs = config.Configs(
       data=config.DataConfig(data_path=root, dataset_name="tiny"),
       inner=config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
                                     finetuning_unroll_length=2),
@@ -336,7 +336,7 @@ def test_a_nan_loss_mid_training_is_guarded_counted_and_never_saved(tmp_path, mo
       run=config.RunConfig(checkpoint_path=run_dir, checkpoint_steps=4, log_steps=1,
                            evaluate_after_training=False))
   training_calls = tf.Variable(0)
-  original = runner.model.LEO.__call__
+  original = model.LEO.__call__
 
   def poisoned(self, problem, is_meta_training, **kwargs):
     loss, accuracy, per_task = original(self, problem, is_meta_training, **kwargs)
@@ -345,10 +345,10 @@ def test_a_nan_loss_mid_training_is_guarded_counted_and_never_saved(tmp_path, mo
       loss = tf.where(tf.equal(training_calls, 3), tf.constant(np.nan, loss.dtype), loss)
     return loss, accuracy, per_task
 
-  monkeypatch.setattr(runner.model.LEO, "__call__", poisoned)
+  monkeypatch.setattr(model.LEO, "__call__", poisoned)
   absl_logging.set_verbosity(absl_logging.INFO)
   caplog.set_level(logging.INFO, logger="absl")
-  runner.train(configs)
+  training.train(configs)
   text = caplog.text
   assert "Step: 2/8" in text and "NaN-guard count: 0" in text
   assert "Step: 3/8" in text and "meta-train loss: nan" in text

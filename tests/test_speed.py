@@ -7,15 +7,20 @@ from unittest import mock
 import numpy as np
 import pytest
 
+import tensorflow as tf
+
 import config
+import data
+import distribute
+import evaluation
 import fixtures
 import model
-import runner
+import training
 from test_model import random_problem
 
 
 def _configs(root, jit_compile=False, **run):
-  return runner.Configs(
+  return config.Configs(
       data=config.DataConfig(data_path=root, dataset_name="tiny"),
       inner=config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
                                     finetuning_unroll_length=2),
@@ -26,16 +31,15 @@ def _configs(root, jit_compile=False, **run):
 
 def test_jit_compiled_training_and_evaluation_compute_the_plain_numbers(tmp_path):
   fixtures.make_dataset(str(tmp_path))
-  runner.import_tensorflow()
   results = []
   for jit_compile in (False, True):
     configs = _configs(str(tmp_path), jit_compile)
-    episodes = runner.Episodes(configs, need_train=True)  # Same seed: same episodes.
-    leo, meta_optimizer = runner.build_model(configs, episodes)
-    step = runner.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
+    episodes = evaluation.Episodes(configs, need_train=True)  # Same seed: same episodes.
+    leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim)
+    step = training.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                   jit_compile=jit_compile)
     loss, accuracy, gradients = step()
-    evaluate = runner.Evaluator(runner.LEOScores(leo, jit_compile), episodes.valid,
+    evaluate = evaluation.Evaluator(evaluation.LEOScores(leo, jit_compile), episodes.valid,
                                 4, 5, 1, episodes.valid_queries)
     results.append((loss, accuracy, gradients, evaluate(8)))
   # One step: the same loss and gradients from the same variables and noise (the updates
@@ -53,8 +57,6 @@ def test_jit_compiled_training_and_evaluation_compute_the_plain_numbers(tmp_path
 @pytest.mark.parametrize("training", [False, True])
 def test_xla_computes_the_models_float64_numbers(training):
   # The arithmetic itself, in float64: loss and second-order outer gradients to 1e-9.
-  runner.import_tensorflow()
-  tf = runner.tf
   problem = random_problem(tasks=3, num_classes=4, shots=2, dim=64, queries=5)
   leo = model.LEO(config.InnerModelConfig(inner_unroll_length=2, finetuning_unroll_length=2,
                                           num_latents=8), use_64bits_dtype=True)
@@ -73,35 +75,31 @@ def test_xla_computes_the_models_float64_numbers(training):
 
 
 def _choose(configs, cores=2, gpus=(), model="AMD EPYC 7B13"):
-  runner.import_tensorflow()
-  with mock.patch.object(runner.os, "cpu_count", return_value=cores), \
-       mock.patch.object(runner.utils, "cpu_model", return_value=model), \
-       mock.patch.object(runner.tf.config, "list_physical_devices", return_value=list(gpus)), \
-       mock.patch.object(runner.tf.config.threading,
+  with mock.patch.object(distribute.os, "cpu_count", return_value=cores), \
+       mock.patch.object(distribute.utils, "cpu_model", return_value=model), \
+       mock.patch.object(tf.config, "list_physical_devices", return_value=list(gpus)), \
+       mock.patch.object(tf.config.threading,
                          "set_intra_op_parallelism_threads") as set_threads:
-    line = runner.configure_threads(configs)
+    distribute.configure_threads(configs)
+    line = distribute.threads_line(configs)
   calls = [call.args[0] for call in set_threads.call_args_list]
   return line, calls
 
 
-def test_threads_follow_the_measured_table_by_maker_and_shot_count(caplog):
+def test_threads_follow_the_measured_table_by_maker_and_shot_count():
   configs = _configs("unused")
   line, calls = _choose(configs)
-  assert calls == [runner.MEASURED_INTRA_OP_THREADS["AMD"][1]]
+  assert calls == [distribute.MEASURED_INTRA_OP_THREADS["AMD"][1]]
   assert "measured for 1-shot tasks on <= 4 AMD cores" in line
-  with caplog.at_level("INFO", logger="absl"):  # absl's own logger may sit at WARNING.
-    runner.log_threads_choice()
-    runner.log_threads_choice()
-  assert [r.getMessage() for r in caplog.records] == [line]  # Logged once.
   # 3 shots take the nearest measured shape (1 or 5: 1 is as near as 5, the first wins).
-  three = runner.Configs(configs.data, configs.inner,
+  three = config.Configs(configs.data, configs.inner,
                          config.OuterModelConfig(num_tr_examples_per_class=4), configs.run)
   line, calls = _choose(three)
-  assert calls == [runner.MEASURED_INTRA_OP_THREADS["AMD"][5]] and "5-shot" in line
-  five = runner.Configs(configs.data, configs.inner,
+  assert calls == [distribute.MEASURED_INTRA_OP_THREADS["AMD"][5]] and "5-shot" in line
+  five = config.Configs(configs.data, configs.inner,
                         config.OuterModelConfig(num_tr_examples_per_class=5), configs.run)
   intel = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
-  assert _choose(five, model=intel)[1] == [runner.MEASURED_INTRA_OP_THREADS["Intel"][5]] == [2]
+  assert _choose(five, model=intel)[1] == [distribute.MEASURED_INTRA_OP_THREADS["Intel"][5]] == [2]
   assert _choose(five)[1] == [1]  # The same shape on an AMD EPYC: one thread measured faster.
 
 
@@ -127,31 +125,30 @@ def _gathered_leo_scores(leo):
   """The plain reference of LEOScores: LEO on the gathered episodes, queries included (the
   evaluation of leo before LEOScores, and the way the baselines are scored)."""
   def task_accuracies(batch):
-    batch = batch._replace(tr_input=runner.tf.cast(batch.tr_input, runner.tf.float64),
-                           val_input=runner.tf.cast(batch.val_input, runner.tf.float64))
+    batch = batch._replace(tr_input=tf.cast(batch.tr_input, tf.float64),
+                           val_input=tf.cast(batch.val_input, tf.float64))
     loss, _, per_task_accuracy = leo(batch, is_meta_training=False)
     return loss, per_task_accuracy
-  return runner.GatheredScores(task_accuracies)
+  return evaluation.GatheredScores(task_accuracies)
 
 
 @pytest.mark.parametrize("shots,queries", [(1, None), (5, None), (1, 12), (5, 3)])
 def test_leo_scores_are_the_gathered_episodes_numbers_on_the_same_tasks(shots, queries):
   # Classes of 18 to 22 images, rows out of class order: all remaining queries (a subset of
   # the larger classes), a fixed count scored in place, and a few (gathered).
-  runner.import_tensorflow()
   from test_data import _unequal_classes_out_of_order  # pylint: disable=g-import-not-at-top
   embeddings = _unequal_classes_out_of_order()
   leo = model.LEO(config.InnerModelConfig(num_latents=8, inner_unroll_length=2,
                                           finetuning_unroll_length=2), use_64bits_dtype=True)
   leo(random_problem(num_classes=5, shots=shots, dim=8, queries=1), is_meta_training=False)
-  fast = runner.LEOScores(leo)
+  fast = evaluation.LEOScores(leo)
   fast.tasks_per_call = 12  # 2 chunks of 6 per call: 5 chunks make a call with a dummy chunk.
   results = []
   for scores in (_gathered_leo_scores(leo), fast):
-    provider = runner.data.DataProvider(
+    provider = data.DataProvider(
         "test", config.DataConfig(data_path="<memory>", dataset_name="tiny"), seed=3,
         embeddings=embeddings)
-    evaluate = runner.Evaluator(scores, provider, 6, 5, shots,
+    evaluate = evaluation.Evaluator(scores, provider, 6, 5, shots,
                                 provider.remaining_examples_per_class(shots, queries))
     fingerprint = evaluate.fingerprint()
     loss, accuracies = evaluate(27, fingerprint)

@@ -141,7 +141,7 @@ def test_a_whole_run_on_a_remote_file_system_writes_nothing_locally(dataset, tmp
       import sys
       sys.path.insert(0, {test_runner.ROOT!r})
       import tensorflow as tf
-      import config, runner
+      import config, evaluation, training
       for split in ("train", "val", "test"):
         tf.io.gfile.makedirs("ram://data/tiny/center")
         tf.io.gfile.copy({dataset!r} + f"/tiny/center/{{split}}_embeddings.pkl",
@@ -149,12 +149,10 @@ def test_a_whole_run_on_a_remote_file_system_writes_nothing_locally(dataset, tmp
       def configs(*flags):
         config.FLAGS.unparse_flags()
         config.FLAGS(["runner.py", *flags])
-        return runner.Configs(config.get_data_config(), config.get_inner_model_config(),
-                              config.get_outer_model_config(), config.get_run_config())
-      runner.import_tensorflow()
-      runner.train(configs("--data_path=ram://data", "--checkpoint_path=ram://run",
+        return config.get_configs()
+      training.train(configs("--data_path=ram://data", "--checkpoint_path=ram://run",
                            *{TINY!r}))
-      runner.evaluate_checkpoint(configs("--checkpoint_path=ram://run/model.ckpt-3",
+      evaluation.evaluate_checkpoint(configs("--checkpoint_path=ram://run/model.ckpt-3",
                                          "--evaluation_mode", "--eval_split=val"))
       print(sorted(tf.io.gfile.listdir("ram://run")))
       print(sorted(tf.io.gfile.listdir("ram://run/results")))

@@ -37,9 +37,8 @@ def _decode(path: str, channels: int, side: int) -> np.ndarray:
   try:
     raw = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
   except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise FolderError(f"{path}: not an image TF can decode (PNG, JPEG, GIF, BMP): "
-                      f"{message}") from None
+                      f"{utils.first_line(e)}") from None
   pixels = raw.astype(np.float64) / 255.0
   if pixels.shape[-1] in (2, 4):  # Gray or RGB with alpha: over a white background.
     alpha = pixels[..., -1:]

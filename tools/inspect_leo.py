@@ -39,10 +39,10 @@ tf = utils.import_tensorflow()
 import baselines
 import config
 import data
+import evaluation
 import runfolder
-import runner
+import training
 import storage
-runner.import_tensorflow()  # The runner's own module handles (it imports them lazily).
 
 SPLITS = ("train", "val", "test")
 
@@ -61,9 +61,9 @@ class Inspection:
   outside_span: Dict[str, float]  # task split -> share of the fine-tuned weights' norm²
 
 
-def configs_of_run(run: str, seed=None) -> runner.Configs:
+def configs_of_run(run: str, seed=None) -> config.Configs:
   saved = runfolder.read_config(run)
-  return runner.Configs(
+  return config.Configs(
       data=config.DataConfig(**saved["data_config"]),
       inner=config.InnerModelConfig(**saved["inner_model_config"]),
       outer=config.OuterModelConfig(**saved["outer_model_config"]),
@@ -130,7 +130,7 @@ def inspect(run: str, num_tasks: int = 500, batch_size: int = 50,
   """The figures of every checkpoint of `run` (see the module docstring)."""
   configs = configs_of_run(run)
   outer = configs.outer
-  episodes = runner.Episodes(configs, need_train=True)
+  episodes = evaluation.Episodes(configs, need_train=True)
   # With train_on_val the train split's classes include the val classes.
   directions = {split: between_class_directions(data.load_split(
       configs.data, data.MetaSplit(split))) for split in SPLITS}
@@ -145,7 +145,7 @@ def inspect(run: str, num_tasks: int = 500, batch_size: int = 50,
                 for _ in range(max(1, num_tasks // batch_size))]}
   results = []
   for name, step, prefix in checkpoints_of_run(run):
-    leo, _ = runner.build_model(configs, episodes)
+    leo, _ = training.build_model(configs, episodes.embedding_dim)
     if prefix is not None:
       tf.train.Checkpoint(model=leo).read(prefix).expect_partial()
     log(f"inspecting {name}")

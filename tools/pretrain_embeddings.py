@@ -88,9 +88,9 @@ import utils
 tf = utils.import_tensorflow()  # Before Sonnet imports it: TF's start-up chatter silenced.
 import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# make_strategy and is_chief. Importing runner imports config.py, which defines --seed,
-# --dataset_name and --distribution_strategy: the tool uses those flags, it does not define them.
-import runner
+# config.py (imported by distribute) defines --seed, --dataset_name and
+# --distribution_strategy: the tool uses those flags, it does not define them.
+import distribute
 import storage
 from tools import image_folder
 
@@ -513,7 +513,7 @@ def make_train_step(model: Classifier, num_classes: int, total_steps: int,
   gradients of the replicas' losses (each its share's mean cross-entropy, plus the weight
   decay) are averaged, which is the gradient of the global batch's, and one momentum update is
   applied, in cross-replica context (Sonnet's optimisers refuse a strategy's replica context):
-  the step of runner.make_train_step, and the step of one device, split. Call it outside
+  the step of training.make_train_step, and the step of one device, split. Call it outside
   `strategy.scope()`. Under the default strategy it is the step the tool always had.
 
   Returns:
@@ -584,7 +584,7 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
   num_classes = int(labels.max()) + 1
   train_step, learning_rate = make_train_step(model, num_classes, total_steps, config,
                                               standardise, images.shape[1:], strategy)
-  chief = runner.is_chief(strategy)
+  chief = distribute.is_chief(strategy)
   rng = np.random.default_rng(config.seed)
   start = time.time()
   for epoch in range(1, config.epochs + 1):
@@ -764,7 +764,7 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
                           strategy, config.embedding_dim)
   seconds = train(model, image_set.images[train_rows], train_labels, config, standardise,
                   strategy)
-  if not runner.is_chief(strategy):
+  if not distribute.is_chief(strategy):
     return {}
   logging.info("trained %s on %d images of %d classes in %.0f s", config.backbone,
                len(train_rows), len(train_classes), seconds)
@@ -806,7 +806,7 @@ def define_flags():
   flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
   # --dataset_name (the folder under output_root), --seed (initialisation, order, augmentation)
-  # and --distribution_strategy are config.py's flags, defined when runner is imported; listed
+  # and --distribution_strategy are config.py's flags, defined when config is imported; listed
   # by --helpshort with the tool's own.
   flags.FLAGS.set_default("dataset_name", "icons")
   for name in ("dataset_name", "seed", "distribution_strategy"):
@@ -837,9 +837,8 @@ def main(argv):
       # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
       tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
-    runner.import_tensorflow()  # runner.make_strategy uses it.
     # Before any tensor exists: collective ops are configured when the strategy is made.
-    strategy = runner.make_strategy(values.distribution_strategy)
+    strategy = distribute.make_strategy(values.distribution_strategy)
     check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
     image_set = load_image_set(values.images, int(values.image_channels))
     splits = load_split(values.split, image_set.class_names)

@@ -1,0 +1,382 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Evaluation: fresh tasks of a split, scored by LEO or a baseline, reported as papers do.
+
+    episodes = Episodes(configs, need_train=False, eval_split="test")
+    result = evaluate(Method("leo", LEOScores(leo), config_json, trained), episodes, configs,
+                      "test")
+    line = describe(result, configs)     # `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`
+    record(result, configs, line, folder)  # <folder>/results/<method>-test-...json
+
+The tasks depend only on the split, the task shape and the seed: every method evaluated with
+the same ones scores identical tasks, and its record's task fingerprint proves it.
+`evaluate_checkpoint` and `evaluate_baseline` are the runner's evaluation commands.
+"""
+
+import dataclasses
+import sys
+import time
+from typing import Callable, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+import baselines
+import config as config_lib
+import data
+import distribute
+import model
+import records
+import runfolder
+import utils
+
+PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
+# Evaluation tasks are drawn in chunks whose query embeddings take at most this many bytes, so
+# 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
+EVAL_CHUNK_BYTES = 64 * 2**20
+# Tasks per compiled call of a scorer that does not gather the queries (LEOScores), ~100 KB
+# each on miniImageNet (their rows, their classes' logits); BENCHMARKS.md compares sizes.
+EVAL_TASKS_PER_CALL = 200
+
+
+class Episodes:
+  """The splits' samplers and the task shapes of the protocol.
+
+  Training loads train, val and test; an evaluation loads only `eval_split`.
+  """
+
+  def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test"):
+    outer, seed = configs.outer, configs.run.seed
+    shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
+    self.train = data.DataProvider("train", configs.data, seed) if need_train else None
+    self.valid = (data.DataProvider("val", configs.data, seed)
+                  if need_train or eval_split == "val" else None)
+    self.test = (data.DataProvider("test", configs.data, seed)
+                 if need_train or eval_split == "test" else None)
+    fixed = outer.num_eval_examples_per_class
+    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
+    self.test_queries = self.test and self.test.remaining_examples_per_class(shots, fixed)
+    # Every shape is checked now, before anything is written or trained.
+    if need_train:
+      self.train.check_task_shape(num_classes, shots, outer.num_val_examples_per_class)
+    for provider, queries in ((self.valid, self.valid_queries), (self.test, self.test_queries)):
+      if provider:
+        provider.check_task_shape(num_classes, shots, queries)
+    dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
+    if len(dims) != 1:
+      raise data.DataError(f"the splits of --dataset_name={configs.data.dataset_name} have "
+                           f"different embedding sizes {sorted(dims)}")
+    self.embedding_dim = dims.pop()
+
+  def split(self, name: str):
+    """(provider, queries per class) of the evaluation split `name` ("val" or "test")."""
+    return (self.valid, self.valid_queries) if name == "val" else (self.test, self.test_queries)
+
+
+def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
+               replicas: int = 1) -> int:
+  """The largest divisor of `batch_size` that the replicas share evenly and whose gathered
+  episodes fit in EVAL_CHUNK_BYTES per replica: the size of the chunks `Evaluator` draws its
+  tasks in, so it fixes which tasks a seed gives."""
+  fits = replicas * max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
+  sizes = [d for d in range(replicas, batch_size + 1, replicas)
+           if batch_size % d == 0 and d <= fits]
+  if not sizes:
+    raise utils.LeoError(f"a batch of {batch_size} tasks cannot be shared evenly by "
+                         f"{replicas} replicas: choose a batch size that is a multiple of "
+                         f"{replicas}")
+  return max(sizes)
+
+
+# ---- Scorers: (provider, rows [tasks, N, shots + queries], shots) -> (loss, accuracy). ----
+
+class GatheredScores:
+  """Scores gathered episodes (`DataProvider.episodes`) with `task_accuracies`
+  `(ProblemInstance) -> (loss, per-task accuracy [tasks])`: the baselines' way, one chunk of
+  tasks per call (its query embeddings fill EVAL_CHUNK_BYTES)."""
+  tasks_per_call = 0
+
+  def __init__(self, task_accuracies):
+    self._task_accuracies = task_accuracies
+
+  def __call__(self, provider, rows, shots: int):
+    """(loss, accuracy), both [tasks], of the tasks of `rows` [tasks, N, shots + queries]."""
+    loss, accuracy = self._task_accuracies(provider.episodes(rows, shots))
+    return tf.fill(tf.shape(accuracy), tf.cast(loss, accuracy.dtype)), accuracy
+
+
+class LEOScores:
+  """LEO in evaluation mode: adapts to every task's support set (`LEO.adapt`, compiled by XLA
+  if `jit_compile`), then scores the queries where they lie in memory
+  (`DataProvider.query_logits`) instead of gathering them: an evaluation task holds thousands
+  of query embeddings and a small support set, so many tasks fit in one call."""
+  tasks_per_call = EVAL_TASKS_PER_CALL
+
+  def __init__(self, leo, jit_compile: bool = False):
+    self._leo = leo
+
+    def adapt(tr_input, tr_output):
+      return leo.adapt(data.ProblemInstance(tr_input, tr_output, None, None, None, None))
+
+    self._adapt = (tf.function(adapt, jit_compile=True, autograph=False) if jit_compile
+                   else adapt)
+
+  def __call__(self, provider, rows, shots: int):
+    """(loss, accuracy), both [tasks], of the tasks of `rows` [tasks, N, shots + queries]:
+    what `LEO.per_task_loss_and_accuracy` gives on their episodes."""
+    support = provider.episodes(rows[:, :, :shots], shots)
+    class_weights, kl, encoder_penalty = self._adapt(support.tr_input, support.tr_output)
+    queries = rows[:, :, shots:]
+    labels = tf.broadcast_to(tf.range(queries.shape[1])[tf.newaxis, :, tf.newaxis, tf.newaxis],
+                             queries.shape + [1])
+    val_loss, accuracy = self._leo.loss_and_accuracy(
+        provider.query_logits(queries, class_weights), labels)
+    return self._leo.task_loss(val_loss, kl, encoder_penalty), accuracy
+
+
+class Evaluator:
+  """Per-task query accuracies of fresh tasks.
+
+  Tasks are drawn in chunks of a fixed size (a divisor of `batch_size` whose gathered
+  episodes fit in EVAL_CHUNK_BYTES): the chunks fix which tasks a seed gives, whatever scores
+  them. Each compiled call scores as many chunks as the scorer's `tasks_per_call` allows (at
+  least one), the last call's missing chunks filled with dummy tasks, so the scoring is
+  traced once; the surplus tasks of the last chunk are dropped, as are the dummies.
+  """
+
+  def __init__(self, scores, provider, batch_size: int, num_classes: int, shots: int,
+               queries: int, strategy=None):
+    """
+    Args:
+      scores: `(provider, rows [tasks, N, shots + queries], shots) -> (loss, accuracy)`, both
+        [tasks], with an attribute `tasks_per_call`: `LEOScores` or `GatheredScores`.
+      provider: the `data.DataProvider` of the split.
+      batch_size, num_classes, shots, queries: the protocol's task shape.
+      strategy: a `tf.distribute` strategy whose replicas share each call's tasks.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    self.provider, self.shape = provider, (num_classes, shots, queries)
+    self.chunk = chunk_size(batch_size, num_classes, shots + queries, provider.embedding_dim,
+                            strategy.num_replicas_in_sync)
+    self._chunks_per_call = max(1, scores.tasks_per_call // self.chunk)
+    provider.check_task_shape(num_classes, shots, queries)
+
+    def sample():
+      return provider.sample_rows(self.chunk, num_classes, shots + queries)
+
+    def score(rows):
+      return distribute.run_on_replicas_gathered(
+          strategy, lambda share: scores(provider, share, shots), rows)
+
+    # A call per chunk: a graph of many chunks takes longer to trace than its calls cost.
+    self._sample = tf.function(sample, autograph=False)
+    self._score = tf.function(score, autograph=False)
+
+  def __call__(self, num_tasks: int, fingerprint=None, progress: bool = False):
+    """(mean loss, per-task accuracies as a numpy array [num_tasks]).
+
+    Args:
+      num_tasks: how many tasks.
+      fingerprint: a `records.TaskFingerprint` that every evaluated task is added to.
+      progress: log tasks done, tasks/s and the ETA every PROGRESS_SECONDS.
+    """
+    chunks_per_call = min(self._chunks_per_call, -(-num_tasks // self.chunk))
+    losses, accuracies, done = [], [], 0
+    start = last_report = time.time()
+    while done < num_tasks:
+      chunks = min(chunks_per_call, -(-(num_tasks - done) // self.chunk))
+      rows = tf.concat([self._sample() for _ in range(chunks)], axis=0)
+      dummies = tf.zeros([(chunks_per_call - chunks) * self.chunk] + rows.shape[1:], rows.dtype)
+      loss, accuracy = self._score(tf.concat([rows, dummies], axis=0))
+      wanted = min(num_tasks - done, chunks * self.chunk)
+      losses.append(loss.numpy()[:chunks * self.chunk])
+      accuracies.append(accuracy.numpy()[:wanted])
+      if fingerprint is not None:
+        fingerprint.update(rows.numpy()[:wanted])
+      done += wanted
+      if progress and time.time() - last_report >= PROGRESS_SECONDS and done < num_tasks:
+        last_report = time.time()
+        rate = done / (last_report - start)
+        logging.info("Evaluated %d/%d tasks, %.0f tasks/s, ETA %s", done, num_tasks, rate,
+                     utils.duration((num_tasks - done) / rate))
+    return float(np.mean(np.concatenate(losses), dtype=np.float64)), np.concatenate(accuracies)
+
+  def fingerprint(self):
+    return records.TaskFingerprint(self.provider.keys_digest, *self.shape)
+
+
+# ---- Evaluating a method on a split: score, describe, record. ----
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """What is evaluated: LEO or a baseline."""
+  name: str  # "leo" or the baseline's name.
+  scores: Callable  # `LEOScores` or `GatheredScores` (see `Evaluator`).
+  config_json: dict  # The configuration of what is evaluated (a run's config.json for LEO).
+  trained: Optional[dict] = None  # LEO's `trained_info`; None for a baseline.
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """A method's per-task accuracies on a split, and what they were measured on."""
+  method: Method
+  split: str
+  num_classes: int
+  shots: int
+  queries: int
+  accuracies: np.ndarray  # [tasks]
+  fingerprint: str  # records.TaskFingerprint's hex digest of the tasks.
+  embeddings_digest: str
+  seconds: float
+
+  @property
+  def accuracy_and_ci95(self):
+    return utils.mean_and_confidence_interval(self.accuracies)
+
+
+def trained_info(config_json, prefix: str, step, valid_accuracy):
+  """What a LEO result says of the model: its training shape, checkpoint, step."""
+  outer = config_json["outer_model_config"]
+  return {"num_classes": outer["num_classes"],
+          "num_tr_examples_per_class": outer["num_tr_examples_per_class"],
+          "train_on_val": config_json["data_config"]["train_on_val"], "checkpoint": prefix,
+          "step": step, "valid_accuracy": valid_accuracy}
+
+
+def evaluate(method: Method, episodes: Episodes, configs: config_lib.Configs, split: str,
+             strategy=None, progress: bool = False) -> Result:
+  """`method` on the protocol's tasks of `split` ("test" or "val")."""
+  outer = configs.outer
+  provider, queries = episodes.split(split)
+  shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
+  batch_size = outer.metatest_batch_size if split == "test" else outer.metavalid_batch_size
+  num_tasks = (outer.num_test_tasks if split == "test"
+               else config_lib.NUM_VALID_BATCHES * outer.metavalid_batch_size)
+  start = time.time()
+  evaluator = Evaluator(method.scores, provider, batch_size, num_classes, shots, queries,
+                        strategy)
+  fingerprint = evaluator.fingerprint()
+  _, accuracies = evaluator(num_tasks, fingerprint, progress)
+  return Result(method, split, num_classes, shots, queries, accuracies,
+                fingerprint.hexdigest(), provider.embeddings_digest, time.time() - start)
+
+
+def describe(result: Result, configs: config_lib.Configs) -> str:
+  """The line papers report, e.g. `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`."""
+  method = result.method
+  if method.name in baselines.FITTED_BASELINES:
+    trained_on = "whitened on the meta-train classes, fitted on each task's support set"
+  elif method.name != "leo":
+    trained_on = "fitted on each task's support set"
+  else:
+    trained_on = f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}"
+    trained_shape = (method.trained["num_classes"], method.trained["num_tr_examples_per_class"])
+    if trained_shape != (result.num_classes, result.shots):
+      trained_on += f"; trained {trained_shape[0]}-way {trained_shape[1]}-shot"
+  name = "Metatest" if result.split == "test" else "Metavalid"
+  of_method = "" if method.name == "leo" else f" of {method.name}"
+  accuracy, half_width = result.accuracy_and_ci95
+  return (f"{name} accuracy{of_method}: {accuracy:.2%} ± {half_width:.2%} (95% CI over "
+          f"{len(result.accuracies)} tasks; {result.num_classes}-way {result.shots}-shot; "
+          f"{result.queries} queries/class; {trained_on})")
+
+
+def record(result: Result, configs: config_lib.Configs, line: str, folder: str) -> str:
+  """Writes the result record into `<folder>/results/` and returns its path."""
+  accuracy, half_width = result.accuracy_and_ci95
+  data_config = configs.data
+  return records.write_record(folder, dict(
+      method=result.method.name, split=result.split, num_classes=result.num_classes,
+      num_tr_examples_per_class=result.shots, queries_per_class=result.queries,
+      num_tasks=len(result.accuracies), seed=configs.run.seed, accuracy=accuracy,
+      ci95=half_width, task_accuracies=[round(float(a), 7) for a in result.accuracies],
+      task_fingerprint=result.fingerprint, embeddings_digest=result.embeddings_digest,
+      dataset_name=data_config.dataset_name, embedding_crop=data_config.embedding_crop,
+      train_on_val=data_config.train_on_val, config=result.method.config_json,
+      trained=result.method.trained, summary=line, command=sys.argv,
+      versions=runfolder.versions(), created=runfolder.now(),
+      seconds=round(result.seconds, 2)))
+
+
+def report(line: str, log=None):
+  """Prints a result line (stdout: what a user pipes on) and copies it into the run's log."""
+  print(line, flush=True)
+  if log is not None:
+    log.write(line)
+
+
+def evaluate_and_record(method: Method, episodes: Episodes, configs: config_lib.Configs,
+                        split: str, strategy=None, folder: Optional[str] = None,
+                        log=None) -> Result:
+  """Evaluates; with a `folder` (the chief's), also prints the result line, copies it into
+  `log` and writes the record into `<folder>/results/`."""
+  result = evaluate(method, episodes, configs, split, strategy, progress=folder is not None)
+  if folder is not None:
+    line = describe(result, configs)
+    report(line, log)
+    with runfolder.writing_to(folder):
+      logging.info("Result record: %s", record(result, configs, line, folder))
+  return result
+
+
+# ---- The runner's evaluation commands. ----
+
+def check_model_shapes(config_json, configs: config_lib.Configs, embedding_dim: int,
+                       saved_path: str):
+  """A model's variables fix its latent size and embedding size; N-way and K-shot are free."""
+  trained = config_json["inner_model_config"]["num_latents"]
+  if trained != configs.inner.num_latents:
+    raise utils.LeoError(f"--num_latents={configs.inner.num_latents} contradicts the model "
+                         f"saved at {saved_path}, trained with num_latents={trained}")
+  if config_json["embedding_dim"] != embedding_dim:
+    raise utils.LeoError(f"the embeddings are {embedding_dim}-d but the model saved at "
+                         f"{saved_path} was trained on {config_json['embedding_dim']}-d "
+                         "embeddings")
+
+
+def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
+  """The original's `--evaluation_mode`: evaluates a saved model on `--eval_split`, with the
+  task shape of the flags (another N-way or K-shot than the model was trained with is
+  allowed: LEO's variables do not depend on them); writes only its result record."""
+  strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
+  found = runfolder.find_checkpoint(configs.run.checkpoint_path)
+  runfolder.check_intact(found.prefix, found.folder)
+  configs = configs.over_saved(found.config_json)
+  split = configs.run.eval_split
+  episodes = Episodes(configs, need_train=False, eval_split=split)
+  check_model_shapes(found.config_json, configs, episodes.embedding_dim, found.prefix)
+  with strategy.scope():
+    leo = model.build(configs.inner, configs.outer.num_classes,
+                      configs.outer.num_tr_examples_per_class, episodes.embedding_dim,
+                      configs.run.seed)
+  tf.train.Checkpoint(model=leo).read(found.prefix).expect_partial(
+  ).assert_existing_objects_matched()
+  logging.info(distribute.threads_line(configs))
+  logging.info("Evaluating %s on the %s split", found.prefix, split)
+  config_json = {key: found.config_json[key] for key in
+                 ("data_config", "inner_model_config", "outer_model_config", "seed",
+                  "embedding_dim")}
+  method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
+                  trained_info(config_json, found.prefix, found.step, found.valid_accuracy))
+  folder = found.folder if distribute.is_chief(strategy) else None
+  return evaluate_and_record(method, episodes, configs, split, strategy, folder)
+
+
+def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
+  """`--baseline=...`: a baseline on exactly the tasks LEO is evaluated on (same split,
+  shape and seed give the same task fingerprint); its record goes to --checkpoint_path."""
+  strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
+  split, name = configs.run.eval_split, configs.run.baseline
+  episodes = Episodes(configs, need_train=False, eval_split=split)
+  if name in baselines.FITTED_BASELINES:  # Fitted on the meta-train classes first.
+    train = data.load_split(configs.data, data.MetaSplit.TRAIN)
+    baseline = baselines.FITTED_BASELINES[name](train.embeddings, train.rows_by_class)
+  else:
+    baseline = baselines.BASELINES[name]
+  logging.info(distribute.threads_line(configs))
+  folder = configs.run.checkpoint_path if distribute.is_chief(strategy) else None
+  if folder is not None:
+    runfolder.prepare(folder)
+  method = Method(name, GatheredScores(lambda batch: (tf.constant(0.0), baseline(batch))),
+                  configs.to_json(episodes.embedding_dim))
+  return evaluate_and_record(method, episodes, configs, split, strategy, folder)
