@@ -234,13 +234,15 @@ class Result:
     return utils.mean_and_confidence_interval(self.accuracies)
 
 
-def trained_info(config_json, prefix: str, step, valid_accuracy):
-  """What a LEO result says of the model: its training shape, checkpoint, step."""
+def trained_info(config_json, prefix: str, step, valid_accuracy, folder: str):
+  """What a LEO result says of the model: its training shape, checkpoint, step, and the leo
+  commits that trained it (those of its run `folder`)."""
   outer = config_json["outer_model_config"]
   return {"num_classes": outer["num_classes"],
           "num_tr_examples_per_class": outer["num_tr_examples_per_class"],
           "train_on_val": config_json["data_config"]["train_on_val"], "checkpoint": prefix,
-          "step": step, "valid_accuracy": valid_accuracy}
+          "step": step, "valid_accuracy": valid_accuracy,
+          "leo_commits": runfolder.training_commits(folder, step)}
 
 
 def evaluate(method: Method, episodes: Episodes, configs: config_lib.Configs, split: str,
@@ -357,7 +359,8 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
                  ("data_config", "inner_model_config", "outer_model_config", "seed",
                   "embedding_dim")}
   method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
-                  trained_info(config_json, found.prefix, found.step, found.valid_accuracy))
+                  trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
+                               found.folder))
   folder = found.folder if distribute.is_chief(strategy) else None
   return evaluate_and_record(method, episodes, configs, split, strategy, folder)
 

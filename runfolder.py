@@ -152,6 +152,20 @@ def record_session(folder: str, step: int):
   storage.atomic_write_json(path, {"sessions": sessions})
 
 
+def training_commits(folder: str, step: Optional[int]) -> List[str]:
+  """leo's commits (versions.json) of the sessions that trained the run in `folder` up to the
+  checkpoint of `step` (those that started before it; all for an unknown step), in order, each
+  once; [] where the run has no versions.json. Sessions at other commits compute the same
+  math with other float roundings at most, but a run made in one piece is what a reader can
+  reproduce."""
+  path = storage.join(folder, VERSIONS_FILE)
+  if not storage.exists(path):
+    return []
+  sessions = storage.read_json(path, "the run's version history")["sessions"]
+  trained = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
+  return list(dict.fromkeys(str(s.get("leo")) for s in trained))
+
+
 def now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 

@@ -400,7 +400,7 @@ def test_best(leo, folder: TrainingFolder, episodes: evaluation.Episodes,
   method = evaluation.Method(
       "leo", evaluation.LEOScores(leo, configs.run.jit_compile), folder.config_json,
       evaluation.trained_info(folder.config_json, folder.best.prefix, info["step"],
-                              info["accuracy"]))
+                              info["accuracy"], folder.path))
   result = evaluation.evaluate_and_record(method, episodes, configs, "test", strategy,
                                           folder.results_folder, folder.log)
   accuracy, ci95 = result.accuracy_and_ci95

@@ -281,3 +281,28 @@ def test_plot_writes_a_png_of_the_event_files_curves_and_the_test_accuracies(tmp
   with open(figure, "rb") as f:
     png = f.read()
   assert png.startswith(PNG_SIGNATURE) and len(png) > 20_000
+
+
+def test_a_record_trained_across_several_commits_is_marked(tmp_path):
+  one_piece = write_record(tmp_path / "one", step=3000)
+  # Made before records listed their commits: the run's versions.json beside results/ says.
+  # Sessions from step 0 and 2000 trained the step-3000 checkpoint; the one at 3000 did not.
+  extended = write_record(tmp_path / "extended", seed=1, step=3000)
+  sessions = [{"leo": "a" * 40, "step": 0}, {"leo": "b" * 40, "step": 2000},
+              {"leo": "c" * 40, "step": 3000}]
+  with open(tmp_path / "extended" / "versions.json", "w") as f:
+    json.dump({"sessions": sessions}, f)
+  with open(one_piece) as f:
+    record = json.load(f)
+  record["trained"]["leo_commits"] = ["d" * 40]
+  with open(one_piece, "w") as f:
+    json.dump(record, f)
+  records = compare.load_records([str(tmp_path)])
+  by_seed = {r.fields["seed"]: r for r in records}
+  assert compare.training_commits(by_seed[0]) == ["d" * 40]
+  assert compare.training_commits(by_seed[1]) == ["a" * 40, "b" * 40]
+  text = compare.render_table(records)
+  rows = rows_of(text)
+  assert "2 commits" in " ".join(rows["R2"]) and "commits" not in " ".join(rows["R1"])
+  assert ("R2 was trained across 2 leo commits (aaaaaaaaaaaa, bbbbbbbbbbbb): a run made in one "
+          "piece at one commit may differ from it in the last digits.") in text

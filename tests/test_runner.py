@@ -109,6 +109,8 @@ def test_the_run_folder_records_how_it_was_made(trained):
   (session,) = json.load(open(os.path.join(run_dir, "versions.json")))["sessions"]
   assert session["tensorflow"] == tf.__version__ and session["step"] == 0
   assert {"leo", "sonnet", "tensorflow_probability", "numpy", "cpu"} <= set(session)
+  (record,) = glob.glob(os.path.join(run_dir, "results", "leo-test-*-t20-*.json"))
+  assert json.load(open(record))["trained"]["leo_commits"] == [str(session["leo"])]
   log = open(os.path.join(run_dir, "train.log")).read()
   for line in result.stderr.splitlines():
     if "runner.py" in line and "] " in line:

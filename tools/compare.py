@@ -218,6 +218,35 @@ def _trained(fields: dict) -> str:
   return ", ".join(parts)
 
 
+def training_commits(record: Record) -> List[str]:
+  """leo's commits that trained a LEO record's checkpoint: the record's own list, or for a
+  record made before records held it, the run's versions.json beside its results/ folder
+  (sessions that started before the checkpoint's step); [] where unknown or a baseline."""
+  trained = record.fields.get("trained") or {}
+  if "leo_commits" in trained:
+    return list(trained["leo_commits"])
+  versions = os.path.join(os.path.dirname(os.path.dirname(record.path)), "versions.json")
+  try:
+    with open(versions) as f:
+      sessions = json.load(f)["sessions"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return []
+  step = trained.get("step")
+  started = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
+  return list(dict.fromkeys(str(s.get("leo")) for s in started))
+
+
+def _commit_notes(ordered: List[Record], ids: Dict[str, str]) -> List[str]:
+  notes = []
+  for record in ordered:
+    commits = training_commits(record)
+    if len(commits) > 1:
+      notes.append(f"{ids[record.path]} was trained across {len(commits)} leo commits "
+                   f"({', '.join(commit[:12] for commit in commits)}): a run made in one "
+                   "piece at one commit may differ from it in the last digits.")
+  return notes
+
+
 def _same_tasks(a: Record, b: Record) -> bool:
   return a.fields["task_fingerprint"] == b.fields["task_fingerprint"]
 
@@ -274,8 +303,11 @@ def _setting_cells(record: Record, seeds: int = 1) -> list:
 
 def _record_row(record: Record, ids: Dict[str, str]) -> list:
   fields = record.fields
+  commits = len(training_commits(record))
+  checkpoint = ", ".join([_trained(fields)] * bool(_trained(fields))
+                         + [f"{commits} commits"] * (commits > 1))
   return [ids[record.path], "record", fields["method"], *_setting_cells(record),
-          fields["seed"], _trained(fields), _interval(fields["accuracy"], fields["ci95"]), ""]
+          fields["seed"], checkpoint, _interval(fields["accuracy"], fields["ci95"]), ""]
 
 
 def _pair_row(a: Record, b: Record, ids: Dict[str, str]) -> list:
@@ -334,7 +366,7 @@ def compare(records: Sequence[Record], reference: str = "leo",
   ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
   pairs, notes = _pairs(ordered, ids, reference, asked)
   seed_groups, seed_notes = _seed_groups(ordered, ids)
-  notes += seed_notes
+  notes += seed_notes + _commit_notes(ordered, ids)
   rows = []
   for where in dict.fromkeys(setting(record) for record in ordered):
     rows += [_record_row(record, ids) for record in ordered if setting(record) == where]
