@@ -6,10 +6,12 @@ import sys
 from unittest import mock
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_quick_benchmark_prints_the_whole_table(tmp_path):
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, "benchmarks", "benchmark.py"), "--quick",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import tensorflow as tf
 
 import fixtures
@@ -59,6 +60,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_mirrored_replicas_train_and_evaluate_like_one_device(tmp_path):
   root = fixtures.make_dataset(str(tmp_path), dim=16)
   result = subprocess.run(
@@ -100,6 +102,7 @@ def _run_workers(flags, timeout=300):
   return outputs
 
 
+@pytest.mark.slow
 def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
   root = fixtures.make_dataset(str(tmp_path / "data"), dim=16)
   run_dir = tmp_path / "run"

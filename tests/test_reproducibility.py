@@ -110,6 +110,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_with_two_replicas_too(dataset, tmp_path):
   script = MIRRORED_SCRIPT.format(root=ROOT, tests=os.path.join(ROOT, "tests"), data=dataset,
                                   folder=str(tmp_path))

@@ -232,6 +232,7 @@ def _validation_accuracies(log: str):
   return [float(v) for v in re.findall(r"meta-valid accuracy: ([\d.]+)%", log)]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(tmp_path):
   root = fixtures.make_dataset(str(tmp_path / "data"), dim=16)
   run_dir = str(tmp_path / "run")

@@ -501,6 +501,7 @@ MIRRORED_STEP_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_mirrored_replicas_take_the_one_device_step(tmp_path):
   """One step on two logical CPUs equals one device's on the same batch and initial weights.
 
