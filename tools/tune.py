@@ -27,9 +27,19 @@ Several machines share one storage, each running the same command with `--storag
     --storage=/nfs/leo-tune/journal.log                 # a journal file (any path without
                                                         # "://"), for a shared NFS folder
 
-and, so that their first random trials differ, its own `--sampler_seed`. A trial running on
-a machine that died is re-run elsewhere once its heartbeat is `--stale_seconds` old (it
-resumes from its checkpoints if `--study_dir` is shared too, else it starts over).
+and, so that their first random trials differ, its own `--sampler_seed`. Trials whose tuner
+is gone are failed and re-run with the same parameters in the same run folder (resuming from
+its checkpoints if `--study_dir` is shared, else starting over) by Optuna's own machinery:
+an RDB storage's heartbeat (`--stale_seconds` without one) and its
+RetryHeartbeatStaleTrialCallback. leo adds one case: a trial of this machine whose run-folder
+lock is free (its tuner was killed) is re-run at once. Optuna's journal storage has no
+heartbeat, so on a journal file only that case is detected. A tuner whose study is done
+waits for the trials other tuners are running, so the last one standing re-runs theirs.
+
+A seed sweep is a study too: `--seeds=10` trains the configuration of the flags after `--`
+(say `--flagfile=<study_dir>/best_flags.txt`) once for each seed 0..9, tests it, and the
+run folders `<study_dir>/trials/<n>` feed `python -m tools.compare <study_dir>/trials`;
+every tuner sharing the storage takes the next seed nobody has taken.
 
 Outputs, rewritten after every trial: `<study_dir>/trials.md` (the table this prints),
 `<study_dir>/best_flags.txt` (the best trial's flags, replayable with
@@ -50,11 +60,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
+import warnings
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+import sqlalchemy.exc
+
+# Optuna 5.0 (pinned) marks its heartbeat and stale-trial retry experimental; leo relies on
+# them, and records the heartbeat itself around its ask/tell loop (see `heartbeat`).
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
 
 import records
 import utils
@@ -67,10 +86,18 @@ TABLE_FILE = "trials.md"
 FLAGFILE = "best_flags.txt"
 TRIALS_FOLDER = "trials"
 POLL_SECONDS = 1.0
-HEARTBEAT_SECONDS = 60.0
+WAIT_SECONDS = 2.0  # Between looks at the trials other tuners run, once this one is done.
+SETUP_SECONDS = 60.0  # The longest a tuner waits for another to finish creating the study.
+HEARTBEATS_PER_GRACE = 5  # A tuner may miss a few (a busy server) before its trial is stale.
 KILL_GRACE_SECONDS = 30.0
 ERROR_PREFIX = "runner.py: error: "
+USAGE_PREFIX = "FATAL Flags parsing error: "  # absl's, for a flag runner.py does not have.
 HOST = socket.gethostname()  # A trial of this machine is stale once its lock is free.
+RETRY = RetryHeartbeatStaleTrialCallback()  # Same parameters; the user attrs (run folder) too.
+# A storage that fails: SQLAlchemy's errors (bad URL, server down, refused password), Optuna's
+# wrapping of them, and a missing database driver.
+STORAGE_ERRORS = (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError,
+                  ImportError)
 
 
 class TuneError(utils.LeoError):
@@ -137,6 +164,7 @@ class Settings:
   stale_seconds: float = 300.0
   importance: bool = False
   objective: str = "trained"  # OBJECTIVES
+  seeds: int = 0  # > 0: a seed sweep of `seeds` trials, one per seed, nothing searched.
 
 
 OBJECTIVES = {
@@ -185,9 +213,10 @@ def check_runner_args(args: Sequence[str], searched: Sequence[str]) -> List[str]
 
 def trial_flags(settings: Settings, values: Dict[str, float]) -> List[str]:
   """runner.py's flags for a trial with `values`, except its run folder."""
+  seed = [] if "seed" in values else [f"--seed={settings.seed}"]
   return (list(settings.runner_args) + [f"--{name}={values[name]!r}" for name in values]
           + [f"--num_steps_limit={settings.num_steps_limit}",
-             f"--checkpoint_steps={settings.checkpoint_steps}", f"--seed={settings.seed}"])
+             f"--checkpoint_steps={settings.checkpoint_steps}", *seed])
 
 
 def write_flagfile(path: str, flags: Sequence[str], comments: Sequence[str]):
@@ -225,9 +254,10 @@ def running_best(validations: Sequence[dict]) -> List[tuple]:
 
 
 def error_line(output: str) -> str:
-  """The one-line reason a runner.py failed: its error line, else its last line."""
+  """The one-line reason a runner.py failed: its error line, absl's usage error, else its
+  last line."""
   lines = [line.strip() for line in output.splitlines() if line.strip()]
-  errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
+  errors = [line for line in lines if line.startswith((ERROR_PREFIX, USAGE_PREFIX))]
   return (errors or lines or ["no output"])[-1]
 
 
@@ -239,20 +269,21 @@ def _die_with_parent():
 
 
 def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
-              runner: str = RUNNER, trained_only: bool = True) -> float:
+              runner: str = RUNNER, trained_only: bool = True, test: bool = False) -> float:
   """Trains `runner` (runner.py) with `flags` in `run_folder`; its best validation accuracy.
 
   With `trained_only`, the best of the validations after step 0: a configuration whose
   untrained model validates best would otherwise win a study by never learning anything
-  (its meta-training only erodes a good start), and what is tuned is meta-learning.
+  (its meta-training only erodes a good start), and what is tuned is meta-learning. With
+  `test` (a seed sweep), the runner then tests its best checkpoint.
 
   Raises:
     optuna.TrialPruned: pruned (the runner was stopped).
     TrialFailed: the runner exited non-zero, or left no best.json.
   """
   command = [sys.executable, runner, *flags, f"--checkpoint_path={run_folder}",
-             "--evaluate_after_training=false"]
-  reported, beat = set(), time.time()
+             f"--evaluate_after_training={str(test).lower()}"]
+  reported = set()
   validations_path = os.path.join(run_folder, VALIDATIONS_FILE)
 
   def counted_validations():
@@ -277,9 +308,6 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
               raise optuna.TrialPruned(f"pruned at step {step}")
         if finished:
           break
-        if time.time() - beat > HEARTBEAT_SECONDS:
-          beat = time.time()
-          trial.set_user_attr("heartbeat", beat)
         time.sleep(POLL_SECONDS)
     finally:
       _stop(process)
@@ -335,61 +363,107 @@ def is_locked(lock_path: str) -> bool:
     return True
 
 
-def is_stale(trial: optuna.trial.FrozenTrial, study_dir: str, now: float,
-             stale_seconds: float) -> bool:
-  """Whether a RUNNING trial's tuner is gone: on this machine its lock is free, elsewhere
-  its heartbeat is older than `stale_seconds`."""
-  attrs = trial.user_attrs
-  if attrs.get("host") == HOST and "run_folder" in attrs:
-    return not is_locked(os.path.join(study_dir, attrs["run_folder"]) + ".lock")
-  beat = attrs.get("heartbeat", trial.datetime_start.timestamp())
-  return now - beat > stale_seconds
+def gone_from_this_machine(trial: optuna.trial.FrozenTrial) -> bool:
+  """Whether a RUNNING trial of this machine has lost its tuner: its lock is free."""
+  lock = trial.user_attrs.get("lock")
+  return (trial.user_attrs.get("host") == HOST and lock is not None and os.path.exists(lock)
+          and not is_locked(lock))
 
 
-def retry_stale_trials(study: optuna.Study, study_dir: str,
-                       stale_seconds: float) -> List[int]:
-  """Fails each stale RUNNING trial and enqueues its re-run: same parameters, same run
-  folder. Returns the numbers of the trials failed now."""
-  # Optuna has no public call to end another process's trial: its storage's own is used.
-  storage = study._storage  # pylint: disable=protected-access
-  now, failed = time.time(), []
-  for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-    if not is_stale(trial, study_dir, now, stale_seconds):
-      continue
-    trial_id = trial._trial_id  # pylint: disable=protected-access
+def retry_stale_trials(study: optuna.Study, storage, study_name: str):
+  """Fails each RUNNING trial whose tuner is gone and enqueues its re-run (same parameters,
+  same run folder): Optuna's heartbeat check, then the trials of this machine whose lock is
+  free, failed and retried the way Optuna fails and retries a stale one."""
+  optuna.storages.fail_stale_trials(study)  # Nothing without a heartbeat (a journal file).
+  gone = [trial for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+          if gone_from_this_machine(trial)]
+  if not gone:
+    return
+  study_id = storage.get_study_id_from_name(study_name)
+  for trial in gone:
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     try:
-      storage.set_trial_user_attr(trial_id, "stale", True)  # Before: a FAIL is final.
       if storage.set_trial_state_values(trial_id, TrialState.FAIL):
-        failed.append(trial.number)
+        RETRY(study, storage.get_trial(trial_id))
     except optuna.exceptions.UpdateFinishedTrialError:
       pass  # Another tuner failed it first.
-  # Also a stale trial whose re-run was not enqueued (a tuner killed in between).
-  trials = study.get_trials(deepcopy=False)
-  rerun = {t.user_attrs.get("retry_of") for t in trials}
-  for trial in trials:
-    if trial.user_attrs.get("stale") and trial.state == TrialState.FAIL and (
-        trial.number not in rerun):
-      folder = {"run_folder": trial.user_attrs["run_folder"]} if (
-          "run_folder" in trial.user_attrs) else {}  # Killed before it had one.
-      study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **folder})
-  return failed
+
+
+def retried(trials: Sequence[optuna.trial.FrozenTrial]) -> Dict[int, int]:
+  """{a trial whose tuner was gone: the trial that re-ran it}."""
+  return {RETRY.retry_history(trial)[-1]: trial.number for trial in trials
+          if RETRY.retry_history(trial)}
 
 
 def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
-  """Trials that count towards --num_trials: all but the stale ones (re-run as others)."""
-  return sum(1 for trial in trials if not trial.user_attrs.get("stale"))
+  """Trials that count towards --num_trials: all but those re-run as others."""
+  stale = retried(trials)
+  return sum(1 for trial in trials if trial.number not in stale)
+
+
+@contextlib.contextmanager
+def heartbeat(storage, trial_id: int):
+  """Records the trial's heartbeat in an RDB storage now and every heartbeat interval until
+  the block ends: what Optuna's stale-trial check reads. A beat the server misses (it is
+  restarting) is tried again at the next one."""
+  interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+  if interval is None:
+    yield
+    return
+  storage.record_heartbeat(trial_id)
+  stop = threading.Event()
+
+  def beat():
+    while not stop.wait(interval):
+      with contextlib.suppress(*STORAGE_ERRORS):
+        storage.record_heartbeat(trial_id)
+
+  thread = threading.Thread(target=beat, daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    stop.set()
+    thread.join()
 
 
 # ---- The study. ----
 
+def storage_name(settings: Settings) -> str:
+  """The storage as --storage names it, its password hidden."""
+  if settings.storage is None:
+    return os.path.join(settings.study_dir, STORAGE_FILE)
+  if "://" not in settings.storage:
+    return settings.storage
+  try:
+    return sqlalchemy.engine.make_url(settings.storage).render_as_string(hide_password=True)
+  except sqlalchemy.exc.ArgumentError:
+    return settings.storage
+
+
+def storage_error(settings: Settings, error: Exception) -> TuneError:
+  """The one line for a storage that failed: SQLAlchemy's reason (Optuna wraps it)."""
+  cause = error.__cause__ if isinstance(
+      error, optuna.exceptions.StorageInternalError) and error.__cause__ else error
+  reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+  if isinstance(cause, ImportError):
+    reason += " (the storage's database driver: pip install -r requirements-tools.txt)"
+  return TuneError(f"tools/tune.py: --storage={storage_name(settings)}: {reason}")
+
+
 def make_storage(settings: Settings):
-  """The default SQLite file, an RDB URL, or a journal file path."""
+  """The default SQLite file, an RDB URL (with Optuna's heartbeat), or a journal file."""
   url = settings.storage or f"sqlite:///{os.path.join(settings.study_dir, STORAGE_FILE)}"
   if "://" not in url:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
-  # SQLite waits for another process's write instead of failing at once.
-  engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-  return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+  # SQLite waits for another process's write instead of failing at once; a server's
+  # connections are tested before use, so a restarted server is reconnected to.
+  engine = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
+            else {"pool_pre_ping": True})
+  grace = max(1, math.ceil(settings.stale_seconds))
+  return optuna.storages.RDBStorage(
+      url, engine_kwargs=engine, heartbeat_interval=max(1, grace // HEARTBEATS_PER_GRACE),
+      grace_period=grace, heartbeat_stale_trial_callback=RETRY)
 
 
 def search_record(settings: Settings) -> dict:
@@ -397,31 +471,63 @@ def search_record(settings: Settings) -> dict:
   return {"params": list(settings.params), "objective": settings.objective,
           "num_steps_limit": settings.num_steps_limit,
           "checkpoint_steps": settings.checkpoint_steps, "seed": settings.seed,
+          "seeds": settings.seeds,
           "runner_args": [arg if flag_name(arg) not in PATH_FLAGS else f"--{flag_name(arg)}"
                           for arg in settings.runner_args]}
 
 
-def open_study(settings: Settings) -> optuna.Study:
-  """Creates or resumes the study; a resumed one must have been searched the same way."""
-  os.makedirs(os.path.join(settings.study_dir, TRIALS_FOLDER), exist_ok=True)
-  storage = make_storage(settings)
-  study = optuna.create_study(storage=storage, study_name=settings.study_name,
-                              direction="maximize", load_if_exists=True)
-  record = search_record(settings)
-  saved = study.user_attrs.get("search")
-  if saved is None:
-    study.set_user_attr("search", record)
-  elif saved != record:
+def create_or_load(settings: Settings, storage) -> optuna.Study:
+  """The study; its creator enqueues a sweep's seeds, then records how it is searched, and
+  a tuner that loads it waits for that record (another tuner may be creating it now)."""
+  try:
+    study = optuna.create_study(storage=storage, study_name=settings.study_name,
+                                direction="maximize")
+  except optuna.exceptions.DuplicatedStudyError:
+    study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    deadline = time.time() + SETUP_SECONDS
+    while "search" not in study.user_attrs:
+      if time.time() > deadline:
+        raise TuneError(f"tools/tune.py: study {settings.study_name!r} in "
+                        f"{storage_name(settings)} was never set up (its creator stopped): "
+                        "use another --study_name") from None
+      time.sleep(POLL_SECONDS)
+  else:
+    for seed in range(settings.seeds):
+      study.enqueue_trial({"seed": seed})
+    study.set_user_attr("search", search_record(settings))
+  return study
+
+
+def open_study(settings: Settings):
+  """Creates or resumes the study (a resumed one must have been searched the same way);
+  returns it and its storage."""
+  try:
+    os.makedirs(os.path.join(settings.study_dir, TRIALS_FOLDER), exist_ok=True)
+  except OSError as e:
+    raise TuneError(f"tools/tune.py: --study_dir={settings.study_dir}: "
+                    f"{e.strerror or e}") from None
+  try:
+    storage = make_storage(settings)
+    study = create_or_load(settings, storage)
+  except (*STORAGE_ERRORS, OSError) as e:
+    raise storage_error(settings, e) from None
+  record, saved = search_record(settings), study.user_attrs["search"]
+  if saved != record:
     different = sorted(k for k in record if record[k] != saved.get(k))
     raise TuneError(f"tools/tune.py: study {settings.study_name!r} was searched with "
                     + "; ".join(f"{k}={saved.get(k)}" for k in different)
                     + ": resume it with the same flags, or use another --study_name")
-  # Offset by the trials so far: a resumed tuner does not redraw the first random trials.
-  sampler = optuna.samplers.TPESampler(seed=settings.sampler_seed + len(study.trials))
-  pruner = optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials,
-                                       n_warmup_steps=1)  # Never on the untrained step 0.
-  return optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler,
-                           pruner=pruner)
+  # Offset by the trials so far, so that a resumed tuner does not redraw its first random
+  # trials; spaced by --sampler_seed, so that tuners' seeds never meet.
+  sampler = optuna.samplers.TPESampler(
+      seed=settings.sampler_seed * 1_000_003 + len(study.trials),
+      constant_liar=True)  # Trials running elsewhere count as bad: tuners spread out.
+  pruner = (optuna.pruners.NopPruner() if settings.seeds else  # A sweep runs every seed.
+            optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials,
+                                        n_warmup_steps=1))  # Never on the untrained step 0.
+  study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler,
+                            pruner=pruner)
+  return study, storage
 
 
 Objective = Callable[[optuna.Trial, str, Sequence[str]], float]
@@ -429,53 +535,101 @@ Objective = Callable[[optuna.Trial, str, Sequence[str]], float]
 
 def tune(settings: Settings, objective: Optional[Objective] = None,
          log=print) -> optuna.Study:
-  """Runs trials until the study holds `settings.num_trials` (the stale ones not counted);
-  `objective` defaults to `run_trial` with `settings.objective`."""
+  """Runs trials until the study holds `settings.num_trials` (those re-run as others not
+  counted) and none is running elsewhere; `objective` defaults to `run_trial` with
+  `settings.objective`."""
   if objective is None:
-    objective = functools.partial(run_trial, trained_only=settings.objective == "trained")
-  study = open_study(settings)
-  while True:
-    for number in retry_stale_trials(study, settings.study_dir, settings.stale_seconds):
-      log(f"trial {number}: its tuner is gone; re-running it with the same parameters")
-    trials = study.get_trials(deepcopy=False)
-    waiting = any(trial.state == TrialState.WAITING for trial in trials)
-    if counted(trials) >= settings.num_trials and not waiting:
-      break
-    run_one(study, settings, objective, log)
-    write_outputs(study, settings, log=lambda line: None)
-  write_outputs(study, settings, log=log)
+    objective = functools.partial(run_trial, trained_only=settings.objective == "trained",
+                                  test=settings.seeds > 0)
+  study, storage = open_study(settings)
+  waited = False
+  try:
+    while True:
+      retry_stale_trials(study, storage, settings.study_name)
+      trials = study.get_trials(deepcopy=False)
+      states = [trial.state for trial in trials]
+      if TrialState.WAITING not in states and (counted(trials) >= settings.num_trials
+                                               or settings.seeds):
+        running = [trial.number for trial in trials if trial.state == TrialState.RUNNING]
+        if not running:
+          break
+        if not waited:
+          log(f"waiting for trials {', '.join(map(str, running))}, running elsewhere "
+              "(re-run here if their tuner is gone)")
+          waited = True
+        time.sleep(WAIT_SECONDS)
+        continue
+      trial = claim_waiting(study, storage, settings) if settings.seeds else study.ask()
+      if trial is not None:
+        run_one(study, storage, trial, settings, objective, log)
+      write_outputs(study, settings, log=lambda line: None)
+    write_outputs(study, settings, log=log)
+  except STORAGE_ERRORS as e:
+    raise storage_error(settings, e) from None
   return study
 
 
-def run_one(study: optuna.Study, settings: Settings, objective: Objective, log):
-  trial = study.ask()
+def claim_waiting(study: optuna.Study, storage, settings: Settings) -> Optional[optuna.Trial]:
+  """A sweep's next seed: a waiting trial this tuner sets running first, or None if others
+  took them all (study.ask would then start a trial of no seed)."""
+  study_id = storage.get_study_id_from_name(settings.study_name)
+  for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, waiting.number)
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+      if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+        return optuna.Trial(study, trial_id)
+  return None
+
+
+def run_one(study: optuna.Study, storage, trial: optuna.Trial, settings: Settings,
+            objective: Objective, log):
+  trial_id = storage.get_trial_id_from_study_id_trial_number(
+      storage.get_study_id_from_name(settings.study_name), trial.number)
   # Relative to the study folder, which may be mounted elsewhere on another machine.
   relative = trial.user_attrs.get("run_folder") or os.path.join(TRIALS_FOLDER,
                                                                 str(trial.number))
   run_folder = os.path.join(settings.study_dir, relative)
-  os.makedirs(run_folder, exist_ok=True)
-  with holding(run_folder + ".lock"):  # Held first: a trial with a host attr is locked.
-    for name, value in (("run_folder", relative), ("host", HOST), ("pid", os.getpid()),
-                        ("heartbeat", time.time())):
-      trial.set_user_attr(name, value)
-    flags = trial_flags(settings, suggest(trial, settings.params))
-    trial.set_user_attr("runner_flags", flags)
-    retry = trial.user_attrs.get("retry_of")
-    log(f"trial {trial.number}: training in {run_folder}"
-        + (f" (re-run of trial {retry})" if retry is not None else ""))
-    try:
-      value = objective(trial, run_folder, flags)
-    except optuna.TrialPruned as e:
-      study.tell(trial, state=TrialState.PRUNED)
-      log(f"trial {trial.number}: {e}")
-    except TrialFailed as e:
-      trial.set_user_attr("error", str(e))
-      study.tell(trial, state=TrialState.FAIL)
-      log(f"trial {trial.number}: failed: {e}")
-    else:
-      study.tell(trial, value)
-      log(f"trial {trial.number}: best validation accuracy {value:.2%} at step "
-          f"{trial.user_attrs.get('best_step')}")
+  with heartbeat(storage, trial_id):
+    os.makedirs(run_folder, exist_ok=True)
+    with holding(run_folder + ".lock"):  # Held first: a trial with a lock attr is locked.
+      for name, value in (("run_folder", relative), ("host", HOST), ("pid", os.getpid()),
+                          ("lock", os.path.abspath(run_folder + ".lock"))):
+        trial.set_user_attr(name, value)
+      values = ({"seed": trial.suggest_int("seed", 0, settings.seeds - 1)} if settings.seeds
+                else suggest(trial, settings.params))
+      flags = trial_flags(settings, values)
+      trial.set_user_attr("runner_flags", flags)
+      history = RETRY.retry_history(storage.get_trial(trial_id))
+      log(f"trial {trial.number}: training in {run_folder}"
+          + (f" (re-run of trial {history[-1]}, whose tuner is gone)" if history else ""))
+      try:
+        value = objective(trial, run_folder, flags)
+      except optuna.TrialPruned as e:
+        study.tell(trial, state=TrialState.PRUNED)
+        log(f"trial {trial.number}: {e}")
+      except TrialFailed as e:
+        trial.set_user_attr("error", str(e))
+        study.tell(trial, state=TrialState.FAIL)
+        log(f"trial {trial.number}: failed: {e}")
+        stop_if_hopeless(study, settings, trial.number, str(e), f"{run_folder}.log")
+      else:
+        study.tell(trial, value)
+        log(f"trial {trial.number}: best validation accuracy {value:.2%} at step "
+            f"{trial.user_attrs.get('best_step')}")
+
+
+def stop_if_hopeless(study: optuna.Study, settings: Settings, number: int, error: str,
+                     log_path: str):
+  """Stops the study after a failed trial when every trial would fail: a runner.py flag that
+  does not exist, or no trial of the study has ever ended otherwise."""
+  ended = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+  if not error.startswith(USAGE_PREFIX) and ended:
+    return
+  write_outputs(study, settings, log=lambda line: None)
+  raise TuneError(f"tools/tune.py: trial {number} failed and "
+                  + ("so will every trial" if error.startswith(USAGE_PREFIX)
+                     else "no trial has succeeded")
+                  + f": {error} (the flags after --? see {log_path})")
 
 
 # ---- Outputs. ----
@@ -500,11 +654,11 @@ def best_of(trial: optuna.trial.FrozenTrial):
 
 def note(trial: optuna.trial.FrozenTrial, retried_as: Dict[int, int]) -> str:
   attrs, notes = trial.user_attrs, []
-  if "retry_of" in attrs:
-    notes.append(f"re-run of {attrs['retry_of']}")
-  if attrs.get("stale"):
-    notes.append(f"tuner gone; re-run as {retried_as[trial.number]}"
-                 if trial.number in retried_as else "tuner gone")
+  history = RETRY.retry_history(trial)
+  if history:
+    notes.append(f"re-run of {history[-1]}")
+  if trial.number in retried_as:
+    notes.append(f"tuner gone; re-run as {retried_as[trial.number]}")
   if trial.state == TrialState.PRUNED and trial.intermediate_values:
     notes.append(f"pruned at step {max(trial.intermediate_values)}")
   if "error" in attrs:
@@ -516,7 +670,7 @@ def trials_table(trials: Sequence[optuna.trial.FrozenTrial], names: Sequence[str
                  now: Optional[datetime.datetime] = None) -> str:
   """The markdown table of the trials: parameters, best validation accuracy, step, time."""
   now = now or datetime.datetime.now()
-  retried_as = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+  retried_as = retried(trials)
   rows = [["trial", "state", *names, "best val acc", "step", "time", "note"]]
   for trial in sorted(trials, key=lambda t: t.number):
     accuracy, step = best_of(trial)
@@ -557,10 +711,14 @@ def importance_table(study: optuna.Study) -> str:
 def write_outputs(study: optuna.Study, settings: Settings, log=print):
   """trials.md, best_flags.txt (once a trial is complete), each also logged."""
   trials = study.get_trials()
-  text = (f"# Study {settings.study_name!r}\n\n{trials_table(trials, settings.params)}\n"
+  columns = ("seed",) if settings.seeds else settings.params
+  text = (f"# Study {settings.study_name!r}\n\n{trials_table(trials, columns)}\n"
           f"{summary(trials)}\n")
   complete = [t for t in trials if t.state == TrialState.COMPLETE]
-  if complete:
+  if settings.seeds:
+    text += ("\nTest accuracies over the seeds: python -m tools.compare "
+             f"{os.path.join(settings.study_dir, TRIALS_FOLDER)}\n")
+  elif complete:
     best = study.best_trial
     path = os.path.join(settings.study_dir, FLAGFILE)
     write_flagfile(path, best.user_attrs["runner_flags"], [
@@ -595,8 +753,11 @@ def define_flags():
   flags.DEFINE_string("study_name", "leo", "Name of the study in the storage.")
   flags.DEFINE_integer("sampler_seed", 0, "Seed of the TPE sampler (one per machine).")
   flags.DEFINE_integer("pruner_startup_trials", 5, "Complete trials before pruning starts.")
-  flags.DEFINE_float("stale_seconds", 300.0, "A trial of another machine whose heartbeat is "
-                     "this old is re-run.")
+  flags.DEFINE_float("stale_seconds", 300.0, "A running trial whose tuner has not beaten "
+                     "its heartbeat for this long is re-run (an RDB storage's heartbeat).")
+  flags.DEFINE_integer("seeds", 0, "A seed sweep instead of a search: train and test the "
+                       "flags after -- once for each seed 0..seeds-1 (--num_trials, --params "
+                       "and --seed do not apply).")
   flags.DEFINE_enum("objective", "trained", list(OBJECTIVES), "A trial's value: "
                     + "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items()) + ".")
   flags.DEFINE_boolean("importance", False, "Also rank the parameters (Optuna fANOVA).")
@@ -608,14 +769,18 @@ def settings_from_flags(values, runner_args: Sequence[str]) -> Settings:
   if unknown or not values.params:
     raise TuneError(f"tools/tune.py: --params={','.join(values.params)}: expected names "
                     f"among {', '.join(SPACE)}")
-  for name in ("num_trials", "num_steps_limit", "checkpoint_steps"):
-    if getattr(values, name) < 1:
+  for name in ("num_trials", "num_steps_limit", "checkpoint_steps", "stale_seconds"):
+    if not getattr(values, name) >= 1:
       raise TuneError(f"tools/tune.py: --{name}={getattr(values, name)}: expected >= 1")
+  if values.seeds < 0:
+    raise TuneError(f"tools/tune.py: --seeds={values.seeds}: expected >= 0 (0: a search)")
+  params = () if values.seeds else tuple(values.params)
   return Settings(
-      study_dir=os.path.abspath(values.study_dir), num_trials=values.num_trials,
+      study_dir=os.path.abspath(values.study_dir),
       num_steps_limit=values.num_steps_limit, checkpoint_steps=values.checkpoint_steps,
-      runner_args=tuple(check_runner_args(runner_args, values.params)),
-      params=tuple(values.params), seed=values.seed, storage=values.storage,
+      runner_args=tuple(check_runner_args(runner_args, params)),
+      num_trials=values.seeds or values.num_trials, params=params, seeds=values.seeds,
+      seed=values.seed, storage=values.storage,
       study_name=values.study_name, sampler_seed=values.sampler_seed,
       pruner_startup_trials=values.pruner_startup_trials,
       stale_seconds=values.stale_seconds, importance=values.importance,
