@@ -526,7 +526,7 @@ def test_a_killed_tuner_resumes_its_study_and_a_larger_num_trials_adds_trials(sc
   assert [t.state for t in trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL,
                                                                    TrialState.COMPLETE]
   killed, rerun = trials[2], trials[3]
-  assert killed.user_attrs["stale"] and rerun.user_attrs["retry_of"] == 2
+  assert tune.retried(trials) == {2: 3}
   assert rerun.params == killed.params
   assert rerun.user_attrs["run_folder"] == os.path.join("trials", "2")
   log = (scenario["study_dir"] / "trials" / "2.log").read_text()
