@@ -442,9 +442,11 @@ def storage_name(settings: Settings) -> str:
 
 
 def storage_error(settings: Settings, error: Exception) -> TuneError:
-  """The one line for a storage that failed: SQLAlchemy's reason (Optuna wraps it)."""
-  cause = error.__cause__ if isinstance(
-      error, optuna.exceptions.StorageInternalError) and error.__cause__ else error
+  """The one line for a storage that failed: the first reason (Optuna wraps SQLAlchemy's
+  errors and the driver's ImportError in its own, vaguer ones)."""
+  cause = error
+  while cause.__cause__ is not None:
+    cause = cause.__cause__
   reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
   if isinstance(cause, ImportError):
     reason += " (the storage's database driver: pip install -r requirements-tools.txt)"
