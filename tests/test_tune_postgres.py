@@ -143,14 +143,14 @@ def wait_for(condition, process, seconds=240):
 
 @pytest.fixture(scope="module")
 def shared_study(server, data, tmp_path_factory):
-  """Three tuners (sampler seeds 0, 1, 2) share a 3-trial study and its folder; the one on
+  """Two tuners (sampler seeds 0 and 1) share a 2-trial study and its folder; the one on
   "another machine" is killed mid-trial, then the server is restarted; a tuner stopped by
   the restart is run again, as its user would."""
   root = tmp_path_factory.mktemp("shared")
   study_dir = root / "study"
-  commands = [tuner_command(study_dir, server.url, "--num_trials=3", f"--sampler_seed={seed}",
-                            runner_args=(f"--data_path={data}", *TINY)) for seed in range(3)]
-  outputs = [str(root / f"tuner{seed}.out") for seed in range(3)]
+  commands = [tuner_command(study_dir, server.url, "--num_trials=2", f"--sampler_seed={seed}",
+                            runner_args=(f"--data_path={data}", *TINY)) for seed in range(2)]
+  outputs = [str(root / f"tuner{seed}.out") for seed in range(2)]
   tuners = [start(commands[0], outputs[0], hostname="other-machine")]
   wait_for(lambda: started_trials(outputs[0]), tuners[0])
   tuners += [start(command, output) for command, output in zip(commands[1:], outputs[1:])]
@@ -182,15 +182,16 @@ def test_every_trial_number_is_run_once_and_the_study_counts_num_trials(shared_s
   trials = shared_study["trials"]
   started = [n for output in shared_study["outputs"] for n in started_trials(output)]
   assert sorted(started) == [t.number for t in trials]  # Each number by one tuner, once.
-  assert tune.counted(trials) == 3
+  assert tune.counted(trials) == 2
   assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
-  assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
+  assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
 
 
 def test_the_tuners_sampler_seeds_give_distinct_first_trials(shared_study):
   trials = shared_study["trials"]
-  firsts = [trials[started_trials(output)[0]].params for output in shared_study["outputs"]]
-  assert all(firsts[i] != firsts[j] for i in range(3) for j in range(i))
+  first, second = [trials[started_trials(output)[0]].params
+                   for output in shared_study["outputs"]]
+  assert first != second
 
 
 def test_a_killed_machines_trial_is_rerun_after_stale_seconds_from_its_checkpoints(
