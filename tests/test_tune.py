@@ -546,3 +546,29 @@ def test_the_best_flagfile_replays_the_best_trial(scenario):
   assert accuracies(str(scenario["replay_dir"])) == pytest.approx(accuracies(trial_folder),
                                                                   abs=1e-6)
   assert best.value in accuracies(trial_folder)
+
+
+# ---- A tuner that cannot work says why in one line, with a non-zero exit. ----
+
+def _tune_command(study_dir, *runner_args):
+  return [sys.executable, "-m", "tools.tune", f"--study_dir={study_dir}", "--num_trials=3",
+          "--num_steps_limit=4", "--checkpoint_steps=2", "--", *runner_args]
+
+
+def test_a_study_dir_that_cannot_be_made_is_one_line():
+  result = subprocess.run(_tune_command("/proc/leo", *TINY), cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+  assert (result.returncode, result.stdout) == (2, "")
+  assert result.stderr == "tools/tune.py: --study_dir=/proc/leo: No such file or directory\n"
+
+
+def test_a_runner_flag_that_does_not_exist_stops_the_study_at_its_first_trial(tmp_path):
+  result = subprocess.run(_tune_command(tmp_path / "study", *TINY, "--nosuchflag"), cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2 and result.stderr.count("\n") == 1
+  assert result.stderr.startswith(
+      "tools/tune.py: trial 0 failed and so will every trial: FATAL Flags parsing error: "
+      "Unknown command line flag 'nosuchflag' (the flags after --? see ")
+  trials = optuna.load_study(study_name="leo",
+                             storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}").trials
+  assert [t.state for t in trials] == [TrialState.FAIL]
