@@ -92,8 +92,8 @@ def server():
   server.pg_ctl("-o", f"-c listen_addresses=127.0.0.1 -c port={server.port} "
                 f"-c unix_socket_directories={root}", "start")
   try:
-    subprocess.run([os.path.join(bindir, "psql"), "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
-                    str(server.port), "-U", "postgres",
+    subprocess.run([os.path.join(bindir, "psql"), "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                    "-p", str(server.port), "-U", "postgres",
                     *[arg for sql in CREATE_DATABASE for arg in ("-c", sql)]],
                    env=dict(os.environ, PGPASSWORD="superuser-secret"), check=True,
                    capture_output=True, timeout=60)

@@ -401,12 +401,17 @@ def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> int:
   return sum(1 for trial in trials if trial.number not in stale)
 
 
+def heartbeat_interval(storage) -> Optional[int]:
+  """Seconds between a trial's heartbeats in `storage`; None if it has none (a journal)."""
+  return getattr(storage, "get_heartbeat_interval", lambda: None)()
+
+
 @contextlib.contextmanager
 def heartbeat(storage, trial_id: int):
   """Records the trial's heartbeat in an RDB storage now and every heartbeat interval until
   the block ends: what Optuna's stale-trial check reads. A beat the server misses (it is
   restarting) is tried again at the next one."""
-  interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+  interval = heartbeat_interval(storage)
   if interval is None:
     yield
     return
@@ -552,7 +557,10 @@ def tune(settings: Settings, objective: Optional[Objective] = None,
       states = [trial.state for trial in trials]
       if TrialState.WAITING not in states and (counted(trials) >= settings.num_trials
                                                or settings.seeds):
-        running = [trial.number for trial in trials if trial.state == TrialState.RUNNING]
+        # Those whose tuner's end this one would see; on a journal, another machine's
+        # trial is its own tuner's to finish.
+        running = [trial.number for trial in trials if trial.state == TrialState.RUNNING and (
+            heartbeat_interval(storage) or trial.user_attrs.get("host") == HOST)]
         if not running:
           break
         if not waited:
