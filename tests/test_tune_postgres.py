@@ -261,7 +261,7 @@ def test_a_seed_sweep_runs_each_seed_once_over_two_tuners_and_compares(server, d
 # ---- The storage errors a user meets first: one line, before any trial. ----
 
 @pytest.mark.parametrize("storage, reason", [
-    (f"postgresql://leo:wrong@127.0.0.1:{{port}}/leo",
+    ("postgresql://leo:wrong@127.0.0.1:{port}/leo",
      'password authentication failed for user "leo"'),
     ("postgresql://leo:wrong@127.0.0.1:{closed}/leo", "Connection refused"),
     ("postgresql+pg8000://leo:wrong@127.0.0.1:{port}/leo", "No module named 'pg8000'"),

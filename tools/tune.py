@@ -30,7 +30,7 @@ Several machines share one storage, each running the same command with `--storag
 and, so that their first random trials differ, its own `--sampler_seed`. Trials whose tuner
 is gone are failed and re-run with the same parameters in the same run folder (resuming from
 its checkpoints if `--study_dir` is shared, else starting over) by Optuna's own machinery:
-an RDB storage's heartbeat (`--stale_seconds` without one) and its
+an RDB storage's heartbeat (a trial is stale after `--stale_seconds` without one) and its
 RetryHeartbeatStaleTrialCallback. leo adds one case: a trial of this machine whose run-folder
 lock is free (its tuner was killed) is re-run at once. Optuna's journal storage has no
 heartbeat, so on a journal file only that case is detected. A tuner whose study is done
