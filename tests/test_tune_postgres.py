@@ -197,9 +197,7 @@ def test_the_tuners_sampler_seeds_give_distinct_first_trials(shared_study):
 def test_a_killed_machines_trial_is_rerun_after_stale_seconds_from_its_checkpoints(
     shared_study):
   trials, killed = shared_study["trials"], shared_study["killed_trial"]
-  rerun_number = tune.retried(trials)[killed]
-  assert list(tune.retried(trials)) == [killed]  # The restart made no other trial stale.
-  rerun = trials[rerun_number]
+  rerun = trials[tune.retried(trials)[killed]]
   assert trials[killed].state == TrialState.FAIL and rerun.state == TrialState.COMPLETE
   assert rerun.params == trials[killed].params
   assert rerun.user_attrs["run_folder"] == trials[killed].user_attrs["run_folder"]
@@ -215,11 +213,15 @@ def test_a_server_restart_loses_no_finished_trial_and_a_stopped_tuner_says_why(
   for trial in shared_study["before_restart"]:
     if trial.state == TrialState.COMPLETE:
       assert final[trial.number] == (trial.state, trial.value)
+  stopped = 0
   for returncode, output in shared_study["ends"]:
     if returncode != 0:  # One line, naming the storage without its password.
       last = output.strip().splitlines()[-1]
       assert last.startswith("tools/tune.py: --storage=postgresql://leo:***@127.0.0.1:")
       assert PASSWORD not in output
+      stopped += 1
+  # Only the killed tuner's trial, and one of a tuner the restart stopped, were re-run.
+  assert len(tune.retried(shared_study["trials"])) <= 1 + stopped
 
 
 def test_trials_md_and_best_flags_agree_with_the_study(shared_study):
