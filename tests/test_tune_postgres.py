@@ -139,7 +139,7 @@ def wait_for(condition, process, seconds=240):
     time.sleep(0.05)
 
 
-# ---- Several tuners, one killed, the server restarted. ----
+# ---- Several tuners, one killed, the server restarted (slow: several processes). ----
 
 @pytest.fixture(scope="module")
 def shared_study(server, data, tmp_path_factory):
@@ -178,6 +178,7 @@ def shared_study(server, data, tmp_path_factory):
               trials=optuna.load_study(study_name="leo", storage=server.url).trials)
 
 
+@pytest.mark.slow
 def test_every_trial_number_is_run_once_and_the_study_counts_num_trials(shared_study):
   trials = shared_study["trials"]
   started = [n for output in shared_study["outputs"] for n in started_trials(output)]
@@ -187,6 +188,7 @@ def test_every_trial_number_is_run_once_and_the_study_counts_num_trials(shared_s
   assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
 
 
+@pytest.mark.slow
 def test_the_tuners_sampler_seeds_give_distinct_first_trials(shared_study):
   trials = shared_study["trials"]
   first, second = [trials[started_trials(output)[0]].params
@@ -194,6 +196,7 @@ def test_the_tuners_sampler_seeds_give_distinct_first_trials(shared_study):
   assert first != second
 
 
+@pytest.mark.slow
 def test_a_killed_machines_trial_is_rerun_after_stale_seconds_from_its_checkpoints(
     shared_study):
   trials, killed = shared_study["trials"], shared_study["killed_trial"]
@@ -207,6 +210,7 @@ def test_a_killed_machines_trial_is_rerun_after_stale_seconds_from_its_checkpoin
   assert "Resuming from" in log.split("\n$ ")[-1]  # It continued the killed one's training.
 
 
+@pytest.mark.slow
 def test_a_server_restart_loses_no_finished_trial_and_a_stopped_tuner_says_why(
     shared_study):
   final = {t.number: (t.state, t.value) for t in shared_study["trials"]}
@@ -224,6 +228,7 @@ def test_a_server_restart_loses_no_finished_trial_and_a_stopped_tuner_says_why(
   assert len(tune.retried(shared_study["trials"])) <= 1 + stopped
 
 
+@pytest.mark.slow
 def test_trials_md_and_best_flags_agree_with_the_study(shared_study):
   trials, study_dir = shared_study["trials"], shared_study["study_dir"]
   table = (study_dir / "trials.md").read_text()
@@ -238,8 +243,9 @@ def test_trials_md_and_best_flags_agree_with_the_study(shared_study):
   assert f"Best: trial {best.number}, validation accuracy {best.value:.2%}" in table
 
 
-# ---- A seed sweep over two tuners. ----
+# ---- A seed sweep over two tuners (slow: several processes). ----
 
+@pytest.mark.slow
 def test_a_seed_sweep_runs_each_seed_once_over_two_tuners_and_compares(server, data,
                                                                          tmp_path):
   study_dir = tmp_path / "sweep"
