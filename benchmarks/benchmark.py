@@ -56,9 +56,17 @@ FLAGS = flags.FLAGS
 
 SPLIT_CLASSES = {"train": 64, "val": 16, "test": 20}
 IMAGES_PER_CLASS = 600
+# --quick exercises every row on less: fewer images per class and one step of each inner
+# loop (tracing the unrolled loops is most of a smoke run's time).
+QUICK_IMAGES_PER_CLASS = 40
+QUICK_INNER = dict(inner_unroll_length=1, finetuning_unroll_length=1)
 EMBEDDING_DIM = 640
 FULL_RUN_STEPS = 100000
 FULL_RUN_VALIDATIONS = FULL_RUN_STEPS // 1000 + 1  # Steps 0, 1000, ..., 100000.
+
+
+def images_per_class() -> int:
+  return QUICK_IMAGES_PER_CLASS if FLAGS.quick else IMAGES_PER_CLASS
 
 
 def write_synthetic_embeddings(root: str, seed: int = 0):
@@ -71,7 +79,7 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     names = [f"n{split[0]}{c:04d}" for c in range(num_classes)]
     keys = np.array([f"{i}-{name}-{name}_{i:04d}.JPEG" for name in names
-                     for i in range(IMAGES_PER_CLASS)])
+                     for i in range(images_per_class())])
     embeddings = np.abs(rng.normal(size=(len(keys), EMBEDDING_DIM))).astype(np.float32)
     with open(path, "wb") as f:
       pickle.dump({"keys": keys, "embeddings": embeddings}, f, protocol=4)
@@ -80,7 +88,7 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
 def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> config.Configs:
   return config.Configs(
       data=config.DataConfig(data_path=root, dataset_name="miniImageNet"),
-      inner=config.InnerModelConfig(),
+      inner=config.InnerModelConfig(**(QUICK_INNER if FLAGS.quick else {})),
       outer=config.OuterModelConfig(num_tr_examples_per_class=shots),
       run=config.RunConfig(checkpoint_path=os.path.join(root, "unused"),
                            intra_op_threads=intra_op_threads))
@@ -369,7 +377,8 @@ def probe_threads(root, shots, threads, steps):
   a process of their own (TF fixes its threads when it starts)."""
   result = subprocess.run(
       [sys.executable, os.path.abspath(__file__), f"--data_dir={root}",
-       f"--probe_shots={shots}", f"--intra_op_threads={threads}", f"--timed_steps={steps}"],
+       f"--probe_shots={shots}", f"--intra_op_threads={threads}", f"--timed_steps={steps}",
+       f"--quick={FLAGS.quick}"],
       capture_output=True, text=True, check=True)
   return [float(value) for value in result.stdout.split("PROBE")[-1].split()]
 
@@ -410,7 +419,8 @@ def main(unused_argv):
     start = time.perf_counter()
     write_synthetic_embeddings(root)
     rows.append(("synthetic miniImageNet-sized data written",
-                 f"{time.perf_counter() - start:.1f} s", "", "64/16/20 classes x 600 x 640-d"))
+                 f"{time.perf_counter() - start:.1f} s", "",
+                 f"64/16/20 classes x {images_per_class()} x {EMBEDDING_DIM}-d"))
     rate = matmul_rate(0.2 if FLAGS.quick else 2.0)
     rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
                  "the compute floors' denominator"))

@@ -21,7 +21,7 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
   table = result.stdout
   for row in ("meta-train step, 5-way 1-shot, vectorised", "per-task map_fn",
               "speed-up of the vectorised step, 5-shot", "episode sampling alone",
-              "meta-validation", "meta-test, 20 tasks 5-shot", "595 queries/class",
+              "meta-validation", "meta-test, 20 tasks 5-shot", "35 queries/class",
               "gathered episodes (before)", "speed-up of the evaluation, 5-shot",
               "10,000-task meta-test, 1-shot", "projected from 20 tasks",
               "projected full default 1-shot run", "peak resident memory",
