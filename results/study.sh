@@ -2,7 +2,7 @@
 # The icons study of RESULTS.md: every LEO variant and both baselines, 5-way 1-shot and
 # 5-shot, on identical test tasks per seed. Each run writes its result records into its own
 # folder; the committed copies under results/ are those folders' results/ and
-# validations.jsonl. Usage: bash results/study.sh <shots> <variant> <seed> [<out root>]
+# validations.jsonl (and versions.json, which says at which leo commits a run was trained). Usage: bash results/study.sh <shots> <variant> <seed> [<out root>]
 #   variant: defaults | tuned | tuned_train_on_val | tuned6000 | baselines | baselines-val
 set -euo pipefail
 shots=$1 variant=$2 seed=$3 out=${4:-/tmp/study}
@@ -16,9 +16,7 @@ case $variant in
   # The tuning study's best trial as long as its trials ran (the presets held 3,000 steps then).
   tuned) flags=(--preset=$preset --num_steps_limit=3000) ;;
   tuned_train_on_val) flags=(--preset=$preset --num_steps_limit=3000 --train_on_val) ;;
-  # The same trained to 6,000 steps (the 1-shot preset since). The committed runs are the
-  # tuned runs' folders trained on (the runner resumes a finished run exactly and goes on to
-  # the new limit).
+  # The same trained to 6,000 steps (the 1-shot preset since), in one piece.
   tuned6000) flags=(--preset=$preset --num_steps_limit=6000) ;;
   baselines|baselines-val) folder=$out/icons_${shots}shot/$variant split=test
     [[ $variant == baselines-val ]] && split=val
