@@ -13,6 +13,12 @@
 
 A checkpoint is verified (read in full: TF checks every tensor's checksum) before it is
 trusted; a damaged one is moved into `damaged/` and the newest intact one is used.
+
+The folder owns exactly the files it writes. A checkpoint is announced before it is written
+(`model.ckpt-<step>.leo-pending`), so an uncommitted checkpoint is one leo announced and the
+state file does not name; temporaries carry `storage.TEMPORARY_MARKER`. Clean-ups remove only
+those, never follow a symbolic link, and a folder whose leo names are links out of it is
+refused (`claim`); files of anyone else are left as they are.
 """
 
 import contextlib
@@ -22,13 +28,14 @@ import os
 import platform
 import re
 import subprocess
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Set
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 import config
+import records
 import storage
 import utils
 
@@ -42,10 +49,44 @@ CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
 MAX_CHECKPOINTS_TO_KEEP = 3
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_CHECKPOINT_FILE = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.")
+PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
+LOCK_FILE = storage.RunLock.NAME
+# The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
+_OWN_NAMES = (CONFIG_FILE, FLAGS_FILE, VERSIONS_FILE, LOG_FILE, STATE_FILE, BEST_FOLDER,
+              DAMAGED_FOLDER, LOCK_FILE, records.VALIDATIONS_FILE, records.RESULTS_FOLDER)
+_OWN_PATTERN = re.compile(
+    re.escape(CHECKPOINT_NAME) + r"-\d+(\.index|\.data-\d{5}-of-\d{5}|_temp|"
+    + re.escape(PENDING_SUFFIX) + r")|events\.out\.tfevents\..+|\.worker-\d+")
+_PENDING = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)" + re.escape(PENDING_SUFFIX))
+
+
+def is_own(name: str) -> bool:
+  """Whether leo writes files of this name in a run folder."""
+  return (name in _OWN_NAMES or bool(_OWN_PATTERN.fullmatch(name))
+          or storage.is_temporary(name, _OWN_NAMES))
+
+
+def foreign_files(folder: str) -> List[str]:
+  """Names in `folder` that leo did not write, which it leaves alone.
+
+  Raises:
+    LeoError: a name leo writes is a symbolic link: leo would write where it points.
+  """
+  names = storage.listdir(folder)
+  links = [name for name in names if is_own(name) and storage.is_link(storage.join(folder, name))]
+  if links:
+    raise utils.LeoError(
+        f"--checkpoint_path={folder}: {', '.join(links)} "
+        f"{'is a symbolic link' if len(links) == 1 else 'are symbolic links'} (to "
+        f"{', '.join(os.path.realpath(storage.join(folder, name)) for name in links)}); leo "
+        "writes only inside its run folder: replace the link by a copy, or use another "
+        "--checkpoint_path")
+  return [name for name in names if not is_own(name)]
 
 
 # ---- Identity: a folder belongs to one configuration. ----
+
+DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
 
 def identity_differences(saved, current) -> List[str]:
   """`--flag=new (saved: old)` for every training value in which `current` differs."""
@@ -62,35 +103,55 @@ def identity_differences(saved, current) -> List[str]:
   if saved.get("embedding_dim") != current["embedding_dim"]:
     differences.append(f"embeddings of {current['embedding_dim']} dimensions (saved: "
                        f"{saved.get('embedding_dim')})")
+  # A configuration written before leo kept the digest has none: it is adopted (`claim`).
+  old, new = saved.get(DATA_DIGEST), current.get(DATA_DIGEST)
+  if old and new and old != new:
+    differences.append(f"other embeddings at --data_path (digest {new[:12]}, saved: "
+                       f"{old[:12]}): the path may change, the data may not")
   return differences
 
 
-def claim(folder: str, configuration, flag_lines: List[str]):
+def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
   """Makes `folder` this configuration's run folder, or refuses if it belongs to another.
 
   A new folder gets config.json and flags.txt. A folder of the same configuration may be
   rerun with other run-extending or observing flags (config.RUN_EXTENDING_FIELDS): its
-  files then record the new values; its training values are never rewritten.
+  files then record the new values; its training values are never rewritten. A folder whose
+  leo names are symbolic links is refused (`foreign_files`).
+
+  Returns:
+    Lines for the run's log: files in the folder that leo leaves alone, a data digest
+    adopted by a run made before leo kept one.
   """
+  notes = []
+  foreign = foreign_files(folder)
+  if foreign:
+    notes.append(f"--checkpoint_path={folder} holds files leo did not write, left as they "
+                 f"are: {', '.join(sorted(foreign)[:10])}"
+                 f"{' ...' if len(foreign) > 10 else ''}")
   path, saved = storage.join(folder, CONFIG_FILE), None
   if storage.exists(path):
-    saved = storage.read_json(path, "the run's configuration: restore it, or train in "
-                              "another --checkpoint_path")
+    saved = read_config(folder)
     differences = identity_differences(saved, configuration)
     if differences:
       raise utils.LeoError(f"--checkpoint_path={folder} holds a run of another configuration: "
                            f"{'; '.join(differences)}; use another --checkpoint_path (or the "
                            f"saved values: --flagfile={storage.join(folder, FLAGS_FILE)})")
+    if not saved.get(DATA_DIGEST) and configuration.get(DATA_DIGEST):
+      notes.append(f"{path} names no data digest (written before leo kept one): adopting "
+                   f"{configuration[DATA_DIGEST][:12]}..., the embeddings at --data_path")
   if saved != configuration:
-    storage.atomic_write_json(path, configuration)
+    storage.atomic_write_checked_json(path, configuration)
   flags_path, flag_text = storage.join(folder, FLAGS_FILE), "\n".join(flag_lines) + "\n"
-  if not storage.exists(flags_path) or storage.read_bytes(flags_path).decode() != flag_text:
+  if not storage.exists(flags_path) or storage.read_bytes(flags_path) != flag_text.encode():
     storage.atomic_write_text(flags_path, flag_text)
+  return notes
 
 
 def read_config(folder: str):
-  return storage.read_json(storage.join(folder, CONFIG_FILE),
-                           "the run's configuration: restore it from a copy of the run")
+  return storage.read_checked_json(storage.join(folder, CONFIG_FILE),
+                                   "the run's configuration: restore it from a copy of the "
+                                   "run, or train in another --checkpoint_path")
 
 
 def prepare(folder: str):
@@ -195,7 +256,8 @@ class LogFile(logging_lib.Handler):
 
 def checkpoint_files(prefix: str) -> List[str]:
   """The files of the TF checkpoint `prefix` (its index and data shards)."""
-  return sorted(tf.io.gfile.glob(prefix + ".index") + tf.io.gfile.glob(prefix + ".data-*"))
+  return sorted(tf.io.gfile.glob(prefix + ".index")
+                + tf.io.gfile.glob(prefix + ".data-?????-of-?????"))
 
 
 def damage(prefix: str) -> Optional[str]:
@@ -216,10 +278,39 @@ def damage(prefix: str) -> Optional[str]:
 
 
 def write_checkpoint(checkpoint, prefix: str) -> str:
-  """Writes `checkpoint` under `prefix` and makes its files durable."""
+  """Announces, writes and makes durable `checkpoint` under `prefix`; the caller commits it
+  and then calls `settle(prefix)`. Until then `clean_uncommitted` may remove it."""
+  pending = prefix + PENDING_SUFFIX
+  storage.atomic_write_text(pending, "")
   path = checkpoint.write(prefix)
   storage.sync_files(checkpoint_files(prefix))
   return path
+
+
+def settle(prefix: str):
+  """Ends the announcement of `write_checkpoint`, once the checkpoint is committed."""
+  storage.remove(prefix + PENDING_SUFFIX)
+
+
+def clean_uncommitted(folder: str, committed: Optional[Set[str]], own_names=()):
+  """Removes what an interrupted write left in `folder`: leo's temporaries, and the files of
+  every announced checkpoint that `committed` (names `model.ckpt-<step>`) does not hold; with
+  `committed` None (no state file) announced checkpoints are left for verification. Symbolic
+  links are never followed; nothing else is touched."""
+  for name in storage.listdir(folder):
+    path = storage.join(folder, name)
+    if storage.is_link(path):
+      continue
+    pending = _PENDING.fullmatch(name)
+    if pending and committed is not None:
+      prefix = path[:-len(PENDING_SUFFIX)]
+      if os.path.basename(prefix) not in committed:
+        for stray in checkpoint_files(prefix) + [prefix + "_temp"]:
+          if not storage.is_link(stray):
+            storage.remove(stray)
+      storage.remove(path)
+    elif storage.is_temporary(name, own_names) and not storage.isdir(path):
+      storage.remove(path)
 
 
 def move_aside(folder: str, paths: List[str]) -> str:
@@ -287,26 +378,25 @@ class Checkpoints:
   def save(self, step: int) -> str:
     """Writes, commits and returns the checkpoint of `step`."""
     name = f"{CHECKPOINT_NAME}-{step}"
-    write_checkpoint(self.checkpoint, storage.join(self.folder, name))
+    prefix = storage.join(self.folder, name)
+    write_checkpoint(self.checkpoint, prefix)
     names = [n for n in self.committed() if n != name] + [name]
     self._write_state(names[-self.keep:])
+    settle(prefix)
     for old in names[:-self.keep]:
       for path in checkpoint_files(storage.join(self.folder, old)):
         storage.remove(path)
-    return storage.join(self.folder, name)
+    return prefix
 
   def clean(self):
-    """Deletes what an interrupted save left: checkpoint files the state file does not name,
-    and temporary files. Without a state file nothing was committed or it was removed by
-    hand: checkpoint files are then left for `restore_latest` to verify."""
+    """Deletes what an interrupted save or write left (`clean_uncommitted`), here and in
+    `results/`. Without a state file nothing was committed or it was removed by hand:
+    checkpoint files are then left for `restore_latest` to verify."""
     committed = set(self.committed()) if storage.exists(self.state_path) else None
-    for name in storage.listdir(self.folder):
-      path = storage.join(self.folder, name)
-      match = _CHECKPOINT_FILE.match(name)
-      stray = (committed is not None and match
-               and f"{CHECKPOINT_NAME}-{match.group(1)}" not in committed)
-      if stray or (".tmp" in name and not storage.isdir(path)):
-        storage.remove(path)
+    clean_uncommitted(self.folder, committed, _OWN_NAMES)
+    results = storage.join(self.folder, records.RESULTS_FOLDER)
+    if not storage.is_link(results):
+      clean_uncommitted(results, set())
 
   def newest_intact(self):
     """(name of the newest intact checkpoint or None, [(damaged newer name, why)]), reading
@@ -381,12 +471,39 @@ class BestCheckpoint:
 
   @property
   def info(self):
-    """The committed `best.json`, or None."""
+    """The committed `best.json`, checked (`check_info`), or None."""
     path = storage.join(self.folder, self.INFO)
     if not storage.exists(path):
       return None
-    return storage.read_json(path, "the best checkpoint's commit record: restore it, or move "
-                             f"{self.folder} aside to let training elect a new best")
+    what = (f"the best checkpoint's commit record: restore it, or move {self.folder} aside to "
+            "let training elect a new best")
+    info = storage.read_checked_json(path, what)
+    problem = self.check_info(info)
+    if problem:
+      raise storage.StorageError(f"{path}: damaged ({problem}); it is {what}")
+    return info
+
+  def check_info(self, info) -> Optional[str]:
+    """What is wrong with a `best.json`'s fields, or None: each must be of its kind and its
+    configuration that of the run folder holding it (where there is one)."""
+    step, accuracy = info.get("step"), info.get("accuracy")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+      return f"'step' is {step!r}, expected a step >= 0"
+    if (isinstance(accuracy, bool) or not isinstance(accuracy, (int, float))
+        or not 0 <= accuracy <= 1):
+      return f"'accuracy' is {accuracy!r}, expected an accuracy in [0, 1]"
+    if info.get("checkpoint") != f"{CHECKPOINT_NAME}-{step}":
+      return f"'checkpoint' is {info.get('checkpoint')!r}, expected '{CHECKPOINT_NAME}-{step}'"
+    sections = ("data_config", "inner_model_config", "outer_model_config")
+    if not all(isinstance(info.get(name), dict) for name in sections):
+      return f"expected the configuration's sections {', '.join(sections)}"
+    run = os.path.dirname(self.folder.rstrip("/"))
+    if storage.exists(storage.join(run, CONFIG_FILE)):
+      differences = identity_differences(read_config(run), info)
+      if differences:
+        return (f"its configuration is not that of {storage.join(run, CONFIG_FILE)}: "
+                f"{'; '.join(differences)}")
+    return None
 
   @property
   def accuracy(self) -> float:
@@ -401,14 +518,10 @@ class BestCheckpoint:
     return damage(self.prefix) if self.info else None
 
   def clean(self):
-    """Removes files that no committed best refers to (interrupted writes)."""
+    """Removes what an interrupted write left (`clean_uncommitted`)."""
     info = self.info
-    keep = {self.INFO, STATE_FILE}
-    for name in storage.listdir(self.folder):
-      committed = info and name.startswith(info["checkpoint"] + ".")
-      if name not in keep and not committed and (name.startswith(CHECKPOINT_NAME + "-")
-                                                 or ".tmp-" in name):
-        storage.remove(storage.join(self.folder, name))
+    clean_uncommitted(self.folder, {info["checkpoint"]} if info else set(),
+                      (self.INFO, STATE_FILE))
 
   def save(self, checkpoint, step: int, accuracy: float, extra) -> None:
     """Writes `checkpoint` as the new best (the caller checked that it is better)."""
@@ -417,15 +530,20 @@ class BestCheckpoint:
     name = f"{CHECKPOINT_NAME}-{step}"
     if self.info and self.info["checkpoint"] == name:
       return  # The same step is already the committed best.
-    write_checkpoint(checkpoint, storage.join(self.folder, name))
-    storage.atomic_write_json(storage.join(self.folder, self.INFO),
-                              dict(extra, step=int(step), accuracy=float(accuracy),
-                                   checkpoint=name))
+    previous = self.info
+    prefix = storage.join(self.folder, name)
+    write_checkpoint(checkpoint, prefix)
+    storage.atomic_write_checked_json(storage.join(self.folder, self.INFO),
+                                      dict(extra, step=int(step), accuracy=float(accuracy),
+                                           checkpoint=name))
     # TF's own index, so that tf.train.latest_checkpoint(best_checkpoint) works too.
     storage.atomic_write_text(storage.join(self.folder, STATE_FILE),
                               f'model_checkpoint_path: "{name}"\n'
                               f'all_model_checkpoint_paths: "{name}"\n')
-    self.clean()
+    settle(prefix)
+    if previous:
+      for path in checkpoint_files(storage.join(self.folder, previous["checkpoint"])):
+        storage.remove(path)
 
 
 # ---- Finding a trained model. ----

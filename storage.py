@@ -9,9 +9,11 @@ atomic commit, and a process lock. On other file systems an object is whole once
 is closed; a rename there may be a copy, so the commit point is written last.
 """
 
+import hashlib
 import json
 import os
 import posixpath
+import re
 import sys
 from typing import Callable, Iterable, List
 
@@ -30,6 +32,26 @@ class StorageError(utils.LeoError):
   """A file that is missing, unreadable or damaged, named with what to do about it."""
 
 
+# The marker of leo's temporary files: `<name>.leo-tmp-<pid>`. Clean-ups remove only names
+# that carry it (and `<name>.tmp-<pid>`, what leo before it wrote, for leo's own names), so a
+# user's `notes.tmp` is never taken for one.
+TEMPORARY_MARKER = ".leo-tmp-"
+_TEMPORARY = re.compile(r".+" + re.escape(TEMPORARY_MARKER) + r"\d+")
+
+
+def temporary_name(path: str) -> str:
+  return f"{path}{TEMPORARY_MARKER}{os.getpid()}"
+
+
+def is_temporary(name: str, own_names=()) -> bool:
+  """Whether `name` is a temporary file of leo's: marked, or an older leo's `<own>.tmp-<pid>`
+  for one of `own_names`."""
+  if _TEMPORARY.fullmatch(name):
+    return True
+  base, _, pid = name.rpartition(".tmp-")
+  return base in own_names and pid.isdigit()
+
+
 def is_local(path: str) -> bool:
   return "://" not in path or path.startswith("file://")
 
@@ -39,12 +61,26 @@ def join(*parts: str) -> str:
   return os.path.join(*parts) if is_local(parts[0]) else posixpath.join(*parts)
 
 
+def _reachable(query, path: str):
+  """`query(path)`, an object store's failure (no network, no such bucket, no credentials)
+  being one line naming the path."""
+  try:
+    return query(path)
+  except tf.errors.OpError as e:
+    raise StorageError(f"{path}: unreachable ({utils.first_line(e)})") from None
+
+
 def exists(path: str) -> bool:
-  return tf.io.gfile.exists(path)
+  return _reachable(tf.io.gfile.exists, path)
 
 
 def isdir(path: str) -> bool:
-  return tf.io.gfile.isdir(path)
+  return _reachable(tf.io.gfile.isdir, path)
+
+
+def is_link(path: str) -> bool:
+  """Whether `path` is a symbolic link (only a local file system has them)."""
+  return is_local(path) and os.path.islink(path)
 
 
 def makedirs(path: str):
@@ -52,12 +88,16 @@ def makedirs(path: str):
 
 
 def listdir(path: str) -> List[str]:
-  return [name.rstrip("/") for name in tf.io.gfile.listdir(path)] if isdir(path) else []
+  return ([name.rstrip("/") for name in _reachable(tf.io.gfile.listdir, path)]
+          if isdir(path) else [])
 
 
 def remove(path: str):
-  """Deletes a file or a folder tree, if it exists."""
-  if isdir(path):
+  """Deletes a file or a folder tree, if it exists; a symbolic link is removed, never what
+  it points to."""
+  if is_link(path):
+    os.remove(path)
+  elif isdir(path):
     tf.io.gfile.rmtree(path)
   elif exists(path):
     tf.io.gfile.remove(path)
@@ -113,7 +153,7 @@ def sync_files(paths: Iterable[str]):
 def atomic_write(path: str, contents: bytes):
   """Writes `path` so that it holds its old or its new contents, never a mix or nothing,
   and the new contents are on disk before the name points at them."""
-  tmp = f"{path}.tmp-{os.getpid()}"
+  tmp = temporary_name(path)
   remove(tmp)  # Left by a killed process of the same pid: ram:// would append to it.
   with tf.io.gfile.GFile(tmp, "wb") as f:
     f.write(contents)
@@ -128,6 +168,30 @@ def atomic_write_json(path: str, contents):
 
 def atomic_write_text(path: str, text: str):
   atomic_write(path, text.encode("utf-8"))
+
+
+CHECKSUM_FIELD = "checksum"
+
+
+def _checksum(contents) -> str:
+  return "sha256:" + hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()
+
+
+def atomic_write_checked_json(path: str, contents):
+  """`atomic_write_json` with a checksum of the contents in the field CHECKSUM_FIELD: a
+  damaged byte that still parses (a key, a digit) is caught by `read_checked_json`."""
+  atomic_write_json(path, dict(contents, **{CHECKSUM_FIELD: _checksum(contents)}))
+
+
+def read_checked_json(path: str, what: str):
+  """The JSON object of `atomic_write_checked_json`, checksum verified and removed. A file
+  written before leo kept checksums has none and is taken as it is."""
+  contents = read_json(path, what)
+  recorded = contents.pop(CHECKSUM_FIELD, None)
+  if recorded is not None and recorded != _checksum(contents):
+    raise StorageError(f"{path}: damaged (its contents do not match its checksum); it is "
+                       f"{what}")
+  return contents
 
 
 def read_json(path: str, what: str):
@@ -159,6 +223,9 @@ def append_line(path: str, line: str):
 
 # ---- One run per folder. ----
 
+IN_MEMORY_SCHEME = "ram://"  # TF's in-memory file system: gone when the process ends.
+
+
 class RunLock:
   """An exclusive lock on a run folder, released when the process ends however it ends.
 
@@ -177,8 +244,11 @@ class RunLock:
     if not is_local(self.folder) or fcntl is None:
       why = ("this file system has no locks" if not is_local(self.folder) else
              f"{sys.platform} has no fcntl")
+      transient = (f"; {IN_MEMORY_SCHEME} is this process's memory: nothing written there "
+                   "(checkpoints, the best model, records) outlives the process"
+                   if self.folder.startswith(IN_MEMORY_SCHEME) else "")
       logging.warning("--checkpoint_path=%s: not locked (%s); two runs on this folder would "
-                      "not be detected", self.folder, why)
+                      "not be detected%s", self.folder, why, transient)
       return self
     self._file = open(self.path, "a+")
     try:

@@ -118,6 +118,7 @@ def test_run_lock_on_a_file_system_without_locks_warns_once(caplog):
       pass
   (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
   assert "ram://unlocked: not locked" in warning and "not be detected" in warning
+  assert "nothing written there (checkpoints, the best model, records) outlives" in warning
 
 
 def test_run_lock_without_fcntl_says_why(tmp_path, monkeypatch, caplog):
@@ -151,7 +152,7 @@ def test_a_checkpoint_is_fsynced_before_the_state_file_names_it(tmp_path, monkey
   checkpoints.save(7)
   prefix = str(tmp_path / "model.ckpt-7")
   state_tmp = next(i for i, p in enumerate(events) if os.path.basename(p).startswith(
-      "checkpoint.tmp-"))
+      "checkpoint.leo-tmp-"))
   for path in runfolder.checkpoint_files(prefix):
     assert events.index(path) < state_tmp
   assert events.index(str(tmp_path)) < state_tmp  # The new names are durable too.
@@ -206,16 +207,48 @@ def test_a_damaged_state_file_is_one_line_saying_what_to_do(root, contents):
   assert checkpoints.committed() == ["model.ckpt-3"]
 
 
-def test_clean_removes_an_interrupted_save_and_temporaries(root):
+def test_clean_removes_an_interrupted_save_and_temporaries_and_nothing_else(root):
   checkpoint = _variables_checkpoint([1.0])
   checkpoints = runfolder.Checkpoints(root, checkpoint)
   checkpoints.save(1)
-  checkpoint.write(storage.join(root, "model.ckpt-2"))  # Killed before the commit.
-  with tf.io.gfile.GFile(storage.join(root, "config.json.tmp-99"), "w") as f:
-    f.write("{")
+  # Killed before the commit, inside TF's write, and while replacing config.json (leo's
+  # marker, and the name an older leo gave its temporaries):
+  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-2"))
+  storage.atomic_write_text(storage.join(root, "model.ckpt-3.leo-pending"), "")
+  storage.makedirs(storage.join(root, "model.ckpt-3_temp"))
+  for name in ("config.json.leo-tmp-99", "config.json.tmp-98", "notes.tmp.txt", "thesis.tmp",
+               "model.ckpt-7.my-backup", "model.ckpt-7.index"):
+    _overwrite(storage.join(root, name), b"{")
   checkpoints.clean()
-  assert sorted(storage.listdir(root)) == ["checkpoint", "model.ckpt-1.data-00000-of-00001",
-                                           "model.ckpt-1.index"]
+  assert sorted(storage.listdir(root)) == [
+      "checkpoint", "model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index",
+      "model.ckpt-7.index", "model.ckpt-7.my-backup", "notes.tmp.txt", "thesis.tmp"]
+
+
+def test_clean_never_follows_a_symbolic_link_out_of_the_folder(tmp_path):
+  shared = tmp_path / "shared"
+  shared.mkdir()
+  (shared / "model.ckpt-123.index").write_text("theirs")
+  (shared / "model.ckpt-123.leo-pending").write_text("")
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "best_checkpoint").symlink_to(shared)
+  (run / "results").symlink_to(shared)
+  checkpoints = runfolder.Checkpoints(str(run), _variables_checkpoint([1.0]))
+  checkpoints.save(1)
+  checkpoints.clean()
+  assert sorted(os.listdir(shared)) == ["model.ckpt-123.index", "model.ckpt-123.leo-pending"]
+  with pytest.raises(utils.LeoError, match=r"best_checkpoint, results are symbolic links .*"
+                     r"leo writes only inside its run folder"):
+    runfolder.claim(str(run), _configuration(), [])
+  assert not (run / "config.json").exists()
+
+
+def test_a_folder_with_files_of_others_is_claimed_and_they_are_named(root):
+  _overwrite(storage.join(root, "notes.tmp.txt"), b"notes")
+  notes = runfolder.claim(root, _configuration(), ["--seed=0"])
+  assert notes == [f"--checkpoint_path={root} holds files leo did not write, left as they "
+                   "are: notes.tmp.txt"]
 
 
 def test_a_kill_during_the_first_save_starts_from_scratch_keeping_the_pieces(root):
@@ -232,10 +265,10 @@ def test_best_checkpoint_commits_replaces_and_deletes_the_old_files(root):
   best = runfolder.BestCheckpoint(storage.join(root, "best_checkpoint"))
   assert best.info is None and best.accuracy == -math.inf
   checkpoint = _variables_checkpoint([1.0, 2.0])
-  best.save(checkpoint, 3, 0.5, {"config": "a"})
-  assert best.info["step"] == 3 and best.accuracy == 0.5 and best.info["config"] == "a"
+  best.save(checkpoint, 3, 0.5, dict(_configuration(), note="a"))
+  assert best.info["step"] == 3 and best.accuracy == 0.5 and best.info["note"] == "a"
   checkpoint.weights.assign([5.0, 6.0])
-  best.save(checkpoint, 7, 0.75, {})
+  best.save(checkpoint, 7, 0.75, _configuration())
   assert sorted(storage.listdir(best.folder)) == [
       "best.json", "checkpoint", "model.ckpt-7.data-00000-of-00001", "model.ckpt-7.index"]
   assert tf.train.latest_checkpoint(best.folder) == best.prefix
@@ -248,10 +281,10 @@ def test_best_checkpoint_commits_replaces_and_deletes_the_old_files(root):
 def test_an_interrupted_best_write_leaves_the_old_best_and_is_cleaned(root):
   best = runfolder.BestCheckpoint(root)
   checkpoint = _variables_checkpoint([1.0])
-  best.save(checkpoint, 2, 0.4, {})
+  best.save(checkpoint, 2, 0.4, _configuration())
   # A crash after the new files were written but before best.json was replaced:
-  checkpoint.write(storage.join(root, "model.ckpt-5"))
-  with tf.io.gfile.GFile(storage.join(root, "best.json.tmp-123"), "w") as f:
+  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-5"))
+  with tf.io.gfile.GFile(storage.join(root, "best.json.leo-tmp-123"), "w") as f:
     f.write("{")
   assert best.info["step"] == 2  # Still the old, complete best.
   best.clean()
@@ -265,15 +298,15 @@ def test_the_best_checkpoint_data_is_durable_before_best_json_commits_it(tmp_pat
   events = []
   monkeypatch.setattr(storage, "sync_observers", [events.append])
   best = runfolder.BestCheckpoint(str(tmp_path))
-  best.save(_variables_checkpoint([1.0]), 4, 0.5, {})
-  commit = next(i for i, p in enumerate(events) if "best.json.tmp-" in p)
+  best.save(_variables_checkpoint([1.0]), 4, 0.5, _configuration())
+  commit = next(i for i, p in enumerate(events) if "best.json.leo-tmp-" in p)
   for path in runfolder.checkpoint_files(best.prefix):
     assert events.index(path) < commit
 
 
 def test_a_truncated_best_is_detected(root):
   best = runfolder.BestCheckpoint(root)
-  best.save(_variables_checkpoint([1.0] * 100), 4, 0.5, {})
+  best.save(_variables_checkpoint([1.0] * 100), 4, 0.5, _configuration())
   _truncate(_data_file(best.prefix))
   assert best.damage()
 
@@ -396,3 +429,76 @@ def test_validations_keep_the_last_line_of_a_step_and_skip_a_torn_line(root):
   assert json.loads(storage.read_bytes(
       storage.join(root, records.VALIDATIONS_FILE)).splitlines()[0]) == {"step": 0,
                                                                         "accuracy": 0.2}
+
+
+# ---- Commit files are checked. ----
+
+def _damage_json(path, old, new):
+  text = storage.read_bytes(path).decode()
+  assert old in text
+  _overwrite(path, text.replace(old, new, 1).encode())
+
+
+@pytest.mark.parametrize("old, new", [('"accuracy"', '"accurac}"'), ('"num_latents": 64',
+                                                                      '"num_latents": 65'),
+                                      ('"step": 4', '"step": 41')],
+                         ids=["key", "num_latents", "step"])
+def test_a_best_json_damaged_where_it_still_parses_is_one_line(root, old, new):
+  runfolder.claim(root, _configuration(), [])
+  best = runfolder.BestCheckpoint(storage.join(root, "best_checkpoint"))
+  best.save(_variables_checkpoint([1.0]), 4, 0.5, _configuration())
+  _damage_json(storage.join(best.folder, "best.json"), old, new)
+  with pytest.raises(storage.StorageError, match="best.json: damaged .*checksum.*move .* aside"):
+    best.info  # pylint: disable=pointless-statement
+
+
+@pytest.mark.parametrize("old, new, why", [
+    ('"accuracy": 0.5', '"accuracy": NaN', "'accuracy' is nan"),
+    ('"num_classes": 5', '"num_classes": 4', "its configuration is not that of .*config.json: --num_classes=4"),
+    ('"step": 4', '"step": 41', "'checkpoint' is 'model.ckpt-4', expected 'model.ckpt-41'"),
+    ('"accuracy": 0.5', '"accurac}": 0.5', "'accuracy' is None")],
+    ids=["nan", "num_classes", "step", "key"])
+def test_a_best_json_without_checksum_is_checked_field_by_field(root, old, new, why):
+  runfolder.claim(root, _configuration(), [])
+  best = runfolder.BestCheckpoint(storage.join(root, "best_checkpoint"))
+  best.save(_variables_checkpoint([1.0]), 4, 0.5, _configuration())
+  path = storage.join(best.folder, "best.json")
+  legacy = storage.read_json(path, "")
+  del legacy["checksum"]  # Written before leo kept checksums.
+  storage.atomic_write_json(path, legacy)
+  assert best.info["step"] == 4
+  _damage_json(path, old, new)
+  with pytest.raises(storage.StorageError, match=f"best.json: damaged \\({why}"):
+    best.info  # pylint: disable=pointless-statement
+
+
+def test_a_config_json_damaged_where_it_still_parses_is_one_line(root):
+  runfolder.claim(root, _configuration(), [])
+  _damage_json(storage.join(root, "config.json"), '"num_latents": 64', '"num_latents": 65')
+  with pytest.raises(storage.StorageError, match="config.json: damaged .*checksum"):
+    runfolder.claim(root, _configuration(), [])
+
+
+def test_a_flags_txt_that_is_not_utf8_is_rewritten(root):
+  runfolder.claim(root, _configuration(), ["--seed=0"])
+  _overwrite(storage.join(root, "flags.txt"), b"--seed=0\xff\n")
+  runfolder.claim(root, _configuration(), ["--seed=0"])
+  assert storage.read_bytes(storage.join(root, "flags.txt")) == b"--seed=0\n"
+
+
+# ---- The data is part of the identity. ----
+
+def test_a_resume_on_other_embeddings_is_refused_and_an_old_run_adopts_the_digest(root):
+  legacy = _configuration()  # A run made before leo kept the data's digest.
+  storage.atomic_write_json(storage.join(root, "config.json"), legacy)
+  notes = runfolder.claim(root, dict(legacy, data_digest="a" * 64), [])
+  assert notes == [f"{storage.join(root, 'config.json')} names no data digest (written before "
+                   f"leo kept one): adopting {'a' * 12}..., the embeddings at --data_path"]
+  assert runfolder.read_config(root)["data_digest"] == "a" * 64
+  moved = dict(legacy, data_digest="a" * 64)
+  moved["data_config"] = dict(moved["data_config"], data_path="/elsewhere")
+  assert runfolder.claim(root, moved, []) == []  # The path may change ...
+  with pytest.raises(utils.LeoError, match=r"other embeddings at --data_path \(digest "
+                     r"bbbbbbbbbbbb, saved: aaaaaaaaaaaa\): the path may change, the data may "
+                     r"not; use another --checkpoint_path"):
+    runfolder.claim(root, dict(legacy, data_digest="b" * 64), [])  # ... the bytes may not.
