@@ -11,7 +11,8 @@ dataclasses.
 import dataclasses
 import math
 import re
-from typing import Any, Mapping, Optional
+import sys
+from typing import Any, Mapping, Optional, Sequence
 
 from absl import flags
 
@@ -36,7 +37,14 @@ EVAL_SPLITS = ("test", "val")
 RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
                                   "metatest_batch_size"})
 # Flags that choose what one command does, not what the run is: left out of its flags.txt.
-_COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split"})
+# So is the run folder: a replay (`--flagfile=<run>/flags.txt`) can never write into the run
+# it replays, whatever the order of its flags.
+_COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split", "checkpoint_path"})
+
+# Every float of a config is used in float32 and every count in TF's int32 shapes.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.401298464324817e-45  # The smallest float32 above 0.
+INT32_MAX = 2**31 - 1
 
 # The tuned hyperparameters of the original README, one preset per setting.
 _TUNED = ("outer_lr", "l2_penalty_weight", "orthogonality_penalty_weight", "dropout_rate",
@@ -272,14 +280,20 @@ def _check_int(name: str, value: Any, minimum: int):
     _fail(name, value, "an integer")
   if value < minimum:
     _fail(name, value, f"an integer >= {minimum}")
+  if value > INT32_MAX:
+    _fail(name, value, f"an integer in [{minimum}, {INT32_MAX}] (TF's int32)")
 
 
 def _check_float(name: str, value: Any, minimum: float = None, below: float = None):
   """A finite number; > 0 unless a `minimum` (inclusive) is given, < `below` if given."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     _fail(name, value, "a finite number")
-  if minimum is None and value <= 0:
-    _fail(name, value, "a number > 0")
+  if abs(value) > FLOAT32_MAX:
+    _fail(name, value, f"a number of at most {FLOAT32_MAX:.4g} in magnitude (it is used in "
+          "float32)")
+  if minimum is None and value < FLOAT32_TINY:
+    _fail(name, value, f"a number > 0 in float32 (>= {FLOAT32_TINY:.4g})" if value > 0
+          else "a number > 0")
   if minimum is not None and value < minimum:
     _fail(name, value, f"a number >= {minimum:g}")
   if below is not None and value >= below:
@@ -319,7 +333,21 @@ def get_outer_model_config() -> OuterModelConfig:
   return OuterModelConfig(**_flag_values(OuterModelConfig))
 
 
-def get_run_config() -> RunConfig:
+def get_run_config(argv: Optional[Sequence[str]] = None) -> RunConfig:
+  """The run config. The command line (`argv`, default sys.argv) is checked for a
+  `--checkpoint_path` that a later `--flagfile` overrode (absl lets the last value win): a
+  replay of an older run's flags.txt, which named its folder, must not write into that run."""
+  argv = list(sys.argv if argv is None else argv)
+  last = None  # The last --checkpoint_path written on the command line itself.
+  for i, arg in enumerate(argv):
+    if arg.startswith("--checkpoint_path="):
+      last = arg.partition("=")[2]
+    elif arg == "--checkpoint_path" and i + 1 < len(argv):
+      last = argv[i + 1]
+  if last is not None and last != FLAGS.checkpoint_path:
+    _fail("checkpoint_path", last, f"the folder this command uses, but a later --flagfile "
+          f"sets --checkpoint_path={FLAGS.checkpoint_path}: put --checkpoint_path after "
+          "--flagfile")
   return RunConfig(**_flag_values(RunConfig))
 
 

@@ -116,6 +116,12 @@ BAD_VALUES = [
     ("log_steps", 0, ">= 1"), ("seed", -1, ">= 0"),
     ("dataset_name", "../etc", "folder name"), ("dataset_name", "", "folder name"),
     ("embedding_crop", "corner", "center, multiview"),
+    # Finite in float64 but not in float32, where they are used:
+    ("inner_lr_init", 1e39, "at most 3.403e\\+38 in magnitude"),
+    ("kl_weight", -1e39, "at most 3.403e\\+38"), ("gradient_threshold", 1e300, "float32"),
+    ("finetuning_lr_init", 1e-50, r"> 0 in float32 \(>= 1.401e-45\)"),
+    ("intra_op_threads", 2**31, r"\[0, 2147483647\] \(TF's int32\)"),
+    ("num_latents", 10**12, "int32"),
 ]
 
 
@@ -129,6 +135,21 @@ def test_an_impossible_value_names_the_flag_the_value_and_what_is_allowed(name, 
       build()
   assert str(error.value).startswith(f"--{name}=")
   assert "\n" not in str(error.value)
+
+
+def test_a_checkpoint_path_overridden_by_a_later_flagfile_is_refused(tmp_path):
+  old_flags = tmp_path / "flags.txt"  # An older leo's flags.txt named its run folder.
+  old_flags.write_text("--seed=3\n--checkpoint_path=/runs/run1\n")
+  for argv in (["--checkpoint_path=/runs/new", f"--flagfile={old_flags}"],
+               ["--checkpoint_path", "/runs/new", f"--flagfile={old_flags}"]):
+    _parse(*argv)
+    with pytest.raises(config.ConfigError, match=r"^--checkpoint_path='/runs/new': expected the "
+                       r"folder this command uses, but a later --flagfile sets "
+                       r"--checkpoint_path=/runs/run1: put --checkpoint_path after --flagfile$"):
+      config.get_run_config(["runner.py"] + argv)
+  argv = [f"--flagfile={old_flags}", "--checkpoint_path=/runs/new"]
+  _parse(*argv)
+  assert config.get_run_config(["runner.py"] + argv).checkpoint_path == "/runs/new"
 
 
 @pytest.mark.parametrize("dataset,crop,ok", [

@@ -357,13 +357,15 @@ def test_flagfile_lines_round_trip_through_absl(tmp_path):
   outer = config.OuterModelConfig(num_classes=3, outer_lr=2.739071e-4)
   lines = config.flagfile_lines(data, inner, outer, run)
   assert "--train_on_val" in lines and "--dropout_rate=0.30000000000000004" in lines
+  # Nor the run folder: a replay never writes into the run it replays.
   assert not any(line.startswith(("--data_path", "--evaluation_mode", "--baseline",
-                                  "--eval_split")) for line in lines)
+                                  "--eval_split", "--checkpoint_path")) for line in lines)
   flagfile = tmp_path / "flags.txt"
   flagfile.write_text("\n".join(lines) + "\n")
   with flagsaver.flagsaver():
     config.FLAGS.unparse_flags()
-    config.FLAGS(["runner.py", f"--flagfile={flagfile}"])
+    config.FLAGS(["runner.py", f"--checkpoint_path={run.checkpoint_path}",
+                  f"--flagfile={flagfile}"])
     assert config.get_data_config() == data and config.get_inner_model_config() == inner
     assert config.get_outer_model_config() == outer and config.get_run_config() == run
 
