@@ -113,7 +113,7 @@ def load_pickle(path: str):
       is not plain data. Nothing named by a refused pickle is imported or called.
   """
   # tf.io.gfile, as the original's tf.gfile: --data_path may be gs://..., or ram:// in tests.
-  if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+  if not _exists(path) or tf.io.gfile.isdir(path):
     raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
                     "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
   try:
@@ -132,6 +132,14 @@ def load_pickle(path: str):
   except (Exception, RecursionError) as e:  # pylint: disable=broad-except
     raise DataError(f"{path}: not a valid embeddings pickle (truncated or garbled: "
                     f"{type(e).__name__}: {_one_line(e)})") from None
+
+
+def _exists(path: str) -> bool:
+  """Whether `path` exists; an object store that cannot be reached is one line."""
+  try:
+    return tf.io.gfile.exists(path)
+  except tf.errors.OpError as e:
+    raise DataError(f"{path}: unreachable ({type(e).__name__}: {_one_line(e)})") from None
 
 
 def _one_line(error: BaseException, limit: int = 200) -> str:
@@ -232,10 +240,14 @@ def validate_embeddings(raw, path: str) -> Embeddings:
                    if isinstance(embeddings, np.ndarray) else f"a {type(embeddings).__name__}")
     raise DataError(f"{path}: 'embeddings' is {description}, expected a non-empty 2-D float "
                     "array [images, dim]")
-  if not np.isfinite(embeddings).all():
-    bad_row = int(np.argwhere(~np.isfinite(embeddings))[0, 0])
-    raise DataError(f"{path}: 'embeddings' contains NaN or Inf (first in row {bad_row}), "
-                    "expected finite values")
+  # Checked as used: in float32, and through the L2 normalisation's sum of squares.
+  with np.errstate(over="ignore", invalid="ignore"):
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    finite = np.isfinite(np.einsum("ij,ij->i", embeddings, embeddings))
+  if not finite.all():
+    bad_row = int(np.argmin(finite))
+    raise DataError(f"{path}: 'embeddings' contains NaN or Inf in float32 (first in row "
+                    f"{bad_row}, or its squared norm), expected finite float32 values")
   keys = _key_list(keys, path)
   if len(keys) != embeddings.shape[0]:
     raise DataError(f"{path}: {len(keys)} keys but {embeddings.shape[0]} embedding rows, "
@@ -253,7 +265,7 @@ def validate_embeddings(raw, path: str) -> Embeddings:
     rows.setdefault(class_name, []).append(row)
   return Embeddings(
       keys=keys,
-      embeddings=np.ascontiguousarray(embeddings, dtype=np.float32),
+      embeddings=embeddings,
       image_names=image_names,
       class_names=list(rows),
       rows_by_class=[np.asarray(r, dtype=np.int64) for r in rows.values()])
@@ -284,7 +296,7 @@ def split_path(config: config_lib.DataConfig, split: MetaSplit) -> str:
               f"{split.value}_embeddings.pkl")
   # A gzipped pickle stands in for a missing plain one (the bundled train split, whose plain
   # size is over what a file of the repository may have).
-  if not tf.io.gfile.exists(path) and tf.io.gfile.exists(path + GZIP_SUFFIX):
+  if not _exists(path) and _exists(path + GZIP_SUFFIX):
     return path + GZIP_SUFFIX
   return path
 

@@ -83,6 +83,10 @@ def _bad_contents():
   with_nan[3, 1] = np.nan
   with_inf = embeddings.copy()
   with_inf[5, 0] = -np.inf
+  beyond_float32 = embeddings.astype(np.float64)
+  beyond_float32[7, 2] = 1e300  # Finite here, inf once cast to the float32 it is used in.
+  norm_overflows = embeddings.copy()
+  norm_overflows[4, :2] = 3e38  # Finite, but its squared norm is not.
   duplicated = keys.copy()
   duplicated[1] = duplicated[0]
   return {
@@ -96,8 +100,12 @@ def _bad_contents():
                          "2-D float array"),
       "list embeddings": ({"keys": keys, "embeddings": embeddings.tolist()}, "a list"),
       "empty embeddings": ({"keys": keys[:0], "embeddings": embeddings[:0]}, "non-empty"),
-      "NaN": ({"keys": keys, "embeddings": with_nan}, "NaN or Inf .first in row 3"),
-      "Inf": ({"keys": keys, "embeddings": with_inf}, "NaN or Inf .first in row 5"),
+      "NaN": ({"keys": keys, "embeddings": with_nan}, "NaN or Inf in float32 .first in row 3"),
+      "Inf": ({"keys": keys, "embeddings": with_inf}, "NaN or Inf in float32 .first in row 5"),
+      "beyond float32": ({"keys": keys, "embeddings": beyond_float32},
+                         "NaN or Inf in float32 .first in row 7"),
+      "norm overflows": ({"keys": keys, "embeddings": norm_overflows},
+                         "NaN or Inf in float32 .first in row 4, or its squared norm"),
       "row count": ({"keys": keys[:-1], "embeddings": embeddings}, "11 keys but 12"),
       "malformed key": ({"keys": np.array([b"a-b-c"] + keys[1:].tolist()),
                          "embeddings": embeddings}, "malformed key 'a-b-c'"),
@@ -117,6 +125,17 @@ def test_each_consistency_check_names_the_file_and_the_expectation(tmp_path, cas
     data.load_embeddings(path)
   assert str(error.value).startswith(path + ": ")
   assert "\n" not in str(error.value)
+
+
+def test_an_unreachable_object_store_is_one_line(monkeypatch):
+  def unreachable(path):
+    raise tf.errors.FailedPreconditionError(None, None, "Error executing an HTTP request\nmore")
+  monkeypatch.setattr(tf.io.gfile, "exists", unreachable)
+  cfg = config.DataConfig(data_path="gs://no-such-bucket/x", dataset_name="miniImageNet")
+  with pytest.raises(data.DataError, match=r"^gs://no-such-bucket/x/miniImageNet/center/"
+                     r"train_embeddings.pkl: unreachable \(FailedPreconditionError: Error "
+                     r"executing an HTTP request more\)$"):
+    data.load_split(cfg, data.MetaSplit.TRAIN)
 
 
 def test_missing_file_names_the_expected_path_and_embeddings_zip(tmp_path):
