@@ -246,6 +246,46 @@ def test_a_record_without_its_per_task_accuracies_is_a_one_line_error(tmp_path):
     compare.load_records([tmp_path])
 
 
+@pytest.mark.parametrize("field, value, expected", [
+    ("task_accuracies", ["0.8", "0.6"], r"task_accuracies holds '0.8', expected numbers in"),
+    ("task_accuracies", [0.8, float("nan")], "task_accuracies holds nan, expected numbers"),
+    ("accuracy", float("inf"), r"accuracy holds inf, expected numbers in \[0, 1\]"),
+    ("ci95", float("nan"), "ci95 holds nan"),
+    ("task_accuracies", [], "0 task_accuracies for num_tasks=0, expected one per task and "
+     "at least one")], ids=["strings", "nan-task", "inf", "nan-ci", "no-task"])
+def test_a_record_with_impossible_numbers_is_a_one_line_error(tmp_path, field, value, expected):
+  path = write_record(tmp_path / "run", "leo", 0)
+  with open(path) as f:
+    record = json.load(f)
+  record[field] = value
+  record["num_tasks"] = len(record["task_accuracies"])
+  with open(path, "w") as f:
+    json.dump(record, f)
+  with pytest.raises(compare.utils.LeoError, match=f"^{path}: {expected}"):
+    compare.load_records([tmp_path])
+
+
+def test_an_output_into_a_missing_folder_is_refused_before_the_table(tmp_path):
+  write_record(tmp_path / "run", "leo", 0)
+  missing = tmp_path / "no-such-folder" / "RESULTS.md"
+  result = run_compare(tmp_path, f"--output={missing}")
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr == (f"tools.compare: --output={missing}: no folder "
+                           f"{missing.parent}; create it first\n")
+
+
+def test_the_output_file_is_whole_or_the_old_one(tmp_path, monkeypatch):
+  path = tmp_path / "RESULTS.md"
+  path.write_text("old table\n")
+  def full_disk(temporary):
+    with open(temporary, "w") as f:
+      f.write("half a ")
+    raise OSError(28, "No space left on device")
+  with pytest.raises(compare.utils.LeoError, match="--output=.*: writing failed .No space"):
+    compare.write_atomically("output", str(path), full_disk)
+  assert path.read_text() == "old table\n" and os.listdir(tmp_path) == ["RESULTS.md"]
+
+
 def test_no_record_is_a_one_line_error(tmp_path):
   result = run_compare(tmp_path)
   assert result.returncode == 2 and result.stderr.count("\n") == 1

@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import textwrap
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -85,10 +85,22 @@ def _parse_record(path: str, explicit: bool) -> Optional[dict]:
     if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool):
       raise utils.LeoError(f"{path}: expected field {name!r} of type "
                            f"{getattr(kind, '__name__', 'number')}, found {fields.get(name)!r:.40}")
-  if len(fields["task_accuracies"]) != fields["num_tasks"]:
+  if fields["num_tasks"] < 1 or len(fields["task_accuracies"]) != fields["num_tasks"]:
     raise utils.LeoError(f"{path}: {len(fields['task_accuracies'])} task_accuracies for "
-                         f"num_tasks={fields['num_tasks']}")
+                         f"num_tasks={fields['num_tasks']}, expected one per task and at "
+                         "least one")
+  for name, values in (("accuracy", [fields["accuracy"]]), ("ci95", [fields["ci95"]]),
+                       ("task_accuracies", fields["task_accuracies"])):
+    if not all(_is_accuracy(value) for value in values):
+      bad = next(value for value in values if not _is_accuracy(value))
+      raise utils.LeoError(f"{path}: {name} holds {bad!r:.40}, expected numbers in [0, 1]")
   return fields
+
+
+def _is_accuracy(value) -> bool:
+  """A finite number in [0, 1] (an accuracy, or the half-width of its interval)."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and 0 <= value <= 1)
 
 
 def load_records(paths: Sequence[str]) -> List[Record]:
@@ -530,8 +542,39 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
     test_axes.set(ylabel="test accuracy (%)", title="Meta-test accuracy, 95% CI")
     test_axes.grid(axis="y", alpha=0.3)
   figure.tight_layout()
-  figure.savefig(path, dpi=150)
+  image_format = os.path.splitext(path)[1][1:] or "png"
+  write_atomically("plot", path, lambda temporary: figure.savefig(temporary, dpi=150,
+                                                                  format=image_format))
   pyplot.close(figure)
+
+
+def _check_writable(flag: str, path: Optional[str]):
+  """Refuses, before any work, an output file whose folder does not exist."""
+  folder = os.path.dirname(os.path.abspath(path)) if path else None
+  if folder and not os.path.isdir(folder):
+    raise utils.LeoError(f"--{flag}={path}: no folder {folder}; create it first")
+
+
+def write_atomically(flag: str, path: str, write: Callable[[str], None]):
+  """`write(temporary path)`, then the rename that makes `path` whole or leaves the old file
+  (a full disk, a killed process)."""
+  temporary = f"{path}.tmp-{os.getpid()}"
+  try:
+    write(temporary)
+    os.replace(temporary, path)
+  except OSError as error:
+    raise utils.LeoError(f"--{flag}={path}: writing failed "
+                         f"({error.strerror or error})") from None
+  finally:
+    if os.path.exists(temporary):
+      os.remove(temporary)
+
+
+def _write_text(text: str) -> Callable[[str], None]:
+  def write(path):
+    with open(path, "w") as f:
+      f.write(text)
+  return write
 
 
 def main(argv):
@@ -544,6 +587,8 @@ def main(argv):
     for pair in asked:
       if len(pair) != 2:
         raise utils.LeoError(f"--pair={','.join(pair)}: expected two rows or records, A,B")
+    for flag in ("output", "plot"):
+      _check_writable(flag, values[flag].value)
     records = load_records(paths)
     if values.plot:
       plot(values.plot, find_runs(paths), records, values.reference)
@@ -556,8 +601,7 @@ def main(argv):
                         command=" ".join(["python -m tools.compare"] + sys.argv[1:]))
     print(text, end="")
     if values.output:
-      with open(values.output, "w") as f:
-        f.write(text)
+      write_atomically("output", values.output, _write_text(text))
   except utils.LeoError as error:
     print(f"tools.compare: {error}", file=sys.stderr)
     sys.exit(2)
