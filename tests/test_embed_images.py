@@ -4,6 +4,7 @@ tools/embed_images.py."""
 
 import json
 import os
+import struct
 import pickle
 import subprocess
 import sys
@@ -84,6 +85,46 @@ def test_read_image_folder_explains_bad_folders_in_one_line(tmp_path):
                                                                             np.uint8)))
   with pytest.raises(image_folder.FolderError, match="differ only in extension"):
     image_folder.read_image_folder(str(tmp_path))
+
+
+def test_a_broken_link_and_a_huge_image_are_one_line_before_anything_is_decoded(tmp_path):
+  root = _image_folder(str(tmp_path / "images"), num_classes=2, per_class=1)
+  os.symlink(str(tmp_path / "gone.png"), os.path.join(root, "class-0", "img-9.png"))
+  with pytest.raises(image_folder.FolderError, match=r"img-9.png: a broken symbolic link \(to "
+                     r".*gone.png\); remove it or restore what it points to$"):
+    image_folder.read_image_folder(root)
+  os.remove(os.path.join(root, "class-0", "img-9.png"))
+  # A 14000x14000 PNG's header (its pixels would take 5.8 GB to read as float64 RGBA).
+  header = b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sIIBBBBB", 13, b"IHDR", 14000, 14000, 8,
+                                                 6, 0, 0, 0)
+  (tmp_path / "images" / "class-1" / "huge.png").write_bytes(header + b"\0" * 16)
+  with pytest.raises(image_folder.FolderError, match=r"huge.png: 196,000,000 pixels, more than "
+                     r"the 40,000,000 an image may have .*shrink it"):
+    image_folder.read_image_folder(root)
+  assert image_folder.declared_pixels(tf.io.encode_jpeg(np.zeros((6, 5, 1), np.uint8))
+                                      .numpy()) == 30
+
+
+def test_a_malformed_split_file_is_one_line(tmp_path):
+  path = tmp_path / "split.json"
+  path.write_text('{"train": ["a"],')
+  with pytest.raises(pe.InputError, match=r"split.json: not a readable split file "
+                     r"\(JSONDecodeError: "):
+    pe.load_split(str(path), ["a"])
+
+
+def test_a_failed_embedding_leaves_no_split_file_behind(tmp_path):
+  images = _image_folder(str(tmp_path / "mine"), num_classes=15, per_class=1)
+  os.symlink(str(tmp_path / "gone"), os.path.join(images, ".hidden-link"))  # Unreadable.
+  output_root = tmp_path / "emb"
+  done = subprocess.run([sys.executable, "-m", "tools.embed_images", f"--images={images}",
+                         f"--output_root={output_root}", "--dataset_name=mine"],
+                        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2 and "Traceback" not in done.stderr
+  assert done.stderr.strip().splitlines()[-1] == (
+      f"embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
+      "remove it or restore it")
+  assert not list(output_root.rglob("*.*"))  # Not even the split it made.
 
 
 def test_random_split_is_seeded_in_minis_shares_and_keeps_five_classes_per_split():

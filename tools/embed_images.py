@@ -121,27 +121,42 @@ def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
   output_dir = os.path.join(values.output_root, values.dataset_name, pe.EMBEDDING_CROP)
+  outputs = [os.path.join(output_dir, name) for name in
+             [SPLIT_FILE, pe.PROVENANCE_FILE] + [f"{split}_embeddings.pkl" for split in pe.SPLITS]]
+  new_outputs = [path for path in outputs if not os.path.exists(path)]
   try:
-    loaded = pe.load_backbone(values.backbone)
-    image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
-    if values.split:
-      splits = pe.load_split(values.split, image_set.class_names)
-      split_file = values.split
-    else:
-      named = image_folder.random_split(image_set.class_names, values.seed)
-      os.makedirs(output_dir, exist_ok=True)
-      split_file = os.path.join(output_dir, SPLIT_FILE)
-      with open(split_file, "w") as f:
-        json.dump(named, f, indent=1)
-        f.write("\n")
-      splits = pe.load_split(split_file, image_set.class_names)
-    record = {"command": " ".join(["python -m tools.embed_images"] + sys.argv[1:]),
-              "inputs": {name: {"file": os.path.abspath(path), "sha256": pe.file_digest(path)}
-                         for name, path in (("images", values.images), ("split", split_file))}}
-    embed_image_set(image_set, splits, values.backbone, output_dir, record, loaded)
-  except (pe.InputError, image_folder.FolderError) as e:
+    embed(values, output_dir)
+  except BaseException as e:  # pylint: disable=broad-except
+    # Nothing half-written: what this command created goes (files it replaced cannot come
+    # back, but PROVENANCE.json is written last, so it never names half of them).
+    for path in new_outputs:
+      if os.path.exists(path):
+        os.remove(path)
+    if not isinstance(e, (pe.InputError, image_folder.FolderError)):
+      raise
     sys.stderr.write(f"embed_images: error: {e}\n")
     sys.exit(2)
+
+
+def embed(values, output_dir: str):
+  """The command: reads the images and the split (or makes and writes one), embeds them."""
+  loaded = pe.load_backbone(values.backbone)
+  image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
+  if values.split:
+    splits = pe.load_split(values.split, image_set.class_names)
+    split_file = values.split
+  else:
+    named = image_folder.random_split(image_set.class_names, values.seed)
+    os.makedirs(output_dir, exist_ok=True)
+    split_file = os.path.join(output_dir, SPLIT_FILE)
+    with open(split_file, "w") as f:
+      json.dump(named, f, indent=1)
+      f.write("\n")
+    splits = pe.load_split(split_file, image_set.class_names)
+  record = {"command": " ".join(["python -m tools.embed_images"] + sys.argv[1:]),
+            "inputs": {name: {"file": os.path.abspath(path), "sha256": pe.file_digest(path)}
+                       for name, path in (("images", values.images), ("split", split_file))}}
+  embed_image_set(image_set, splits, values.backbone, output_dir, record, loaded)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ file names (without extension) in sorted order, so a folder always gives the sam
 """
 
 import os
+import struct
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -26,16 +27,44 @@ IMAGE_SIDE = 84  # miniImageNet's and the bundled icons' size.
 # The classes of a folder without a split file: miniImageNet's 64 / 16 / 20 shares.
 SPLIT_FRACTIONS = (("train", 0.64), ("val", 0.16), ("test", 0.20))
 MIN_SPLIT_CLASSES = 5  # One 5-way task.
+# Larger images are refused before they are decoded: reading one takes 32 bytes a pixel
+# (RGBA as float64), 1.2 GB at this size, a 24-megapixel photograph's twice.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 class FolderError(ValueError):
   """A folder or image that does not have the documented form."""
 
 
+def declared_pixels(contents: bytes) -> Optional[int]:
+  """Width x height as an image file's header declares it (PNG, GIF, BMP, JPEG), read
+  without decoding; None if the header is not one of these."""
+  if contents[:8] == b"\x89PNG\r\n\x1a\n" and len(contents) >= 24:
+    width, height = struct.unpack(">II", contents[16:24])
+  elif contents[:4] == b"GIF8" and len(contents) >= 10:
+    width, height = struct.unpack("<HH", contents[6:10])
+  elif contents[:2] == b"BM" and len(contents) >= 26:
+    width, height = struct.unpack("<ii", contents[18:26])
+  elif contents[:2] == b"\xff\xd8":
+    try:
+      height, width = tf.io.extract_jpeg_shape(contents)[:2].numpy()
+    except tf.errors.InvalidArgumentError:
+      return None  # Not decodable either: _decode says so.
+  else:
+    return None
+  return abs(int(width)) * abs(int(height))
+
+
 def _decode(path: str, channels: int, side: int) -> np.ndarray:
   """One image file as uint8 [side, side, channels]."""
+  contents = tf.io.read_file(path)
+  pixels = declared_pixels(contents.numpy())
+  if pixels is not None and pixels > MAX_IMAGE_PIXELS:
+    raise FolderError(f"{path}: {pixels:,} pixels, more than the {MAX_IMAGE_PIXELS:,} an image "
+                      f"may have (it would take {pixels * 32 / 2**30:.0f} GB to read); shrink "
+                      f"it to about {IMAGE_SIDE}x{IMAGE_SIDE} first")
   try:
-    raw = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+    raw = tf.io.decode_image(contents, expand_animations=False).numpy()
   except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
     raise FolderError(f"{path}: not an image TF can decode (PNG, JPEG, GIF, BMP): "
                       f"{utils.first_line(e)}") from None
@@ -61,14 +90,23 @@ def read_image_folder(root: str, channels: int = 1, side: int = IMAGE_SIDE
   """
   if not os.path.isdir(root):
     raise FolderError(f"{root}: not a folder of class folders")
-  visible = lambda names: sorted(name for name in names if not name.startswith("."))
-  class_names = [name for name in visible(os.listdir(root))
+  def visible(folder):
+    """The folder's entries that are not hidden; a broken symbolic link is an error."""
+    names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+    for name in names:
+      path = os.path.join(folder, name)
+      if os.path.islink(path) and not os.path.exists(path):
+        raise FolderError(f"{path}: a broken symbolic link (to {os.readlink(path)}); remove "
+                          "it or restore what it points to")
+    return names
+
+  class_names = [name for name in visible(root)
                  if os.path.isdir(os.path.join(root, name))]
   if not class_names:
     raise FolderError(f"{root}: expected one sub-folder of images per class, found none")
   images, labels, image_names = [], [], []
   for label, name in enumerate(class_names):
-    files = [f for f in visible(os.listdir(os.path.join(root, name)))
+    files = [f for f in visible(os.path.join(root, name))
              if os.path.isfile(os.path.join(root, name, f))]
     if not files:
       raise FolderError(f"{os.path.join(root, name)}: a class folder with no image")

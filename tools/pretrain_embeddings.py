@@ -200,8 +200,12 @@ def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
   """Reads a split file; returns split -> indices into `class_names`, each split's in the
   file's order, for the three splits and the pool (empty if the file has none). A `made_by`
   entry (how the file was made) is not read."""
-  with open(path) as f:
-    split = json.load(f)
+  try:
+    with open(path) as f:
+      split = json.load(f)
+  except (OSError, ValueError) as e:
+    raise InputError(f"{path}: not a readable split file ({type(e).__name__}: "
+                     f"{' '.join(str(e).split())})") from None
   if isinstance(split, dict):
     split = {name: names for name, names in split.items() if name != "made_by"}
     split.setdefault(POOL, [])
@@ -790,9 +794,12 @@ def file_digest(path: str) -> str:
         relative = os.path.relpath(file_path, path).replace(os.sep, "/")
         digest.update(f"{relative}\0{file_digest(file_path)}\n".encode("utf-8"))
     return digest.hexdigest()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
+  try:
+    with open(path, "rb") as f:
+      for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+  except OSError as e:
+    raise InputError(f"{path}: unreadable ({e.strerror or e}); remove it or restore it") from None
   return digest.hexdigest()
 
 
