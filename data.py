@@ -502,3 +502,13 @@ class DataProvider:
       positions.append(tf.cast(drawn[:, 0] * num_classes + drawn[:, 1], tf.int32))
     logits = tf.dynamic_stitch(positions, logits)  # [tasks * classes, queries, N]
     return tf.reshape(logits, [tasks, num_classes, queries, outputs])
+
+
+def data_digest(providers: Sequence[DataProvider]) -> str:
+  """SHA-256 of the splits a run is made of, their keys and embeddings as loaded: what a run
+  folder's identity holds of its data (the path may change, these bytes may not)."""
+  digest = hashlib.sha256()
+  for provider in providers:
+    digest.update(f"{provider.split.value}:{provider.keys_digest}:"
+                  f"{provider.embeddings_digest}\n".encode("ascii"))
+  return digest.hexdigest()

@@ -370,3 +370,13 @@ def test_a_gzipped_pickle_stands_in_for_a_missing_plain_one(tmp_path):
     f.write(compressed[:40])  # Truncated: a one-line DataError like a truncated pickle.
   with pytest.raises(data.DataError, match=r"train_embeddings\.pkl\.gz: not a valid"):
     data.load_split(data_config, data.MetaSplit.TRAIN)
+
+
+def test_the_data_digest_is_of_the_bytes_not_the_path(tmp_path):
+  def digest(root, seed=0):
+    fixtures.make_dataset(str(root), seed=seed)
+    cfg = config.DataConfig(data_path=str(root), dataset_name="tiny")
+    return data.data_digest([data.DataProvider(split, cfg) for split in ("train", "val")])
+  first = digest(tmp_path / "a")
+  assert digest(tmp_path / "moved") == first  # The same files elsewhere.
+  assert digest(tmp_path / "other", seed=1) != first  # Other embeddings of the same shape.
