@@ -103,6 +103,17 @@ def test_append_line_appends_on_every_file_system(root):
   assert storage.read_bytes(path) == b"one\ntwo\n"
 
 
+def test_an_unreachable_object_store_is_one_line(monkeypatch):
+  def unreachable(path):
+    raise tf.errors.FailedPreconditionError(None, None, "Error executing an HTTP request")
+  monkeypatch.setattr(tf.io.gfile, "exists", unreachable)
+  monkeypatch.setattr(tf.io.gfile, "isdir", unreachable)
+  for query in (storage.exists, storage.isdir, storage.listdir):
+    with pytest.raises(storage.StorageError, match=r"^gs://no-such-bucket/x: unreachable "
+                       r"\(Error executing an HTTP request\)$"):
+      query("gs://no-such-bucket/x")
+
+
 def test_run_lock_refuses_a_second_holder_and_releases(tmp_path):
   with storage.RunLock(str(tmp_path)):
     with pytest.raises(utils.LeoError, match=r"another leo run \(pid \d+\) is using"):
