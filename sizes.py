@@ -43,11 +43,10 @@ class Tensor:
 
 
 def tensors(inner: config.InnerModelConfig, outer: config.OuterModelConfig,
-            embedding_dim: int, largest_class: int, num_split_classes: int,
-            training: bool = True) -> List[Tensor]:
-  """The large tensors of a run on embeddings of `embedding_dim`, whose meta-train split has
-  `num_split_classes` classes, the largest of `largest_class` images; without `training`,
-  those of an evaluation only."""
+            embedding_dim: int, train=None) -> List[Tensor]:
+  """The large tensors of a run on embeddings of `embedding_dim` meta-trained on `train` (a
+  `data.DataProvider`, or anything with its `largest_class` and `num_classes`); with `train`
+  None, those of an evaluation."""
   batch, n = outer.metatrain_batch_size, outer.num_classes
   shots, queries = outer.num_tr_examples_per_class, outer.num_val_examples_per_class
   latents, dim = inner.num_latents, embedding_dim
@@ -60,13 +59,13 @@ def tensors(inner: config.InnerModelConfig, outer: config.OuterModelConfig,
              outer.num_test_tasks * BYTES_PER_EVALUATED_TASK // FLOAT_BYTES,
              ("num_test_tasks",), single=False),
   ]
-  if not training:
+  if train is None:
     return evaluation
   return evaluation + [
       Tensor("the episodes of a training step", batch * n * (shots + queries) * dim,
              ("metatrain_batch_size",) + _EPISODE_FLAGS),
-      Tensor("the sampling keys of a training step", batch * max(n * largest_class,
-                                                                 num_split_classes),
+      Tensor("the sampling keys of a training step", batch * max(n * train.largest_class,
+                                                                 train.num_classes),
              ("metatrain_batch_size", "num_classes")),
       Tensor("the relation network's pairs", batch * (n * shots) ** 2 * 2 * latents,
              ("metatrain_batch_size", "num_classes", "num_tr_examples_per_class",
@@ -91,18 +90,16 @@ def memory_bytes() -> Optional[int]:
     return None
 
 
-def check(configs, embedding_dim: int, largest_class: int, num_split_classes: int,
-          training: bool = True, memory: Optional[int] = None):
+def check(configs, embedding_dim: int, train=None, memory: Optional[int] = None):
   """Raises SizeError if a tensor of `tensors` has more elements than int32 shapes index, or
   if together they take more than `memory` bytes (default: this machine's).
 
   Args:
     configs: the run's configs (`inner`, `outer` attributes).
-    embedding_dim, largest_class, num_split_classes, training: see `tensors`.
+    embedding_dim, train: see `tensors`.
     memory: the bytes available.
   """
-  estimated = tensors(configs.inner, configs.outer, embedding_dim, largest_class,
-                      num_split_classes, training)
+  estimated = tensors(configs.inner, configs.outer, embedding_dim, train)
   def values(tensor):
     return ", ".join(f"--{name}={_value(configs, name)}" for name in tensor.flags)
 
