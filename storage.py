@@ -250,7 +250,15 @@ class RunLock:
       logging.warning("--checkpoint_path=%s: not locked (%s); two runs on this folder would "
                       "not be detected%s", self.folder, why, transient)
       return self
-    self._file = open(self.path, "a+")
+    try:
+      # Never through a symbolic link: the lock truncates its file.
+      descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                           0o644)
+    except OSError as e:
+      raise utils.LeoError(f"--checkpoint_path={self.folder}: cannot open its lock "
+                           f"{self.path} ({e.strerror}); a symbolic link there is refused: "
+                           "remove it") from None
+    self._file = os.fdopen(descriptor, "r+")
     try:
       fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

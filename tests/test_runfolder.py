@@ -123,6 +123,17 @@ def test_run_lock_refuses_a_second_holder_and_releases(tmp_path):
     pass
 
 
+def test_run_lock_never_writes_through_a_symbolic_link(tmp_path):
+  (tmp_path / "thesis.tex").write_text("years of work")
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / ".lock").symlink_to(tmp_path / "thesis.tex")
+  with pytest.raises(utils.LeoError, match=r"run/.lock \(Too many levels of symbolic links\); "
+                     "a symbolic link there is refused: remove it$"):
+    with storage.RunLock(str(tmp_path / "run")):
+      pass
+  assert (tmp_path / "thesis.tex").read_text() == "years of work"
+
+
 def test_run_lock_on_a_file_system_without_locks_warns_once(caplog):
   with caplog.at_level("WARNING"):
     with storage.RunLock("ram://unlocked"):
