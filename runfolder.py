@@ -88,6 +88,7 @@ def foreign_files(folder: str) -> List[str]:
 
 DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
 
+
 def identity_differences(saved, current) -> List[str]:
   """`--flag=new (saved: old)` for every training value in which `current` differs."""
   differences = []
@@ -301,8 +302,7 @@ def clean_uncommitted(folder: str, committed: Optional[Set[str]], own_names=()):
     path = storage.join(folder, name)
     if storage.is_link(path):
       continue
-    pending = _PENDING.fullmatch(name)
-    if pending and committed is not None:
+    if _PENDING.fullmatch(name) and committed is not None:
       prefix = path[:-len(PENDING_SUFFIX)]
       if os.path.basename(prefix) not in committed:
         for stray in checkpoint_files(prefix) + [prefix + "_temp"]:
