@@ -363,11 +363,13 @@ class Configs:
   outer: OuterModelConfig
   run: RunConfig
 
-  def to_json(self, embedding_dim: int):
-    """The run's identity as config.json holds it (a run folder belongs to it)."""
-    return {"data_config": as_dict(self.data), "inner_model_config": as_dict(self.inner),
-            "outer_model_config": as_dict(self.outer), "seed": self.run.seed,
-            "embedding_dim": embedding_dim}
+  def to_json(self, embedding_dim: int, data_digest: Optional[str] = None):
+    """The run's identity as config.json holds it (a run folder belongs to it); a training
+    run's holds the digest of its data (`data.data_digest`)."""
+    saved = {"data_config": as_dict(self.data), "inner_model_config": as_dict(self.inner),
+             "outer_model_config": as_dict(self.outer), "seed": self.run.seed,
+             "embedding_dim": embedding_dim}
+    return dict(saved, data_digest=data_digest) if data_digest else saved
 
   def flagfile_lines(self) -> list:
     return flagfile_lines(self.data, self.inner, self.outer, self.run)

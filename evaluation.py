@@ -28,6 +28,8 @@ import distribute
 import model
 import records
 import runfolder
+import sizes
+import storage
 import utils
 
 PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
@@ -79,13 +81,14 @@ def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
   episodes fit in EVAL_CHUNK_BYTES per replica: the size of the chunks `Evaluator` draws its
   tasks in, so it fixes which tasks a seed gives."""
   fits = replicas * max(1, EVAL_CHUNK_BYTES // (num_classes * examples * dim * 4))
-  sizes = [d for d in range(replicas, batch_size + 1, replicas)
-           if batch_size % d == 0 and d <= fits]
-  if not sizes:
+  # Counted up to `fits` only: a batch of a billion tasks must not take a minute here.
+  divisors = [d for d in range(replicas, min(batch_size, fits) + 1, replicas)
+              if batch_size % d == 0]
+  if not divisors:
     raise utils.LeoError(f"a batch of {batch_size} tasks cannot be shared evenly by "
                          f"{replicas} replicas: choose a batch size that is a multiple of "
                          f"{replicas}")
-  return max(sizes)
+  return max(divisors)
 
 
 # ---- Scorers: (provider, rows [tasks, N, shots + queries], shots) -> (loss, accuracy). ----
@@ -342,27 +345,51 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   allowed: LEO's variables do not depend on them); writes only its result record."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   found = runfolder.find_checkpoint(configs.run.checkpoint_path)
-  runfolder.check_intact(found.prefix, found.folder)
   configs = configs.over_saved(found.config_json)
   split = configs.run.eval_split
   episodes = Episodes(configs, need_train=False, eval_split=split)
   check_model_shapes(found.config_json, configs, episodes.embedding_dim, found.prefix)
+  sizes.check(configs, episodes.embedding_dim)
   with strategy.scope():
     leo = model.build(configs.inner, configs.outer.num_classes,
                       configs.outer.num_tr_examples_per_class, episodes.embedding_dim,
                       configs.run.seed)
-  tf.train.Checkpoint(model=leo).read(found.prefix).expect_partial(
-  ).assert_existing_objects_matched()
+  found = restore(leo, found, configs.run.checkpoint_path)
   logging.info(distribute.threads_line(configs))
   logging.info("Evaluating %s on the %s split", found.prefix, split)
   config_json = {key: found.config_json[key] for key in
                  ("data_config", "inner_model_config", "outer_model_config", "seed",
-                  "embedding_dim")}
+                  "embedding_dim", runfolder.DATA_DIGEST) if key in found.config_json}
   method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
                   trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
                                found.folder))
   folder = found.folder if distribute.is_chief(strategy) else None
   return evaluate_and_record(method, episodes, configs, split, strategy, folder)
+
+
+def restore(leo, found: runfolder.FoundCheckpoint, path: str) -> runfolder.FoundCheckpoint:
+  """Restores the checkpoint `found` (`runfolder.find_checkpoint(path)`) into `leo`, once
+  every tensor of it read back intact, and returns what was restored.
+
+  A run training in the folder may replace its best between the read of best.json and the
+  restore, and delete the old files: then the new best is restored, once, and a warning says
+  so. A checkpoint damaged in place is one line.
+  """
+  def read(checkpoint: runfolder.FoundCheckpoint) -> runfolder.FoundCheckpoint:
+    runfolder.check_intact(checkpoint.prefix, checkpoint.folder)
+    tf.train.Checkpoint(model=leo).read(checkpoint.prefix).expect_partial(
+    ).assert_existing_objects_matched()
+    return checkpoint
+
+  try:
+    return read(found)
+  except (storage.StorageError, tf.errors.NotFoundError) as e:
+    moved = runfolder.find_checkpoint(path)
+    if moved.prefix == found.prefix:
+      raise storage.StorageError(utils.first_line(e)) from None
+  logging.warning("%s was replaced while it was read (a run training in %s elected a new "
+                  "best): evaluating %s instead", found.prefix, found.folder, moved.prefix)
+  return read(moved)
 
 
 def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
@@ -371,6 +398,7 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   split, name = configs.run.eval_split, configs.run.baseline
   episodes = Episodes(configs, need_train=False, eval_split=split)
+  sizes.check(configs, episodes.embedding_dim)
   if name in baselines.FITTED_BASELINES:  # Fitted on the meta-train classes first.
     train = data.load_split(configs.data, data.MetaSplit.TRAIN)
     baseline = baselines.FITTED_BASELINES[name](train.embeddings, train.rows_by_class)

@@ -159,7 +159,7 @@ def prepare(folder: str):
   """Creates `folder` if needed and checks that files can be written there."""
   try:
     storage.makedirs(folder)
-    probe = storage.join(folder, f".write-test-{os.getpid()}.tmp")  # Cleaned if killed here.
+    probe = storage.temporary_name(storage.join(folder, ".write-test"))  # Cleaned if killed.
     with tf.io.gfile.GFile(probe, "w") as f:
       f.write("ok")
     storage.remove(probe)

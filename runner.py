@@ -8,9 +8,12 @@
 The command: flags (config.py) -> configs -> one of three commands, `training.train`,
 `evaluation.evaluate_checkpoint` or `evaluation.evaluate_baseline`. Restarting a training
 command resumes it; a folder belongs to one configuration (runfolder.py), and every evaluation
-leaves a result record (records.py). An error a user can act on is one line and exit code 2.
+leaves a result record (records.py). An error a user can act on is one line and exit code 2;
+Ctrl-C stops a training at its next safe point with one line saying how to resume (exit code
+130, as a shell reports a command Ctrl-C stopped).
 """
 
+import signal
 import sys
 
 from absl import app
@@ -18,6 +21,8 @@ from absl import logging
 
 import config
 import utils
+
+INTERRUPTED_STATUS = 130  # A shell's status for a command stopped by Ctrl-C (128 + SIGINT).
 
 
 def main(argv):
@@ -40,7 +45,16 @@ def main(argv):
     elif configs.run.evaluation_mode:
       evaluation.evaluate_checkpoint(configs, strategy)
     else:
-      training.train(configs, strategy)
+      stop = training.StopRequest()
+      signal.signal(signal.SIGINT, stop)
+      training.train(configs, strategy, stop)
+  except utils.Interrupted as e:
+    sys.stderr.write(f"runner.py: {e}\n")
+    sys.exit(INTERRUPTED_STATUS)
+  except KeyboardInterrupt:
+    sys.stderr.write("runner.py: interrupted (Ctrl-C); what was committed is kept: rerun the "
+                     "same command to resume or redo it\n")
+    sys.exit(INTERRUPTED_STATUS)
   except utils.LeoError as e:
     sys.stderr.write(f"runner.py: error: {e}\n")
     sys.exit(2)

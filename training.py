@@ -20,12 +20,14 @@ import numpy as np
 import tensorflow as tf
 
 import config as config_lib
+import data
 import distribute
 import evaluation
 import model
 import optim
 import records
 import runfolder
+import sizes
 import storage
 import utils
 
@@ -133,18 +135,20 @@ class TrainingFolder:
   def open(self):
     runfolder.prepare(self.path)
     with storage.RunLock(self.path):
-      self._claim()
+      notes = self._claim()
       self.log = runfolder.LogFile(self.path, utils.OwnLinesOrWarnings())
       root = logging_lib.getLogger()
       root.addHandler(self.log)
+      for note in notes:  # Into train.log too.
+        logging.warning("%s", note)
       try:
         yield self
       finally:
         root.removeHandler(self.log)
 
   @_writes
-  def _claim(self):
-    runfolder.claim(self.path, self.config_json, self.configs.flagfile_lines())
+  def _claim(self) -> List[str]:
+    return runfolder.claim(self.path, self.config_json, self.configs.flagfile_lines())
 
   @_writes
   def resume(self, checkpoint: tf.train.Checkpoint, step: tf.Variable):
@@ -286,15 +290,19 @@ def remaining_seconds(current: int, limit: int, checkpoint_steps: int, rate: flo
   return (limit - current) / rate + validations * mean_validation
 
 
-def train(configs: config_lib.Configs, strategy=None):
+def train(configs: config_lib.Configs, strategy=None, stop: Optional["StopRequest"] = None):
   """Meta-trains to `num_steps_limit` (resuming), then tests the best model.
 
   Under a multi-worker strategy every worker runs this loop in step; `training_folder`
-  decides what each writes.
+  decides what each writes. What cannot fit is refused before the folder is touched
+  (`sizes.check`). `stop` (Ctrl-C, installed by the command) ends the loop at a safe point.
   """
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   episodes = evaluation.Episodes(configs, need_train=True)
-  folder = training_folder(configs, configs.to_json(episodes.embedding_dim), strategy)
+  sizes.check(configs, episodes.embedding_dim, episodes.train)
+  config_json = configs.to_json(episodes.embedding_dim, data.data_digest(
+      [episodes.train, episodes.valid, episodes.test]))
+  folder = training_folder(configs, config_json, strategy)
   with folder.open():
     logging.info(distribute.threads_line(configs))
     leo, meta_optimizer = build_model(configs, episodes.embedding_dim, strategy)
@@ -310,17 +318,37 @@ def train(configs: config_lib.Configs, strategy=None):
         evaluation.LEOScores(leo, configs.run.jit_compile), episodes.valid,
         configs.outer.metavalid_batch_size, configs.outer.num_classes,
         configs.outer.num_tr_examples_per_class, episodes.valid_queries, strategy)
-    loop = Loop(configs, folder, leo, meta_optimizer, validate, episodes.valid_queries)
+    loop = Loop(configs, folder, leo, meta_optimizer, validate, episodes.valid_queries,
+                stop or StopRequest())
     loop.run(train_step, int(step.numpy()))
     if configs.run.evaluate_after_training:
       test_best(leo, folder, episodes, configs, strategy, loop.current)
+
+
+class StopRequest:
+  """Ctrl-C as a request, when installed as the SIGINT handler (the command does: a signal
+  belongs to the process): while a loop listens, the first stops it after the current step
+  (its checkpoint and validation, if due, committed); a second, or one while nothing listens,
+  stops at once (KeyboardInterrupt)."""
+
+  def __init__(self):
+    self.requested = False
+    self.listening = False
+
+  def __call__(self, signum, frame):
+    del signum, frame  # Unused.
+    if self.requested or not self.listening:
+      raise KeyboardInterrupt
+    self.requested = True
+    logging.warning("Ctrl-C: stopping after this step (Ctrl-C again to stop at once)")
 
 
 class Loop:
   """The outer loop's state: validate when due, train a step, log when due."""
 
   def __init__(self, configs: config_lib.Configs, folder: TrainingFolder, leo, meta_optimizer,
-               validate: evaluation.Evaluator, valid_queries: int):
+               validate: evaluation.Evaluator, valid_queries: int, stop: StopRequest):
+    self.stop = stop
     self.outer, self.run_config = configs.outer, configs.run
     self.folder, self.leo, self.meta_optimizer = folder, leo, meta_optimizer
     self.validate, self.valid_queries = validate, valid_queries
@@ -332,19 +360,27 @@ class Loop:
   def run(self, train_step, start: int):
     self.current, limit = start, self.outer.num_steps_limit
     window, traced, run_start = LogWindow(), False, time.time()
-    while True:
-      if self.current % self.run_config.checkpoint_steps == 0 or self.current == limit:
-        self.validation()
-      if self.current >= limit:
-        break
-      step_start = time.time()
-      self.last = train_step()
-      window.add(self.last, time.time() - step_start, timed=traced)
-      traced = True
-      self.current += 1
-      if self.current % self.run_config.log_steps == 0 or self.current == limit:
-        self.log_training(window)
-        window = LogWindow()
+    self.stop.listening = True
+    try:
+      while True:
+        if self.current % self.run_config.checkpoint_steps == 0 or self.current == limit:
+          self.validation()
+        if self.current >= limit:
+          break
+        step_start = time.time()
+        self.last = train_step()
+        window.add(self.last, time.time() - step_start, timed=traced)
+        traced = True
+        self.current += 1
+        if self.current % self.run_config.log_steps == 0 or self.current == limit:
+          self.log_training(window)
+          window = LogWindow()
+        if self.stop.requested:
+          raise utils.Interrupted(
+              f"stopped at step {self.current} (Ctrl-C): rerun the same command to resume "
+              f"from {self.folder.latest or 'step 0'}")
+    finally:
+      self.stop.listening = False
     logging.info("Training done: %d steps in %s; best meta-valid accuracy %s.", self.current,
                  utils.duration(time.time() - run_start), utils.percent(self.best_accuracy))
 

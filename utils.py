@@ -18,6 +18,10 @@ class LeoError(Exception):
   """An error a user can act on: the runner prints its message as one line and exits."""
 
 
+class Interrupted(LeoError):
+  """The user stopped the command (Ctrl-C) at a safe point; the message says how to resume."""
+
+
 class OwnLinesOrWarnings(logging.Filter):
   """Keeps leo's own log lines and anyone's warnings: TF's checkpointing logs at INFO too
   (and a virtual environment inside the checkout puts TF's files below leo's folder)."""

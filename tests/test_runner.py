@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 import fixtures
+import runfolder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "runner.py")
@@ -147,7 +148,7 @@ def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
   assert record["accuracy"] == pytest.approx(sum(record["task_accuracies"]) / 30, abs=1e-6)
   assert 0 <= record["accuracy"] <= 1 and record["ci95"] > 0
   assert record["trained"]["step"] == step and record["trained"]["num_classes"] == 5
-  assert record["config"] == json.load(open(os.path.join(run_dir, "config.json")))
+  assert record["config"] == runfolder.read_config(run_dir)
   assert len(record["task_fingerprint"]) == 64
   after = listing(run_dir)
   changed = {p for p in after if before.get(p) != after[p]}

@@ -4,15 +4,23 @@ commit files, and a whole run on a remote (here TF's in-memory) file system."""
 import glob
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
+from absl.testing import flagsaver
 import pytest
 import tensorflow as tf
 
+import config
+import evaluation
 import fixtures
+import runfolder
+import storage
 import test_runner
 from test_runner import TINY, run
 
@@ -175,3 +183,125 @@ def test_a_whole_run_on_a_remote_file_system_writes_nothing_locally(dataset, tmp
   # ~/.keras from tf_keras at import: not the run's files),
   assert os.listdir(scratch) == []
   assert set(os.listdir(test_runner.ROOT)) == before  # nor in the checkout.
+
+
+# ---- The run folder owns exactly its files. ----
+
+USER_FILES = {"notes.tmp.txt": "notes", "thesis.tmp": "x", "model.ckpt-7.my-backup": "m"}
+
+
+def test_files_a_user_put_in_a_run_folder_survive_its_commands(dataset, run_copy):
+  for name, text in USER_FILES.items():
+    with open(os.path.join(run_copy, name), "w") as f:
+      f.write(text)
+  shorter = _train(dataset, run_copy, "--num_steps_limit=3", *FLAGS_OF_RUN)
+  assert shorter.returncode == 0, shorter.stderr[-3000:]
+  assert ("holds files leo did not write, left as they are: model.ckpt-7.my-backup, "
+          "notes.tmp.txt, thesis.tmp") in open(os.path.join(run_copy, "train.log")).read()
+  for flags in (["--evaluation_mode", "--num_test_tasks=10"],
+                [f"--data_path={dataset}", "--dataset_name=tiny", "--num_test_tasks=10",
+                 "--baseline=nearest_centroid"]):
+    result = run(f"--checkpoint_path={run_copy}", *flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+  for name, text in USER_FILES.items():
+    assert open(os.path.join(run_copy, name)).read() == text
+
+
+def test_a_best_checkpoint_linked_elsewhere_is_refused_and_untouched(dataset, run_copy,
+                                                                    tmp_path):
+  shared = str(tmp_path / "shared-models")
+  shutil.move(os.path.join(run_copy, "best_checkpoint"), shared)
+  os.symlink(shared, os.path.join(run_copy, "best_checkpoint"))
+  before = _snapshot(shared)
+  error = _one_line_error(_train(dataset, run_copy, "--num_steps_limit=9", *FLAGS_OF_RUN))
+  assert error == (f"runner.py: error: --checkpoint_path={run_copy}: best_checkpoint is a "
+                   f"symbolic link (to {shared}); leo writes only inside its run folder: "
+                   "replace the link by a copy, or use another --checkpoint_path")
+  assert _snapshot(shared) == before
+
+
+def test_a_resume_on_other_embeddings_is_refused(run_copy, tmp_path):
+  other = fixtures.make_dataset(str(tmp_path / "other"), dim=16, seed=1)  # Same shape.
+  before = _snapshot(run_copy)
+  error = _one_line_error(_train(other, run_copy, "--num_steps_limit=9", *FLAGS_OF_RUN))
+  assert "holds a run of another configuration: other embeddings at --data_path" in error
+  assert "the path may change, the data may not" in error
+  assert _snapshot(run_copy) == before
+
+
+def test_a_run_made_before_the_data_digest_adopts_it(dataset, run_copy):
+  path = os.path.join(run_copy, "config.json")
+  saved = json.load(open(path))
+  del saved["data_digest"], saved["checksum"]
+  with open(path, "w") as f:
+    json.dump(saved, f)
+  result = _train(dataset, run_copy, *FLAGS_OF_RUN)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "names no data digest (written before leo kept one): adopting" in open(
+      os.path.join(run_copy, "train.log")).read()
+  assert json.load(open(path))["data_digest"]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--num_latents=1000000"], "--num_latents=1000000: a relation network weight would hold "
+     "4,000,000,000,000 elements"),
+    (["--metavalid_batch_size=1000000000"], "--metavalid_batch_size=1000000000: a "
+     "validation's per-task results would hold|--metavalid_batch_size=1000000000: a "
+     "validation's per-task results alone would take")], ids=["latents", "validation"])
+def test_what_cannot_fit_is_refused_before_the_folder_is_claimed(dataset, tmp_path, flags,
+                                                                 expected):
+  error = _one_line_error(_train(dataset, str(tmp_path / "run"), *flags))
+  assert any(part in error for part in expected.split("|")), error
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_ctrl_c_stops_at_a_safe_point_and_says_how_to_resume(dataset, tmp_path):
+  run_dir = str(tmp_path / "run")
+  process = subprocess.Popen(
+      [sys.executable, test_runner.RUNNER, f"--data_path={dataset}",
+       f"--checkpoint_path={run_dir}", *TINY, "--num_steps_limit=100000"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=test_runner.ROOT,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.time() + 180
+  while not os.path.exists(os.path.join(run_dir, "model.ckpt-3.index")):
+    assert time.time() < deadline and process.poll() is None
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130, stderr[-3000:]
+  last = stderr.strip().splitlines()[-1]
+  assert re.fullmatch(r"runner.py: stopped at step \d+ \(Ctrl-C\): rerun the same command to "
+                      rf"resume from {re.escape(run_dir)}/model.ckpt-\d+", last), last
+  assert "Traceback" not in stderr
+  assert not [name for name in os.listdir(run_dir) if "leo-tmp" in name or "pending" in name]
+
+
+def test_an_evaluation_whose_best_is_replaced_under_it_evaluates_the_new_best(
+    run_copy, monkeypatch, caplog):
+  best = runfolder.BestCheckpoint(os.path.join(run_copy, "best_checkpoint"))
+  old, info = best.prefix, best.info
+  damage = runfolder.damage
+
+  def a_training_elects_a_new_best(prefix):
+    """What a run training beside the evaluation does between its read of best.json and
+    its restore: commits a new best (here checkpoint 6 as step 99) and deletes the old."""
+    if prefix == old:
+      for path in runfolder.checkpoint_files(os.path.join(run_copy, "model.ckpt-6")):
+        shutil.copy(path, os.path.join(best.folder, os.path.basename(path).replace("-6.",
+                                                                                   "-99.")))
+      storage.atomic_write_checked_json(os.path.join(best.folder, "best.json"),
+                                        dict(info, step=99, checkpoint="model.ckpt-99"))
+      for path in runfolder.checkpoint_files(old):
+        os.remove(path)
+    return damage(prefix)
+
+  monkeypatch.setattr(runfolder, "damage", a_training_elects_a_new_best)
+  with flagsaver.flagsaver():
+    config.FLAGS.unparse_flags()
+    config.FLAGS(["runner.py", f"--checkpoint_path={run_copy}", "--evaluation_mode",
+                  "--num_test_tasks=10"])
+    with caplog.at_level("WARNING"):
+      evaluation.evaluate_checkpoint(config.get_configs())
+  assert (f"{old} was replaced while it was read (a run training in {run_copy} elected a new "
+          f"best): evaluating {best.folder}/model.ckpt-99 instead") in caplog.text
+  assert glob.glob(os.path.join(run_copy, "results", "leo-test-*-step99.json"))
