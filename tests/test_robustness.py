@@ -274,7 +274,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path):
   logged = [a for text in logs + [final.stderr] for a in _validation_accuracies(text)]
   assert round(100 * best["accuracy"], 2) == max(logged)
   leftovers = [p for p in glob.glob(os.path.join(run_dir, "**"), recursive=True)
-               if ".tmp" in p or "_temp" in p]
+               if any(mark in p for mark in (".leo-tmp-", ".leo-pending", "_temp"))]
   assert not leftovers
 
 
