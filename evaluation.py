@@ -342,7 +342,8 @@ def check_model_shapes(config_json, configs: config_lib.Configs, embedding_dim: 
 def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   """The original's `--evaluation_mode`: evaluates a saved model on `--eval_split`, with the
   task shape of the flags (another N-way or K-shot than the model was trained with is
-  allowed: LEO's variables do not depend on them); writes only its result record."""
+  allowed: LEO's variables do not depend on them); writes only its result record (a shipped
+  model's into a temporary folder, `runfolder.results_folder`, named in the log)."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   found = runfolder.find_checkpoint(configs.run.checkpoint_path)
   configs = configs.over_saved(found.config_json)
@@ -363,7 +364,7 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
                   trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
                                found.folder))
-  folder = found.folder if distribute.is_chief(strategy) else None
+  folder = runfolder.results_folder(found.folder) if distribute.is_chief(strategy) else None
   return evaluate_and_record(method, episodes, configs, split, strategy, folder)
 
 

@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 from typing import List, NamedTuple, Optional, Set
 
 from absl import logging
@@ -49,6 +50,8 @@ CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
 MAX_CHECKPOINTS_TO_KEEP = 3
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# The trained models shipped with leo: evaluating one leaves leo's tree as it is.
+SHIPPED_MODELS = os.path.join(_HERE, "datasets", "models")
 PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
 LOCK_FILE = storage.RunLock.NAME
 # The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
@@ -588,6 +591,15 @@ def find_checkpoint(path: str) -> FoundCheckpoint:
       f"--checkpoint_path={path}: no checkpoint there (expected a run folder with "
       f"{BEST_FOLDER}/ or {CHECKPOINT_NAME}-* files and {CONFIG_FILE}, a {BEST_FOLDER} "
       f"folder, or a checkpoint prefix such as <run>/{CHECKPOINT_NAME}-1000)")
+
+
+def results_folder(folder: str) -> str:
+  """Where an evaluation of the model of run folder `folder` writes its record: the run
+  folder, but for a shipped model a folder of the system's temporary directory."""
+  shipped = os.path.realpath(SHIPPED_MODELS) + os.sep
+  if not storage.is_local(folder) or not os.path.realpath(folder).startswith(shipped):
+    return folder
+  return os.path.join(tempfile.gettempdir(), "leo-results", os.path.basename(folder.rstrip("/")))
 
 
 def check_intact(prefix: str, folder: str):

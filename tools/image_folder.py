@@ -121,6 +121,24 @@ def read_image_folder(root: str, channels: int = 1, side: int = IMAGE_SIDE
   return np.stack(images), np.asarray(labels, np.int64), class_names, image_names
 
 
+def read_images(paths: Sequence[str], channels: int = 1, side: int = IMAGE_SIDE) -> np.ndarray:
+  """Image files as a folder's images are read: uint8 [n, side, side, channels]."""
+  return np.stack([_decode(path, channels, side) for path in paths])
+
+
+def image_files(root: str) -> List[str]:
+  """The visible files under `root` and its visible sub-folders, in sorted order."""
+  if not os.path.isdir(root):
+    raise FolderError(f"{root}: not a folder")
+  files = []
+  for folder, sub_folders, names in os.walk(root):
+    sub_folders[:] = sorted(name for name in sub_folders if not name.startswith("."))
+    files += [os.path.join(folder, name) for name in sorted(names) if not name.startswith(".")]
+  if not files:
+    raise FolderError(f"{root}: a folder with no image")
+  return files
+
+
 def random_split(class_names: Sequence[str], seed: int = 0,
                  min_classes: int = MIN_SPLIT_CLASSES, fractions: Optional[Sequence] = None):
   """Splits classes at random (seeded) in miniImageNet's shares, each split at least

@@ -1,0 +1,61 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Classifies new images with a trained LEO adapted to a few labelled ones.
+
+    python predict.py --support=my_classes/ --queries=unlabelled/ [--output=predictions.csv]
+    python predict.py --support=my_classes/ --queries=a.png,b.png --checkpoint_path=runs/mine
+
+--support: a folder with one sub-folder of K images per class (any N, any K; the class names
+are the sub-folders' names), or an embeddings file. --queries: a folder of images, an image
+file, a comma-separated list of them, or an embeddings file. --checkpoint_path: a run folder,
+its best_checkpoint or a checkpoint prefix; default: the shipped icons model for the support's
+K (1-shot for K = 1, else 5-shot). Prints a table of each query's predicted class and class
+probabilities; --output writes them as CSV or JSON. The logic is prediction.py's; an error a
+user can act on is one line and exit code 2.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import config  # pylint: disable=unused-import  # Defines --checkpoint_path.
+import utils
+
+flags.DEFINE_string("support", None, "A folder with one sub-folder of K images per class, or "
+                    "an embeddings file (.pkl) whose keys name the classes.")
+flags.DEFINE_string("queries", None, "A folder of images, an image file, a comma-separated "
+                    "list of them, or an embeddings file (.pkl).")
+flags.DEFINE_string("output", None, "Also write the predictions to this .csv or .json file.")
+flags.mark_flags_as_required(["support", "queries"])
+flags.declare_key_flag("checkpoint_path")
+flags.FLAGS.set_default("checkpoint_path", None)  # None: the shipped model for the support's K.
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
+  logging.get_absl_handler().addFilter(utils.OwnLinesOrWarnings())
+  values = flags.FLAGS
+  try:
+    import prediction  # pylint: disable=g-import-not-at-top  # TF: after the flags parse.
+    if values.output:
+      prediction.check_output(values.output)
+    predictor, support = prediction.load_for_support(values.support, values.checkpoint_path)
+    queries = prediction.read_queries(values.queries, predictor)
+    probabilities = predictor.predict(support.embeddings, queries.embeddings)
+    num_classes, shots, _ = support.embeddings.shape
+    logging.info("%s adapted to %s: %d-way %d-shot", predictor.name, values.support,
+                 num_classes, shots)
+    print(prediction.table(queries, support.class_names, probabilities), flush=True)
+    if values.output:
+      prediction.write(values.output, queries, support.class_names, probabilities,
+                       predictor.name)
+      logging.info("Predictions written to %s", values.output)
+  except utils.LeoError as e:
+    sys.stderr.write(f"predict.py: error: {e}\n")
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

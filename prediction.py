@@ -1,0 +1,334 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""A trained LEO, used: adapts to a few labelled images and tells what new images are.
+
+    predictor = prediction.Predictor.load("datasets/models/icons_1shot")  # once
+    support = predictor.embed(images)     # uint8 [N * K, 84, 84, 1] -> [N * K, 640], if images
+    probabilities = predictor.predict(support.reshape(N, K, -1), queries)  # [queries, N]
+
+Adaptation is evaluation mode's (`LEO.adapt`: no dropout, the latent codes' means instead of
+samples) and the embeddings are L2-normalised as the episodes hold them, so the classes
+predicted for a test task's queries are those `evaluation.LEOScores` scored. The probabilities
+are the softmax of the adapted classifier's logits. LEO's variables do not depend on N or K:
+one model serves any support set, compiled once per (N, K).
+
+Images go through the backbone that made the run's embeddings (their PROVENANCE.json names it),
+read as `tools/embed_images.py` reads them. `read_support` and `read_queries` turn the
+command's inputs (folders, image files, embeddings files) into these arrays; `write` writes
+the predictions as CSV or JSON.
+"""
+
+import csv
+import io
+import json
+import os
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+import utils
+
+tf = utils.import_tensorflow()
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import config as config_lib
+import data
+import model
+import runfolder
+import storage
+from tools import image_folder
+from tools import pretrain_embeddings as pe
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+# The trained icons models shipped with leo (datasets/README.md), chosen by the support's K.
+SHIPPED_1SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_1shot")
+SHIPPED_5SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_5shot")
+EMBEDDINGS_SUFFIXES = (".pkl", ".pkl" + data.GZIP_SUFFIX)
+OUTPUT_FORMATS = (".csv", ".json")
+
+
+class PredictionError(utils.LeoError):
+  """An input that cannot be classified: one line naming it and what was expected."""
+
+
+def default_model(shots: int) -> str:
+  """The shipped model for a support set of K = `shots`: 1-shot for K = 1, else 5-shot."""
+  return SHIPPED_1SHOT if shots == 1 else SHIPPED_5SHOT
+
+
+def backbone_of(data_config: config_lib.DataConfig) -> str:
+  """The backbone file that made a run's embeddings, as their PROVENANCE.json names it."""
+  folder = os.path.dirname(data.split_path(data_config, data.MetaSplit.TEST))
+  path = os.path.join(folder, pe.PROVENANCE_FILE)
+  try:
+    with open(path) as f:
+      named = json.load(f).get("backbone_file") or {}
+  except (OSError, ValueError) as e:
+    raise PredictionError(f"{path}: cannot read which backbone made the run's embeddings "
+                          f"({utils.first_line(e)}); give embeddings files instead of images"
+                          ) from None
+  if not named.get("file"):
+    raise PredictionError(f"{path}: names no backbone file; give embeddings files instead "
+                          "of images")
+  backbone = os.path.join(folder, named["file"])  # A relative name is beside the pickles.
+  if not os.path.isfile(backbone):
+    raise PredictionError(f"{backbone}: the backbone that made the run's embeddings ({path}) "
+                          "is not there; give embeddings files instead of images")
+  if pe.file_digest(backbone) != named.get("sha256"):
+    raise PredictionError(f"{backbone}: not the backbone that made the run's embeddings "
+                          f"(its sha256 differs from {path}'s)")
+  return backbone
+
+
+class Predictor:
+  """A trained LEO that adapts to support sets and classifies queries."""
+
+  def __init__(self, leo: model.LEO, inner_config: config_lib.InnerModelConfig,
+               backbone_path: Optional[str] = None,
+               data_config: Optional[config_lib.DataConfig] = None, name: str = "the model"):
+    """
+    Args:
+      leo: a LEO with its trained variables (built for any task shape).
+      inner_config: the configuration it was built with.
+      backbone_path: the backbone that made its embeddings, for `embed`; default: the one
+        `data_config`'s PROVENANCE.json names (looked up by the first `embed`).
+      data_config: the embeddings the model was trained on.
+      name: how errors name the model (its checkpoint).
+    """
+    self.embedding_dim = int(leo.embedding_dim)
+    self.backbone_path, self.name = backbone_path, name
+    self._data_config = data_config
+    self._trained, self._inner_config = leo, inner_config
+    self._adapters = {}  # (N, K) -> compiled adaptation of a LEO built for that shape.
+    self._backbone = None  # (embedder, input shape), loaded by the first `embed`.
+
+  @classmethod
+  def load(cls, checkpoint_path: str) -> "Predictor":
+    """The model `checkpoint_path` names, as an evaluation finds it: a run folder (its best
+    checkpoint), a best_checkpoint folder or a checkpoint prefix."""
+    found = runfolder.find_checkpoint(checkpoint_path)
+    runfolder.check_intact(found.prefix, found.folder)
+    saved = found.config_json
+    inner = config_lib.InnerModelConfig(**saved["inner_model_config"])
+    leo = model.build(inner, 2, 1, saved["embedding_dim"], saved.get("seed", 0))
+    tf.train.Checkpoint(model=leo).read(found.prefix).expect_partial(
+    ).assert_existing_objects_matched()
+    return cls(leo, inner, data_config=config_lib.DataConfig(**saved["data_config"]),
+               name=found.prefix)
+
+  # ---- Embeddings and the model. ----
+
+  def _loaded_backbone(self):
+    """(embedder, input shape [height, width, channels]) of the backbone, loaded once."""
+    if self._backbone is None:
+      if self.backbone_path is None:
+        if self._data_config is None:
+          raise PredictionError(f"{self.name}: no backbone to embed images with; give "
+                                "embeddings instead")
+        self.backbone_path = backbone_of(self._data_config)
+      try:
+        backbone, image_shape, standardise = pe.load_backbone(self.backbone_path)
+      except pe.InputError as e:
+        raise PredictionError(str(e)) from None
+      self._backbone = pe.embedder(backbone, image_shape, standardise), image_shape
+    return self._backbone
+
+  @property
+  def image_shape(self) -> Tuple[int, ...]:
+    """[height, width, channels] of the images `embed` takes."""
+    return self._loaded_backbone()[1]
+
+  def embed(self, images: np.ndarray) -> np.ndarray:
+    """Embeddings [n, D] of uint8 images [n, height, width, channels] (the backbone's input
+    shape), as tools/embed_images.py makes them."""
+    embed, image_shape = self._loaded_backbone()
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or tuple(images.shape[1:]) != image_shape:
+      raise PredictionError(f"images of shape {list(images.shape[1:])} and dtype {images.dtype}"
+                            f", but the backbone {self.backbone_path} takes uint8 "
+                            f"{list(image_shape)}")
+    return embed(images)
+
+  def check_embeddings(self, embeddings: np.ndarray, what: str, rank: int) -> np.ndarray:
+    """`embeddings` as float32 of rank `rank` whose last axis is the model's D."""
+    embeddings = np.asarray(embeddings, np.float32)
+    if embeddings.ndim != rank or embeddings.shape[-1] != self.embedding_dim:
+      raise PredictionError(f"{what}: embeddings of shape {list(embeddings.shape)}, but "
+                            f"{self.name} takes {self.embedding_dim}-d embeddings "
+                            f"({'[classes, shots, dim]' if rank == 3 else '[queries, dim]'})")
+    return embeddings
+
+  def _adapter(self, num_classes: int, shots: int):
+    """LEO's evaluation-mode adaptation for support sets [1, N, K, D], compiled."""
+    if (num_classes, shots) not in self._adapters:
+      leo = model.build(self._inner_config, num_classes, shots, self.embedding_dim, 0)
+      for target, source in zip(leo.trainable_variables, self._trained.trainable_variables):
+        target.assign(source)
+      self._adapters[num_classes, shots] = tf.function(
+          lambda tr_input, tr_output: leo.adapt(
+              data.ProblemInstance(tr_input, tr_output, None, None, None, None))[0],
+          autograph=False)
+    return self._adapters[num_classes, shots]
+
+  def adapt(self, support: np.ndarray) -> tf.Tensor:
+    """The classifier adapted to `support` [N, K, D] (row n: class n): weights [N, D]; the
+    logits of a query x are x · weights[n], x L2-normalised."""
+    support = self.check_embeddings(support, "the support set", rank=3)
+    num_classes, shots, _ = support.shape
+    if num_classes < 2:
+      raise PredictionError(f"a support set of {num_classes} class: LEO tells apart 2 or more")
+    labels = np.broadcast_to(np.arange(num_classes, dtype=np.int32)[None, :, None, None],
+                             [1, num_classes, shots, 1])
+    normalised = tf.math.l2_normalize(tf.constant(support[None]), axis=-1)
+    return self._adapter(num_classes, shots)(normalised, tf.constant(labels))[0]
+
+  def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Class probabilities [queries, N] of the queries [queries, D] after adapting to the
+    support set [N, K, D]: the softmax of the adapted classifier's logits."""
+    weights = self.adapt(support)
+    queries = self.check_embeddings(queries, "the queries", rank=2)
+    normalised = tf.math.l2_normalize(tf.constant(queries), axis=-1)
+    return tf.nn.softmax(tf.einsum("qd,nd->qn", normalised, weights)).numpy()
+
+
+# ---- The command's inputs and outputs. ----
+
+class Support(NamedTuple):
+  """A labelled support set."""
+  class_names: List[str]  # [N], class n's name.
+  embeddings: np.ndarray  # float32 [N, K, D], not normalised.
+
+
+class Queries(NamedTuple):
+  """What to classify."""
+  names: List[str]  # [queries]: the image files' paths, or the embeddings' keys.
+  embeddings: np.ndarray  # float32 [queries, D], not normalised.
+
+
+def is_embeddings_file(path: str) -> bool:
+  return path.endswith(EMBEDDINGS_SUFFIXES)
+
+
+def _load_embeddings(path: str) -> data.Embeddings:
+  if not os.path.isfile(path):
+    raise PredictionError(f"{path}: no such embeddings file")
+  return data.load_embeddings(path)
+
+
+def _same_shots(path: str, class_names: Sequence[str], counts: Sequence[int]):
+  """LEO's support tensor has K examples of every class: unequal classes are refused."""
+  if len(set(counts)) > 1:
+    fewest, most = int(np.argmin(counts)), int(np.argmax(counts))
+    raise PredictionError(
+        f"{path}: class {class_names[fewest]!r} has {counts[fewest]} examples and class "
+        f"{class_names[most]!r} {counts[most]}; LEO adapts to the same K examples of every "
+        f"class: give each class {counts[fewest]} (or {counts[most]})")
+
+
+def read_support(path: str, predictor: Predictor) -> Support:
+  """A folder with one sub-folder of K images per class (the class names are the sub-folders'
+  names), or an embeddings file whose keys name each row's class."""
+  if is_embeddings_file(path):
+    loaded = _load_embeddings(path)
+    _same_shots(path, loaded.class_names, [len(rows) for rows in loaded.rows_by_class])
+    embeddings = loaded.embeddings[np.stack(loaded.rows_by_class)]
+    return Support(loaded.class_names, predictor.check_embeddings(embeddings, path, rank=3))
+  height, _, channels = predictor.image_shape
+  try:
+    images, labels, class_names, _ = image_folder.read_image_folder(path, channels, height)
+  except image_folder.FolderError as e:
+    raise PredictionError(str(e)) from None
+  counts = np.bincount(labels, minlength=len(class_names))
+  _same_shots(path, class_names, counts)
+  # The folder's images are read class by class: its labels are sorted.
+  embeddings = predictor.embed(images).reshape(len(class_names), counts[0], -1)
+  return Support(class_names, embeddings)
+
+
+def read_queries(spec: str, predictor: Predictor) -> Queries:
+  """An embeddings file, or images: a folder of them (sub-folders too), an image file, or a
+  comma-separated list of folders and files."""
+  if is_embeddings_file(spec):
+    loaded = _load_embeddings(spec)
+    return Queries(loaded.keys, predictor.check_embeddings(loaded.embeddings, spec, rank=2))
+  paths = []
+  for item in filter(None, spec.split(",")):
+    if is_embeddings_file(item):
+      raise PredictionError(f"{item}: an embeddings file is the only queries input, not one "
+                            "of a list")
+    if not os.path.exists(item):
+      raise PredictionError(f"{item}: no such image file or folder")
+    try:
+      paths += image_folder.image_files(item) if os.path.isdir(item) else [item]
+    except image_folder.FolderError as e:
+      raise PredictionError(str(e)) from None
+  if not paths:
+    raise PredictionError(f"{spec!r}: expected a folder of images, an image file, a "
+                          "comma-separated list of them, or an embeddings file")
+  height, _, channels = predictor.image_shape
+  try:
+    images = image_folder.read_images(paths, channels, height)
+  except image_folder.FolderError as e:
+    raise PredictionError(str(e)) from None
+  return Queries(paths, predictor.embed(images))
+
+
+def load_for_support(support_path: str, checkpoint_path: Optional[str] = None
+                     ) -> Tuple[Predictor, Support]:
+  """The model `checkpoint_path` names (default: the shipped one for the support's K) and the
+  support set of `support_path` read for it."""
+  predictor = Predictor.load(checkpoint_path or SHIPPED_1SHOT)
+  support = read_support(support_path, predictor)
+  shots = support.embeddings.shape[1]
+  if checkpoint_path is None and default_model(shots) != SHIPPED_1SHOT:
+    predictor = Predictor.load(default_model(shots))  # The shipped models share a backbone.
+  return predictor, support
+
+
+def predicted_classes(class_names: Sequence[str], probabilities: np.ndarray) -> List[str]:
+  """The most probable class of each query ([queries, N] probabilities)."""
+  return [class_names[i] for i in np.argmax(probabilities, axis=1)]
+
+
+def table(queries: Queries, class_names: Sequence[str], probabilities: np.ndarray) -> str:
+  """The predictions as a text table: query, predicted class, each class's probability."""
+  header = ["query", "predicted"] + list(class_names)
+  rows = [[name, predicted] + [f"{p:.1%}" for p in row] for name, predicted, row in
+          zip(queries.names, predicted_classes(class_names, probabilities), probabilities)]
+  widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+  # Names left-aligned, probabilities right-aligned.
+  line = lambda row: "  ".join(cell.ljust(width) if i < 2 else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(row, widths))).rstrip()
+  return "\n".join(line(row) for row in [header] + rows)
+
+
+def check_output(path: str):
+  """Refuses an output file of another format than CSV or JSON."""
+  if not path.endswith(OUTPUT_FORMATS):
+    raise PredictionError(f"--output={path}: expected a file name ending in "
+                          f"{' or '.join(OUTPUT_FORMATS)}")
+
+
+def write(path: str, queries: Queries, class_names: Sequence[str],
+          probabilities: np.ndarray, model_name: str):
+  """Writes the predictions to `path`: CSV (a header row, then per query its name, the
+  predicted class and each class's probability) or JSON, by the file's extension."""
+  check_output(path)
+  predicted = predicted_classes(class_names, probabilities)
+  if path.endswith(".csv"):
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["query", "predicted"] + list(class_names))
+    for name, label, row in zip(queries.names, predicted, probabilities):
+      writer.writerow([name, label] + [f"{p:.6f}" for p in row])
+    contents = text.getvalue()
+  else:
+    contents = json.dumps({
+        "model": model_name, "classes": list(class_names),
+        "predictions": [{"query": name, "predicted": label,
+                         "probabilities": dict(zip(class_names, map(float, row)))}
+                        for name, label, row in zip(queries.names, predicted, probabilities)],
+    }, indent=1) + "\n"
+  try:
+    storage.atomic_write_text(path, contents)
+  except (OSError, tf.errors.OpError) as e:
+    raise PredictionError(f"--output={path}: cannot write there ({utils.first_line(e)})"
+                          ) from None
