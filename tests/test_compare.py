@@ -327,7 +327,7 @@ def test_a_record_trained_across_several_commits_is_marked(tmp_path):
   one_piece = write_record(tmp_path / "one", step=3000)
   # Made before records listed their commits: the run's versions.json beside results/ says.
   # Sessions from step 0 and 2000 trained the step-3000 checkpoint; the one at 3000 did not.
-  extended = write_record(tmp_path / "extended", seed=1, step=3000)
+  write_record(tmp_path / "extended", seed=1, step=3000)
   sessions = [{"leo": "a" * 40, "step": 0}, {"leo": "b" * 40, "step": 2000},
               {"leo": "c" * 40, "step": 3000}]
   with open(tmp_path / "extended" / "versions.json", "w") as f:
