@@ -3,8 +3,9 @@
 
 They put a LEO number in context: how much of it the embeddings already give with no
 meta-learning at all. Each is a pure function of a batch of episodes, vectorised over tasks.
-One of them first learns a metric from the meta-train classes, without meta-learning:
-`whitened_nearest_centroid`, what a linear change of the features alone gives.
+Two of them first learn from the meta-train split, without meta-learning:
+`whitened_nearest_centroid`, what a linear change of the features alone gives, and
+`simpleshot`, nearest centroid after centring on the meta-train mean (Wang et al., 2019).
 """
 
 from typing import Sequence
@@ -129,20 +130,62 @@ def whitened_nearest_centroid(mean: np.ndarray, transform: np.ndarray):
   return baseline
 
 
+def simpleshot(mean: np.ndarray):
+  """SimpleShot's CL2N nearest centroid: each embedding has `mean` subtracted and is
+  L2-normalised, then every query goes to the class whose centroid (the mean of its
+  transformed support embeddings) is nearest in Euclidean distance.
+
+  Args:
+    mean: `[dim]` the meta-train embeddings' mean (`fitted_simpleshot`).
+
+  Returns:
+    A baseline: a batched `ProblemInstance` -> per-task query accuracy `[tasks]`.
+  """
+
+  def baseline(problem):
+    dtype = problem.tr_input.dtype
+    centre = lambda x: tf.math.l2_normalize(x - tf.constant(mean, dtype), axis=-1)
+    centroids = tf.reduce_mean(centre(problem.tr_input), axis=2)  # [tasks, classes, dim]
+    queries = centre(problem.val_input)
+    # -|q - c|^2 up to the query's own norm, which no class changes.
+    logits = (2 * tf.einsum("tcqd,tnd->tcqn", queries, centroids)
+              - tf.reduce_sum(tf.square(centroids), axis=-1)[:, None, None, :])
+    return _accuracy(logits, problem.val_output)
+
+  return baseline
+
+
 BASELINES = dict(zip(config.TASK_BASELINES, (nearest_centroid, logistic_regression), strict=True))
+
+
+def _normalised(embeddings: np.ndarray) -> np.ndarray:
+  """`embeddings` `[n, dim]` L2-normalised in float64, as `tf.math.l2_normalize` does: the
+  episodes hold them so (data.DataProvider), and the fitted baselines learn from them so."""
+  x = np.asarray(embeddings, np.float64)
+  return x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
+
 
 def fitted_whitened_nearest_centroid(embeddings: np.ndarray,
                                      rows_by_class: Sequence[np.ndarray]):
   """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with each
-  class's rows: episodes hold the embeddings L2-normalised (data.DataProvider), so the
-  whitening is fitted on them normalised, as `tf.math.l2_normalize` does."""
-  x = np.asarray(embeddings, np.float64)
-  normalised = x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
-  return whitened_nearest_centroid(*fit_whitening(normalised, rows_by_class,
+  class's rows, normalised as the episodes hold them."""
+  return whitened_nearest_centroid(*fit_whitening(_normalised(embeddings), rows_by_class,
                                                   WHITENING_SHRINKAGE))
+
+
+def fitted_simpleshot(embeddings: np.ndarray, rows_by_class: Sequence[np.ndarray]):
+  """SimpleShot fitted on a meta-train split as stored, `[n, dim]`: the mean of its rows
+  normalised as the episodes hold them (SimpleShot centres its network's raw features; the
+  episodes hold only unit rows, so leo centres those). `rows_by_class` is not needed."""
+  del rows_by_class
+  return simpleshot(_normalised(embeddings).mean(axis=0))
 
 
 # Baselines that learn from the meta-train split first: name -> (embeddings [n, dim] as
 # stored, each class's rows) -> baseline.
-FITTED_BASELINES = dict(zip(config.FITTED_BASELINES, (fitted_whitened_nearest_centroid,),
-                            strict=True))
+FITTED_BASELINES = dict(zip(config.FITTED_BASELINES,
+                            (fitted_whitened_nearest_centroid, fitted_simpleshot), strict=True))
+# What each fitted baseline learns from the meta-train classes, for the result line.
+FITTED_FROM = dict(zip(config.FITTED_BASELINES,
+                       ("whitened on the meta-train classes",
+                        "centred on the meta-train mean"), strict=True))

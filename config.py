@@ -28,7 +28,7 @@ DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 # Baselines scored from each task's support set alone, and those fitted on the meta-train
 # classes first; baselines.py implements them, in this order.
 TASK_BASELINES = ("nearest_centroid", "logistic_regression")
-FITTED_BASELINES = ("whitened_nearest_centroid",)
+FITTED_BASELINES = ("whitened_nearest_centroid", "simpleshot")
 BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
 
@@ -39,7 +39,10 @@ RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_task
 # Flags that choose what one command does, not what the run is: left out of its flags.txt.
 # So is the run folder: a replay (`--flagfile=<run>/flags.txt`) can never write into the run
 # it replays, whatever the order of its flags.
-_COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split", "checkpoint_path"})
+_COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split", "checkpoint_path",
+                                 "eval_data_path", "eval_dataset_name", "eval_embedding_crop",
+                                 "export_tasks", "tasks"})
+_DATASET_NAME = r"[A-Za-z0-9][A-Za-z0-9_.]*"
 
 # Every float of a config is used in float32 and every count in TF's int32 shapes.
 FLOAT32_MAX = 3.4028234663852886e38
@@ -143,6 +146,18 @@ flags.DEFINE_enum("baseline", "none", list(BASELINES),
                   "Evaluate a baseline on the test episodes instead of LEO.")
 flags.DEFINE_enum("eval_split", "test", list(EVAL_SPLITS),
                   "Split that --evaluation_mode and --baseline evaluate on.")
+flags.DEFINE_string("eval_data_path", None, "--data_path of the data --evaluation_mode and "
+                    "--baseline evaluate on. Default: the run's.")
+flags.DEFINE_string("eval_dataset_name", None, "--dataset_name of the data --evaluation_mode "
+                    "and --baseline evaluate on (another than the run trained on: "
+                    "cross-domain). Default: the run's.")
+flags.DEFINE_string("eval_embedding_crop", None, "--embedding_crop of the data "
+                    "--evaluation_mode and --baseline evaluate on. Default: the run's.")
+flags.DEFINE_string("export_tasks", None, "Also write the evaluated tasks to this file, one "
+                    "JSON line per task (class names, support and query keys; tasks.py).")
+flags.DEFINE_string("tasks", None, "Evaluate on the tasks of this file (the format of "
+                    "--export_tasks) instead of sampled ones; the file gives their number "
+                    "and shape.")
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
 flags.DEFINE_boolean("jit_compile", False,
@@ -167,7 +182,7 @@ class DataConfig:
   total_examples_per_class: int = TOTAL_EXAMPLES_PER_CLASS
 
   def __post_init__(self):
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.]*", self.dataset_name or ""):
+    if not re.fullmatch(_DATASET_NAME, self.dataset_name or ""):
       _fail("dataset_name", self.dataset_name,
             "a folder name of letters, digits, '_' or '.' (e.g. miniImageNet, icons)")
     if self.embedding_crop not in EMBEDDING_CROPS:
@@ -247,6 +262,11 @@ class RunConfig:
   evaluate_after_training: bool = True
   baseline: str = "none"
   eval_split: str = "test"
+  eval_data_path: Optional[str] = None  # None: the run's (each of the three).
+  eval_dataset_name: Optional[str] = None
+  eval_embedding_crop: Optional[str] = None
+  export_tasks: Optional[str] = None
+  tasks: Optional[str] = None
   distribution_strategy: str = "default"
   jit_compile: bool = False
   intra_op_threads: int = 0
@@ -263,6 +283,16 @@ class RunConfig:
       _fail("baseline", self.baseline, "one of " + ", ".join(BASELINES))
     if self.eval_split not in EVAL_SPLITS:
       _fail("eval_split", self.eval_split, "one of " + ", ".join(EVAL_SPLITS))
+    if self.eval_dataset_name is not None and not re.fullmatch(_DATASET_NAME,
+                                                                self.eval_dataset_name):
+      _fail("eval_dataset_name", self.eval_dataset_name,
+            "a folder name of letters, digits, '_' or '.' (e.g. icons)")
+    if self.eval_embedding_crop is not None and self.eval_embedding_crop not in EMBEDDING_CROPS:
+      _fail("eval_embedding_crop", self.eval_embedding_crop,
+            "one of " + ", ".join(EMBEDDING_CROPS))
+    for name in ("eval_data_path", "export_tasks", "tasks"):
+      if getattr(self, name) == "":
+        _fail(name, "", "a path")
     if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
       _fail("distribution_strategy", self.distribution_strategy,
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
@@ -373,6 +403,25 @@ class Configs:
 
   def flagfile_lines(self) -> list:
     return flagfile_lines(self.data, self.inner, self.outer, self.run)
+
+  def evaluated_data(self) -> DataConfig:
+    """The data `--evaluation_mode` and `--baseline` evaluate: the run's, with each of
+    `--eval_data_path`, `--eval_dataset_name` and `--eval_embedding_crop` given in its place."""
+    run = self.run
+    given = {name: value for name, value in (("data_path", run.eval_data_path),
+                                             ("dataset_name", run.eval_dataset_name),
+                                             ("embedding_crop", run.eval_embedding_crop))
+             if value is not None}
+    if given.get("embedding_crop", self.data.embedding_crop) == "multiview" and given.get(
+        "dataset_name", self.data.dataset_name) != MULTIVIEW_DATASET:
+      _fail("eval_embedding_crop", "multiview",
+            f"center: multiview embeddings exist only for {MULTIVIEW_DATASET}")
+    return dataclasses.replace(self.data, **given)
+
+  @property
+  def cross_domain(self) -> bool:
+    """Whether the evaluated data are other than the run's (`evaluated_data`)."""
+    return self.evaluated_data() != self.data
 
   def over_saved(self, saved) -> "Configs":
     """A saved run's configuration (its config.json), with the flags given on this command

@@ -368,6 +368,15 @@ class DataProvider:
     return max(len(rows) for rows in self._data.rows_by_class)
 
   @property
+  def split_data(self) -> Embeddings:
+    """The split as loaded: its keys name the images of portable tasks (tasks.py)."""
+    return self._data
+
+  @property
+  def path(self) -> str:
+    return split_path(self._config, self.split)
+
+  @property
   def keys_digest(self) -> str:
     """SHA-256 of the split's keys in file order: what the rows of `sample_rows` refer to."""
     digest = hashlib.sha256()

@@ -7,9 +7,12 @@
     line = describe(result, configs)     # `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`
     record(result, configs, line, folder)  # <folder>/results/<method>-test-...json
 
-The tasks depend only on the split, the task shape and the seed: every method evaluated with
-the same ones scores identical tasks, and its record's task fingerprint proves it.
-`evaluate_checkpoint` and `evaluate_baseline` are the runner's evaluation commands.
+The tasks depend only on the evaluated data, the split, the task shape and the seed: every
+method evaluated with the same ones scores identical tasks, and its record's task fingerprint
+proves it. The evaluated data may be other than the run's (`Configs.evaluated_data`: a model
+meta-trained on icons tested on glyphs), and the tasks may come from a file
+(`--tasks`, tasks.py) and be written to one (`--export_tasks`). `evaluate_checkpoint` and
+`evaluate_baseline` are the runner's evaluation commands.
 """
 
 import dataclasses
@@ -30,6 +33,7 @@ import records
 import runfolder
 import sizes
 import storage
+import tasks as tasks_lib
 import utils
 
 PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
@@ -44,16 +48,19 @@ EVAL_TASKS_PER_CALL = 200
 class Episodes:
   """The splits' samplers and the task shapes of the protocol.
 
-  Training loads train, val and test; an evaluation loads only `eval_split`.
+  Training loads train, val and test; an evaluation loads only `eval_split`, of
+  `data_config` (`Configs.evaluated_data`; default the run's).
   """
 
-  def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test"):
+  def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test",
+               data_config: Optional[config_lib.DataConfig] = None):
     outer, seed = configs.outer, configs.run.seed
     shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
+    evaluated = data_config or configs.data
     self.train = data.DataProvider("train", configs.data, seed) if need_train else None
-    self.valid = (data.DataProvider("val", configs.data, seed)
+    self.valid = (data.DataProvider("val", evaluated, seed)
                   if need_train or eval_split == "val" else None)
-    self.test = (data.DataProvider("test", configs.data, seed)
+    self.test = (data.DataProvider("test", evaluated, seed)
                  if need_train or eval_split == "test" else None)
     fixed = outer.num_eval_examples_per_class
     self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
@@ -66,7 +73,7 @@ class Episodes:
         provider.check_task_shape(num_classes, shots, queries)
     dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
     if len(dims) != 1:
-      raise data.DataError(f"the splits of --dataset_name={configs.data.dataset_name} have "
+      raise data.DataError(f"the splits of --dataset_name={evaluated.dataset_name} have "
                            f"different embedding sizes {sorted(dims)}")
     self.embedding_dim = dims.pop()
 
@@ -148,7 +155,7 @@ class Evaluator:
   """
 
   def __init__(self, scores, provider, batch_size: int, num_classes: int, shots: int,
-               queries: int, strategy=None):
+               queries: int, strategy=None, given: Optional[np.ndarray] = None):
     """
     Args:
       scores: `(provider, rows [tasks, N, shots + queries], shots) -> (loss, accuracy)`, both
@@ -156,6 +163,8 @@ class Evaluator:
       provider: the `data.DataProvider` of the split.
       batch_size, num_classes, shots, queries: the protocol's task shape.
       strategy: a `tf.distribute` strategy whose replicas share each call's tasks.
+      given: the tasks to score, rows `[tasks, N, shots + queries]` (a `--tasks` file), in
+        place of sampled ones; the same chunks, the last one filled up with its last task.
     """
     strategy = strategy or tf.distribute.get_strategy()
     self.provider, self.shape = provider, (num_classes, shots, queries)
@@ -172,16 +181,18 @@ class Evaluator:
           strategy, lambda share: scores(provider, share, shots), rows)
 
     # A call per chunk: a graph of many chunks takes longer to trace than its calls cost.
-    self._sample = tf.function(sample, autograph=False)
+    self._sample = (tf.function(sample, autograph=False) if given is None
+                    else _given_chunks(given, self.chunk))
     self._score = tf.function(score, autograph=False)
 
-  def __call__(self, num_tasks: int, fingerprint=None, progress: bool = False):
+  def __call__(self, num_tasks: int, fingerprint=None, progress: bool = False, export=None):
     """(mean loss, per-task accuracies as a numpy array [num_tasks]).
 
     Args:
       num_tasks: how many tasks.
       fingerprint: a `records.TaskFingerprint` that every evaluated task is added to.
       progress: log tasks done, tasks/s and the ETA every PROGRESS_SECONDS.
+      export: a `tasks.TaskWriter` that every evaluated task is written to.
     """
     chunks_per_call = min(self._chunks_per_call, -(-num_tasks // self.chunk))
     losses, accuracies, done = [], [], 0
@@ -194,8 +205,9 @@ class Evaluator:
       wanted = min(num_tasks - done, chunks * self.chunk)
       losses.append(loss.numpy()[:chunks * self.chunk])
       accuracies.append(accuracy.numpy()[:wanted])
-      if fingerprint is not None:
-        fingerprint.update(rows.numpy()[:wanted])
+      for sink in (fingerprint, export):
+        if sink is not None:
+          sink.update(rows.numpy()[:wanted])
       done += wanted
       if progress and time.time() - last_report >= PROGRESS_SECONDS and done < num_tasks:
         last_report = time.time()
@@ -206,6 +218,15 @@ class Evaluator:
 
   def fingerprint(self):
     return records.TaskFingerprint(self.provider.keys_digest, *self.shape)
+
+
+def _given_chunks(rows: np.ndarray, chunk: int):
+  """A sampler of `rows` `[tasks, N, examples]` chunk after chunk, the last chunk filled up
+  with copies of the last task (scored, then dropped as the surplus of sampled chunks is)."""
+  surplus = -len(rows) % chunk
+  padded = np.concatenate([rows, np.repeat(rows[-1:], surplus, axis=0)])
+  chunks = iter(np.split(padded, len(padded) // chunk))
+  return lambda: tf.constant(next(chunks))
 
 
 # ---- Evaluating a method on a split: score, describe, record. ----
@@ -249,35 +270,62 @@ def trained_info(config_json, prefix: str, step, valid_accuracy, folder: str):
 
 
 def evaluate(method: Method, episodes: Episodes, configs: config_lib.Configs, split: str,
-             strategy=None, progress: bool = False) -> Result:
-  """`method` on the protocol's tasks of `split` ("test" or "val")."""
+             strategy=None, progress: bool = False,
+             given: Optional[tasks_lib.Tasks] = None, export=None) -> Result:
+  """`method` on the protocol's tasks of `split` ("test" or "val"), or on the `given` tasks
+  of that split (their number and shape); every task is also written to `export`
+  (a `tasks.TaskWriter`) if given."""
   outer = configs.outer
   provider, queries = episodes.split(split)
   shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
   batch_size = outer.metatest_batch_size if split == "test" else outer.metavalid_batch_size
   num_tasks = (outer.num_test_tasks if split == "test"
                else config_lib.NUM_VALID_BATCHES * outer.metavalid_batch_size)
+  if given is not None:
+    num_tasks, num_classes, shots, queries = given.shape
   start = time.time()
   evaluator = Evaluator(method.scores, provider, batch_size, num_classes, shots, queries,
-                        strategy)
+                        strategy, None if given is None else given.rows)
   fingerprint = evaluator.fingerprint()
-  _, accuracies = evaluator(num_tasks, fingerprint, progress)
+  _, accuracies = evaluator(num_tasks, fingerprint, progress, export)
   return Result(method, split, num_classes, shots, queries, accuracies,
                 fingerprint.hexdigest(), provider.embeddings_digest, time.time() - start)
 
 
+def data_labels(configs: config_lib.Configs):
+  """How a result names the run's and the evaluated data: by dataset name, with the crop and
+  then the folder where the names alone do not tell them apart."""
+  pair = (configs.data, configs.evaluated_data())
+  labels = [data_config.dataset_name for data_config in pair]
+  if pair[0].embedding_crop != pair[1].embedding_crop:
+    labels = [f"{label} {data_config.embedding_crop}" for label, data_config in zip(labels, pair)]
+  if labels[0] == labels[1]:
+    labels = [f"{label} at {data_config.data_path or 'the bundled data'}"
+              for label, data_config in zip(labels, pair)]
+  return labels
+
+
 def describe(result: Result, configs: config_lib.Configs) -> str:
-  """The line papers report, e.g. `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`."""
+  """The line papers report, e.g. `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`; on
+  other data than the run's, it names both (`meta-trained on icons (train), tested on glyphs
+  (test)`)."""
   method = result.method
+  meta_train = "train+val" if configs.data.train_on_val else "train"
+  trained_data, tested_data = data_labels(configs)
+  tested_on = f"tested on {tested_data} ({result.split})" if configs.cross_domain else ""
   if method.name in baselines.FITTED_BASELINES:
-    trained_on = "whitened on the meta-train classes, fitted on each task's support set"
+    trained_on = baselines.FITTED_FROM[method.name]
+    trained_on += f" of {trained_data} ({meta_train})" if tested_on else ""
+    trained_on += ", fitted on each task's support set"
   elif method.name != "leo":
     trained_on = "fitted on each task's support set"
   else:
-    trained_on = f"meta-trained on {'train+val' if configs.data.train_on_val else 'train'}"
+    trained_on = (f"meta-trained on {trained_data} ({meta_train})" if tested_on
+                  else f"meta-trained on {meta_train}")
     trained_shape = (method.trained["num_classes"], method.trained["num_tr_examples_per_class"])
     if trained_shape != (result.num_classes, result.shots):
       trained_on += f"; trained {trained_shape[0]}-way {trained_shape[1]}-shot"
+  trained_on += f"; {tested_on}" if tested_on else ""
   name = "Metatest" if result.split == "test" else "Metavalid"
   of_method = "" if method.name == "leo" else f" of {method.name}"
   accuracy, half_width = result.accuracy_and_ci95
@@ -287,9 +335,17 @@ def describe(result: Result, configs: config_lib.Configs) -> str:
 
 
 def record(result: Result, configs: config_lib.Configs, line: str, folder: str) -> str:
-  """Writes the result record into `<folder>/results/` and returns its path."""
+  """Writes the result record into `<folder>/results/` and returns its path.
+
+  `dataset_name` and `embedding_crop` name the data the tasks are drawn from; `tested_on` and
+  `meta_trained_on` (None for a baseline fitted on each task alone) say both data in full.
+  """
   accuracy, half_width = result.accuracy_and_ci95
-  data_config = configs.data
+  data_config = configs.evaluated_data()
+  learns = result.method.name == "leo" or result.method.name in baselines.FITTED_BASELINES
+  meta_trained_on = dict(
+      dataset_name=configs.data.dataset_name, embedding_crop=configs.data.embedding_crop,
+      data_path=configs.data.data_path, train_on_val=configs.data.train_on_val)
   return records.write_record(folder, dict(
       method=result.method.name, split=result.split, num_classes=result.num_classes,
       num_tr_examples_per_class=result.shots, queries_per_class=result.queries,
@@ -298,6 +354,10 @@ def record(result: Result, configs: config_lib.Configs, line: str, folder: str) 
       task_fingerprint=result.fingerprint, embeddings_digest=result.embeddings_digest,
       dataset_name=data_config.dataset_name, embedding_crop=data_config.embedding_crop,
       train_on_val=data_config.train_on_val, config=result.method.config_json,
+      tested_on=dict(dataset_name=data_config.dataset_name,
+                     embedding_crop=data_config.embedding_crop, data_path=data_config.data_path,
+                     split=result.split),
+      meta_trained_on=meta_trained_on if learns else None,
       trained=result.method.trained, summary=line, command=sys.argv,
       versions=runfolder.versions(), created=runfolder.now(),
       seconds=round(result.seconds, 2)))
@@ -312,10 +372,21 @@ def report(line: str, log=None):
 
 def evaluate_and_record(method: Method, episodes: Episodes, configs: config_lib.Configs,
                         split: str, strategy=None, folder: Optional[str] = None,
-                        log=None) -> Result:
-  """Evaluates; with a `folder` (the chief's), also prints the result line, copies it into
-  `log` and writes the record into `<folder>/results/`."""
-  result = evaluate(method, episodes, configs, split, strategy, progress=folder is not None)
+                        log=None, given: Optional[tasks_lib.Tasks] = None) -> Result:
+  """Evaluates (on the `given` tasks, if any); with a `folder` (the chief's), also prints the
+  result line, copies it into `log`, writes the record into `<folder>/results/` and, with
+  `--export_tasks`, the tasks to that file."""
+  export = None
+  if folder is not None and configs.run.export_tasks:
+    provider, _ = episodes.split(split)
+    export = tasks_lib.TaskWriter(configs.run.export_tasks, provider.split_data,
+                                  given.shots if given else
+                                  configs.outer.num_tr_examples_per_class)
+  result = evaluate(method, episodes, configs, split, strategy, folder is not None, given,
+                    export)
+  if export is not None:
+    export.close()
+    logging.info("Tasks written to %s", export.path)
   if folder is not None:
     line = describe(result, configs)
     report(line, log)
@@ -328,15 +399,18 @@ def evaluate_and_record(method: Method, episodes: Episodes, configs: config_lib.
 
 def check_model_shapes(config_json, configs: config_lib.Configs, embedding_dim: int,
                        saved_path: str):
-  """A model's variables fix its latent size and embedding size; N-way and K-shot are free."""
+  """A model's variables fix its latent size and embedding size; N-way and K-shot, and the
+  data, are free."""
   trained = config_json["inner_model_config"]["num_latents"]
   if trained != configs.inner.num_latents:
     raise utils.LeoError(f"--num_latents={configs.inner.num_latents} contradicts the model "
                          f"saved at {saved_path}, trained with num_latents={trained}")
   if config_json["embedding_dim"] != embedding_dim:
-    raise utils.LeoError(f"the embeddings are {embedding_dim}-d but the model saved at "
-                         f"{saved_path} was trained on {config_json['embedding_dim']}-d "
-                         "embeddings")
+    evaluated = (f" of --eval_dataset_name={configs.evaluated_data().dataset_name}"
+                 if configs.cross_domain else "")
+    raise utils.LeoError(f"the embeddings{evaluated} are {embedding_dim}-d but the model "
+                         f"saved at {saved_path} was trained on {config_json['embedding_dim']}-d "
+                         f"embeddings of {configs.data.dataset_name}")
 
 
 def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
@@ -348,7 +422,7 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   found = runfolder.find_checkpoint(configs.run.checkpoint_path)
   configs = configs.over_saved(found.config_json)
   split = configs.run.eval_split
-  episodes = Episodes(configs, need_train=False, eval_split=split)
+  configs, episodes, given = evaluated_episodes(configs)
   check_model_shapes(found.config_json, configs, episodes.embedding_dim, found.prefix)
   sizes.check(configs, episodes.embedding_dim)
   with strategy.scope():
@@ -365,7 +439,7 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
                   trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
                                found.folder))
   folder = runfolder.results_folder(found.folder) if distribute.is_chief(strategy) else None
-  return evaluate_and_record(method, episodes, configs, split, strategy, folder)
+  return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
 
 
 def restore(leo, found: runfolder.FoundCheckpoint, path: str) -> runfolder.FoundCheckpoint:
@@ -398,10 +472,15 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
   shape and seed give the same task fingerprint); its record goes to --checkpoint_path."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   split, name = configs.run.eval_split, configs.run.baseline
-  episodes = Episodes(configs, need_train=False, eval_split=split)
+  configs, episodes, given = evaluated_episodes(configs)
   sizes.check(configs, episodes.embedding_dim)
-  if name in baselines.FITTED_BASELINES:  # Fitted on the meta-train classes first.
+  if name in baselines.FITTED_BASELINES:  # Fitted on the run's meta-train classes first.
     train = data.load_split(configs.data, data.MetaSplit.TRAIN)
+    if train.embedding_dim != episodes.embedding_dim:
+      raise utils.LeoError(f"--baseline={name} learns from {train.embedding_dim}-d embeddings "
+                           f"of {configs.data.dataset_name}, but the evaluated ones of "
+                           f"--eval_dataset_name={configs.evaluated_data().dataset_name} are "
+                           f"{episodes.embedding_dim}-d")
     baseline = baselines.FITTED_BASELINES[name](train.embeddings, train.rows_by_class)
   else:
     baseline = baselines.BASELINES[name]
@@ -411,4 +490,21 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
     runfolder.prepare(folder)
   method = Method(name, GatheredScores(lambda batch: (tf.constant(0.0), baseline(batch))),
                   configs.to_json(episodes.embedding_dim))
-  return evaluate_and_record(method, episodes, configs, split, strategy, folder)
+  return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
+
+
+def evaluated_episodes(configs: config_lib.Configs):
+  """(configs, Episodes of the evaluated data's `--eval_split`, the `--tasks` file's tasks or
+  None); with a tasks file, the configs hold its task shape, so a model is built for it."""
+  split = configs.run.eval_split
+  episodes = Episodes(configs, need_train=False, eval_split=split,
+                      data_config=configs.evaluated_data())
+  if not configs.run.tasks:
+    return configs, episodes, None
+  provider, _ = episodes.split(split)
+  given = tasks_lib.read_tasks(configs.run.tasks, provider.split_data, provider.path)
+  _, num_classes, shots, queries = given.shape
+  outer = dataclasses.replace(configs.outer, num_classes=num_classes,
+                              num_tr_examples_per_class=shots,
+                              num_eval_examples_per_class=queries)
+  return dataclasses.replace(configs, outer=outer), episodes, given

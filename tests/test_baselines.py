@@ -122,3 +122,31 @@ def test_the_fitted_baseline_whitens_the_embeddings_as_episodes_hold_them():
                                embeddings=embeddings)
   instance = provider.get_instance(num_classes=5, tr_size=1, val_size=2)
   np.testing.assert_allclose(np.linalg.norm(instance.tr_input.numpy(), axis=-1), 1, rtol=1e-6)
+
+
+def test_simpleshot_centres_normalises_and_takes_the_nearest_centroid_by_hand():
+  """Mean m = [1, 0]. Class 0's support [2, 1], [2, -1] centres to [1, 1], [1, -1], unit
+  [.71, .71], [.71, -.71]: centroid c0 = [.71, 0]. Class 1's [1, 2], [0, 1] centres to
+  [0, 2], [-1, 1], unit [0, 1], [-.71, .71]: c1 = [-.35, .85]. Query [0, -1] -> unit
+  [-.71, -.71]: squared distances 2.50 to c0, 2.56 to c1: class 0 (the cosine to the
+  normalised centroids would say 1). Query [1, .5] -> [0, 1]: 1.50 to c0, 0.15 to c1: class 1
+  (plain nearest centroid, uncentred, says 0). Query [-1, -1] -> [-.89, -.45]: 2.63 to c0,
+  2.06 to c1: class 1."""
+  support = [[[[2, 1], [2, -1]], [[1, 2], [0, 1]]]] * 2
+  queries = [[[[0, -1]], [[1, 0.5]]],   # Both right.
+             [[[1, 0.5]], [[-1, -1]]]]  # Class 0's query goes to class 1.
+  problem = _problem(support, queries)
+  np.testing.assert_array_equal(baselines.simpleshot(np.array([1.0, 0.0]))(problem).numpy(),
+                                [1.0, 0.5])
+  np.testing.assert_array_equal(baselines.nearest_centroid(problem).numpy(), [0.5, 0.5])
+
+
+def test_the_fitted_simpleshot_centres_on_the_mean_of_the_normalised_meta_train_rows():
+  rng = np.random.default_rng(6)
+  stored = rng.normal(size=(40, 4)) * rng.uniform(1, 10, size=(40, 1))
+  rows = [np.arange(10 * c, 10 * c + 10) for c in range(4)]
+  problem = _problem(rng.normal(size=(3, 5, 2, 4)), rng.normal(size=(3, 5, 4, 4)))
+  mean = (stored / np.linalg.norm(stored, axis=1, keepdims=True)).mean(axis=0)
+  np.testing.assert_array_equal(
+      baselines.FITTED_BASELINES["simpleshot"](stored, rows)(problem).numpy(),
+      baselines.simpleshot(mean)(problem).numpy())

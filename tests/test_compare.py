@@ -346,3 +346,26 @@ def test_a_record_trained_across_several_commits_is_marked(tmp_path):
   assert "2 commits" in " ".join(rows["R2"]) and "commits" not in " ".join(rows["R1"])
   assert ("R2 was trained across 2 leo commits (aaaaaaaaaaaa, bbbbbbbbbbbb): a run made in one "
           "piece at one commit may differ from it in the last digits.") in text
+
+
+def test_plot_has_a_paired_panel_against_the_baseline_and_its_validation_level(
+    tmp_path, monkeypatch):
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  study(tmp_path)
+  write_record(tmp_path / "baselines-val", "nearest_centroid", 0, (0.61, 0.63), split="val")
+  (tmp_path / "leo-seed0" / "validations.jsonl").write_text(
+      "".join(json.dumps({"step": step, "accuracy": 0.5 + step / 10000}) + "\n"
+              for step in (0, 500, 1000)))
+  figures = []
+  monkeypatch.setattr(pyplot, "close", figures.append)
+  records = compare.load_records([str(tmp_path)])
+  compare.plot(str(tmp_path / "study.png"), compare.find_runs([str(tmp_path)]), records)
+  curves, accuracies, paired = figures[0].axes
+  assert paired.get_title() == "Paired difference from nearest centroid"
+  # LEO − nearest centroid in seeds 0, 1, 2: +5, +6, +7 points.
+  (x, _), = paired.lines[0].get_xydata()
+  assert x == pytest.approx(6.0)
+  assert [label.get_text() for label in paired.get_yticklabels()] == ["leo, 5-way 1-shot, 3 seeds"]
+  levels = [line.get_ydata()[0] for line in curves.lines if line.get_linestyle() != "-"]
+  assert levels == [pytest.approx(62.0)]  # The baseline's validation accuracy, as a line.
+  assert accuracies.get_title() == "Meta-test accuracy, 95% CI"

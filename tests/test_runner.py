@@ -309,7 +309,8 @@ def test_a_checkpoint_with_another_latent_size_is_refused(trained):
     ("nearest_centroid", "fitted on each task's support set"),
     ("logistic_regression", "fitted on each task's support set"),
     ("whitened_nearest_centroid",
-     "whitened on the meta-train classes, fitted on each task's support set")])
+     "whitened on the meta-train classes, fitted on each task's support set"),
+    ("simpleshot", "centred on the meta-train mean, fitted on each task's support set")])
 def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline, fitted):
   result = run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}", *TINY,
                f"--baseline={baseline}")
@@ -320,3 +321,81 @@ def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline, fitt
   record = _record(str(tmp_path), f"{baseline}-test-5way1shot-q19-t20-seed0.json")
   assert record["method"] == baseline and record["num_tasks"] == 20
   assert record["trained"] is None and len(record["task_accuracies"]) == 20
+
+
+# ---- Other data than the run's, and portable tasks. ----
+
+def test_a_model_tested_on_other_data_names_both_and_another_size_is_one_line(trained,
+                                                                               tmp_path):
+  run_dir, _ = trained
+  other = fixtures.make_dataset(str(tmp_path / "other"), dataset_name="other", dim=16, seed=7)
+  result = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", f"--eval_data_path={other}",
+               "--eval_dataset_name=other", "--num_test_tasks=20")
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = result.stdout.strip().splitlines()[-1]
+  assert line.endswith("meta-trained on tiny (train); tested on other (test))")
+  record = _record(run_dir, next(name for name in os.listdir(os.path.join(run_dir, "results"))
+                                 if "other" in json.load(open(os.path.join(
+                                     run_dir, "results", name)))["summary"]))
+  assert record["dataset_name"] == "other" and record["tested_on"]["data_path"] == other
+  assert record["meta_trained_on"]["dataset_name"] == "tiny"
+  assert record["config"]["data_config"]["dataset_name"] == "tiny"
+  in_domain = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", "--num_test_tasks=20")
+  assert "tested on" not in in_domain.stdout.strip().splitlines()[-1]
+  wide = fixtures.make_dataset(str(tmp_path / "wide"), dataset_name="wide", dim=24)
+  error = _one_line_error(run(f"--checkpoint_path={run_dir}", "--evaluation_mode",
+                              f"--eval_data_path={wide}", "--eval_dataset_name=wide"))
+  assert "the embeddings of --eval_dataset_name=wide are 24-d" in error
+  assert "trained on 16-d embeddings of tiny" in error
+
+
+def _fingerprint_of_file(path, data_path):
+  """The task fingerprint of a tasks file's tasks, computed here from its keys."""
+  import config as config_lib  # pylint: disable=g-import-not-at-top
+  import data  # pylint: disable=g-import-not-at-top
+  import records  # pylint: disable=g-import-not-at-top
+  import tasks  # pylint: disable=g-import-not-at-top
+  provider = data.DataProvider("test", config_lib.DataConfig(data_path=data_path,
+                                                             dataset_name="tiny"))
+  given = tasks.read_tasks(path, provider.split_data, provider.path)
+  fingerprint = records.TaskFingerprint(provider.keys_digest, *given.shape[1:])
+  fingerprint.update(given.rows)
+  return fingerprint.hexdigest(), given
+
+
+def test_exported_tasks_are_the_fingerprinted_ones_and_evaluate_again_from_the_file(
+    trained, dataset, tmp_path):
+  run_dir, _ = trained
+  exported = tmp_path / "tasks.jsonl"
+  first = run(f"--checkpoint_path={run_dir}/model.ckpt-6", "--evaluation_mode",
+              "--num_test_tasks=25", "--num_eval_examples_per_class=4",
+              f"--export_tasks={exported}")
+  assert first.returncode == 0, first.stderr[-3000:]
+  name = "leo-test-5way1shot-q4-t25-seed0-step6.json"
+  record = _record(run_dir, name)
+  lines = [json.loads(line) for line in exported.read_text().splitlines()]
+  assert len(lines) == 25 and len(lines[0]["classes"]) == 5
+  assert [len(keys) for keys in lines[0]["support"] + lines[0]["query"]] == [1] * 5 + [4] * 5
+  fingerprint, _ = _fingerprint_of_file(str(exported), dataset)
+  assert fingerprint == record["task_fingerprint"]
+  # Evaluated from the file (with flags of another shape and seed: the file's tasks win).
+  again = run(f"--checkpoint_path={run_dir}/model.ckpt-6", "--evaluation_mode",
+              f"--tasks={exported}", "--seed=3", "--num_classes=3")
+  assert again.returncode == 0, again.stderr[-3000:]
+  replayed = _record(run_dir, "leo-test-5way1shot-q4-t25-seed3-step6.json")
+  assert replayed["task_fingerprint"] == record["task_fingerprint"]
+  assert replayed["task_accuracies"] == record["task_accuracies"]
+  baseline = run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}", *TINY,
+                 "--baseline=nearest_centroid", f"--tasks={exported}")
+  assert baseline.returncode == 0, baseline.stderr[-3000:]
+  assert _record(str(tmp_path), "nearest_centroid-test-5way1shot-q4-t25-seed0.json")[
+      "task_fingerprint"] == record["task_fingerprint"]
+
+
+def test_a_tasks_file_naming_an_unknown_image_is_one_line(dataset, tmp_path):
+  bad = tmp_path / "tasks.jsonl"
+  bad.write_text(json.dumps({"classes": ["n00002000", "n00002001"],
+                             "support": [["nothing"], ["x"]], "query": [["y"], ["z"]]}) + "\n")
+  error = _one_line_error(run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}/b",
+                              *TINY, "--baseline=nearest_centroid", f"--tasks={bad}"))
+  assert f"--tasks={bad}: line 1: key 'nothing' is not in the split" in error

@@ -4,7 +4,8 @@
     python -m tools.compare runs/                        # every record under runs/
     python -m tools.compare runs/ --output=RESULTS.md    # the same table, also written there
     python -m tools.compare runs/ --pair=R1,R4           # ask about two rows (or record files)
-    python -m tools.compare runs/ --plot=study.png       # validation curves and test accuracies
+    python -m tools.compare runs/ --plot=study.png       # validation curves, test accuracies and
+                                                         # paired differences from a baseline
     python -m tools.compare runs/ --reference=           # pair any two records on equal tasks
 
 Rows, in this order for each evaluated setting (split, N-way K-shot, queries, tasks):
@@ -161,7 +162,7 @@ def setting(record: Record) -> tuple:
   """What an evaluation measured apart from the method: rows are grouped by it."""
   fields = record.fields
   return (fields["split"], fields["num_classes"], fields["num_tr_examples_per_class"],
-          fields["queries_per_class"], fields["num_tasks"])
+          fields["queries_per_class"], fields["num_tasks"], fields.get("dataset_name"))
 
 
 # What a baseline's result depends on in its record's config: the model's sections there are
@@ -206,7 +207,7 @@ def _percent(value: float, signed: bool = False) -> str:
   return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
-def _interval(mean: float, half_width: float, signed: bool = False) -> str:
+def interval(mean: float, half_width: float, signed: bool = False) -> str:
   return f"{_percent(mean, signed)} ± {100 * half_width:.2f}"
 
 
@@ -219,10 +220,22 @@ def _shape(fields: dict) -> str:
   return f"{fields['num_classes']}-way {fields['num_tr_examples_per_class']}-shot"
 
 
+def _meta_trained_elsewhere(fields: dict) -> str:
+  """"cross-domain from <data>" for a record tested on other data than it learnt from, else
+  ""."""
+  learnt, tested = fields.get("meta_trained_on"), fields.get("tested_on")
+  if not learnt or not tested or all(learnt[key] == tested[key] for key in
+                                     ("dataset_name", "embedding_crop", "data_path")):
+    return ""
+  return f"cross-domain from {learnt['dataset_name']}"
+
+
 def _trained(fields: dict) -> str:
-  """LEO's checkpoint step, and its training shape where it differs from the evaluated one."""
+  """LEO's checkpoint step, its training shape where it differs from the evaluated one, and
+  its meta-training data where they are not the evaluated data."""
   trained = fields.get("trained") or {}
   parts = [f"step {trained['step']}"] if trained.get("step") is not None else []
+  parts += [_meta_trained_elsewhere(fields)] if _meta_trained_elsewhere(fields) else []
   if "num_classes" in trained and (trained["num_classes"], trained.get(
       "num_tr_examples_per_class")) != (fields["num_classes"],
                                         fields["num_tr_examples_per_class"]):
@@ -319,13 +332,13 @@ def _record_row(record: Record, ids: Dict[str, str]) -> list:
   checkpoint = ", ".join([_trained(fields)] * bool(_trained(fields))
                          + [f"{commits} commits"] * (commits > 1))
   return [ids[record.path], "record", fields["method"], *_setting_cells(record),
-          fields["seed"], checkpoint, _interval(fields["accuracy"], fields["ci95"]), ""]
+          fields["seed"], checkpoint, interval(fields["accuracy"], fields["ci95"]), ""]
 
 
 def _pair_row(a: Record, b: Record, ids: Dict[str, str]) -> list:
   return [f"{ids[a.path]} − {ids[b.path]}", "paired",
           f"{a.fields['method']} − {b.fields['method']}", *_setting_cells(a), a.fields["seed"],
-          "", _interval(*paired_difference(a, b), signed=True), ""]
+          "", interval(*paired_difference(a, b), signed=True), ""]
 
 
 def _seed_row(group: List[Record], ids: Dict[str, str]) -> list:
@@ -335,7 +348,7 @@ def _seed_row(group: List[Record], ids: Dict[str, str]) -> list:
           group[0].fields["method"], *_setting_cells(group[0], len(group)),
           ", ".join(str(record.fields["seed"]) for record in group),
           ", ".join(f"trained {shape}" for shape in sorted(trained_shapes) if shape),
-          _interval(*t_interval(accuracies)), _spread(accuracies)]
+          interval(*t_interval(accuracies)), _spread(accuracies)]
 
 
 def _paired_over_seeds(first: List[Record], second: List[Record],
@@ -356,7 +369,7 @@ def _paired_over_seeds(first: List[Record], second: List[Record],
          f"{first[0].fields['method']} − {second[0].fields['method']}",
          *_setting_cells(first[0], len(matched)),
          ", ".join(str(a.fields["seed"]) for a, _ in matched), "",
-         _interval(*t_interval(differences), signed=True), _spread(differences, signed=True)]
+         interval(*t_interval(differences), signed=True), _spread(differences, signed=True)]
   return row, note
 
 
@@ -495,6 +508,46 @@ def _test_entries(records: Sequence[Record], reference: str) -> List[_Entry]:
           if repeated[entry.label] > 1 else entry for entry in entries]
 
 
+def _paired_entries(records: Sequence[Record], reference: str, against: str) -> List[_Entry]:
+  """The forest panel's points: each test-split method (a seed group, or a lone record) minus
+  `against` on identical tasks: over seeds, the t interval of the per-seed differences; for
+  one seed, the paired interval over its tasks."""
+  ordered = _order([record for record in records if record.fields["split"] == "test"],
+                   reference)
+  ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
+  baseline_on = {record.fields["task_fingerprint"]: record for record in ordered
+                 if record.fields["method"] == against}
+  entries = []
+  for group in group_by_seed([record for record in ordered
+                              if record.fields["method"] != against]):
+    pairs = [(record, baseline_on[record.fields["task_fingerprint"]]) for record in group
+             if record.fields["task_fingerprint"] in baseline_on]
+    seeds = {a.fields["seed"] for a, _ in pairs}
+    if not pairs or (len(pairs) > 1 and len(seeds) < len(pairs)):  # A seed twice: no pooling.
+      continue
+    fields = pairs[0][0].fields
+    mean, half_width = (t_interval([a.fields["accuracy"] - b.fields["accuracy"]
+                                    for a, b in pairs])
+                        if len(pairs) > 1 else paired_difference(*pairs[0]))
+    label = (f"{fields['method'].replace('_', ' ')}, {_shape(fields)}, "
+             + (f"{len(pairs)} seeds" if len(pairs) > 1 else f"seed {fields['seed']}"))
+    entries.append(_Entry(label, mean, half_width, setting(pairs[0][0]),
+                          ",".join(ids[a.path] for a, _ in pairs)))
+  return entries
+
+
+def _validation_levels(records: Sequence[Record]) -> Dict[str, float]:
+  """{label: accuracy} of the baselines' validation records (a mean over their seeds): the
+  level a LEO run's validation curve has to rise above."""
+  levels = collections.defaultdict(list)
+  for record in records:
+    fields = record.fields
+    if fields["split"] == "val" and fields["method"] != "leo":
+      levels[f"{fields['method'].replace('_', ' ')}, {_shape(fields)}"].append(
+          fields["accuracy"])
+  return {label: float(np.mean(values)) for label, values in sorted(levels.items())}
+
+
 def _run_labels(runs: Sequence[str]) -> List[str]:
   """Runs named below their common folder: "seed0", not "../../runs/study/seed0"."""
   absolute = [os.path.abspath(run) for run in runs]
@@ -503,17 +556,23 @@ def _run_labels(runs: Sequence[str]) -> List[str]:
           for run in absolute]
 
 
-def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: str = "leo"):
-  """Writes one figure: validation accuracy against step (left), test accuracies (right)."""
+def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: str = "leo",
+         against: str = "nearest_centroid"):
+  """Writes one figure: validation accuracy against step, with the baselines' validation
+  accuracy as lines (left); test accuracies (middle); each method's paired difference from
+  `against` on identical test tasks, a forest plot (right). A panel with nothing to show is
+  left out."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   curves = {run: validation_curve(run) for run in runs}
   curves = {run: curve for run, curve in curves.items() if curve}
   entries = _test_entries(records, reference)
+  paired = _paired_entries(records, reference, against)
   if not curves and not entries:
     raise utils.LeoError(f"--plot={path}: no validation curve and no test record to plot")
-  widths = [5.5] * bool(curves) + [max(4.0, 1.3 * len(entries))] * bool(entries)
+  widths = ([5.5] * bool(curves) + [max(4.0, 1.3 * len(entries))] * bool(entries)
+            + [6.5] * bool(paired))
   figure, axes = pyplot.subplots(1, len(widths), figsize=(sum(widths), 4.2), squeeze=False,
                                  width_ratios=widths)
   axes = list(axes[0])
@@ -522,6 +581,10 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
     for label, curve in zip(_run_labels(list(curves)), curves.values()):
       curve_axes.plot(list(curve), [100 * value for value in curve.values()], marker="o",
                       markersize=3, linewidth=1.5, label=label)
+    for (label, level), style in zip(_validation_levels(records).items(),
+                                     (":", "--", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (5, 1)))):
+      curve_axes.axhline(100 * level, color="grey", linestyle=style, linewidth=1.2,
+                         label=f"{label} (val)")
     curve_axes.set(xlabel="training step", ylabel="validation accuracy (%)",
                    title="Meta-validation accuracy")
     curve_axes.grid(alpha=0.3)
@@ -541,6 +604,17 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
     test_axes.set_xlim(-0.6, len(entries) - 0.4)
     test_axes.set(ylabel="test accuracy (%)", title="Meta-test accuracy, 95% CI")
     test_axes.grid(axis="y", alpha=0.3)
+  if paired:
+    paired_axes = axes.pop(0)
+    positions = list(range(len(paired)))[::-1]  # The first entry on top, as the table's.
+    paired_axes.errorbar([100 * entry.mean for entry in paired], positions,
+                         xerr=[100 * entry.half_width for entry in paired], fmt="o",
+                         capsize=4, markersize=5, color="black")
+    paired_axes.axvline(0, color="grey", linewidth=1)  # Left of it, the baseline is better.
+    paired_axes.set_yticks(positions, [entry.label for entry in paired], fontsize="small")
+    paired_axes.set(xlabel="test accuracy difference (points), 95% CI",
+                    title=f"Paired difference from {against.replace('_', ' ')}")
+    paired_axes.grid(axis="x", alpha=0.3)
   figure.tight_layout()
   image_format = os.path.splitext(path)[1][1:] or "png"
   write_atomically("plot", path, lambda temporary: figure.savefig(temporary, dpi=150,
@@ -591,7 +665,7 @@ def main(argv):
       _check_writable(flag, values[flag].value)
     records = load_records(paths)
     if values.plot:
-      plot(values.plot, find_runs(paths), records, values.reference)
+      plot(values.plot, find_runs(paths), records, values.reference, values.plot_against)
     if not records:
       if values.plot:
         return
@@ -611,5 +685,8 @@ if __name__ == "__main__":
   flags.DEFINE_string("reference", "leo", "Method every pair is taken against ('' pairs all).")
   flags.DEFINE_multi_string("pair", [], "Two rows (R1,R4) or record files to pair or explain.")
   flags.DEFINE_string("output", None, "Also write the table to this file (e.g. RESULTS.md).")
-  flags.DEFINE_string("plot", None, "Write the figure (validation curves, test accuracies).")
+  flags.DEFINE_string("plot", None, "Write the figure (validation curves, test accuracies, "
+                      "paired differences from --plot_against).")
+  flags.DEFINE_string("plot_against", "nearest_centroid", "The baseline the figure's paired "
+                      "panel takes every other method's test records against.")
   app.run(main)
