@@ -1,30 +1,31 @@
 #!/usr/bin/env bash
 # RESULTS.md's "When LEO helps", from the committed result records: one row per data setting
-# (tools/helps.py) into results/when_leo_helps.md, and the figure of the icons 1-shot study
-# with its paired panel (tools/compare.py --plot). Usage: bash results/when.sh
+# and task shape (tools/helps.py) into results/when_leo_helps.md, and the figures of icons
+# and glyphs (icons backbone), 1-shot, with their paired panels (tools/compare.py --plot).
+# Usage: bash results/when.sh
 set -euo pipefail
 python=${PYTHON:-python}
 cd "$(dirname "$0")/.."
 # The records of the given files and folders, comma-separated, as tools/helps.py takes them.
 join() { local IFS=,; echo "$*"; }
-rows=(
-  "icons (in-domain)=$(join results/icons_1shot/tuned6000-seed* results/icons_1shot/baselines)"
-  "icons (in-domain)=$(join results/icons_5shot/tuned-seed* results/icons_5shot/baselines)"
-  "glyphs, icons backbone (another domain)=$(join results/glyphs_1shot/shipped-leo-seed* \
-    results/glyphs_1shot/shipped-baselines)"
-  "glyphs, own backbone=$(join results/glyphs_1shot/own-leo-seed* \
-    results/glyphs_1shot/own-baselines)"
+rows=()
+for shots in 1 5; do
+  icons=(results/icons_${shots}shot/tuned6000-seed*)
+  [[ -e ${icons[0]} ]] || icons=(results/icons_${shots}shot/tuned-seed*)  # 5-shot's preset.
+  rows+=("icons (in-domain)=$(join "${icons[@]}" results/icons_${shots}shot/baselines)")
+  for embedding in shipped own; do
+    leo=(results/glyphs_${shots}shot/$embedding-leo-seed*)
+    [[ -e ${leo[0]} ]] || continue
+    label="glyphs, icons backbone (another domain)"
+    [[ $embedding == own ]] && label="glyphs, own backbone"
+    rows+=("$label=$(join "${leo[@]}" results/glyphs_${shots}shot/$embedding-baselines)")
+  done
   # A model meta-trained on icons, and baselines fitted on icons, tested on glyphs (icons
   # backbone); nearest centroid and logistic regression fit each task alone: the glyphs'.
-  "icons -> glyphs (cross-domain)=$(join results/cross_1shot/icons-model-on-glyphs \
-    results/cross_1shot/icons-baselines \
-    results/glyphs_1shot/shipped-baselines/results/{nearest_centroid,logistic_regression}-*)"
-)
-for shots in 5; do
-  [[ -e results/cross_${shots}shot/icons-model-on-glyphs ]] || continue
-  rows+=("icons -> glyphs (cross-domain)=$(join results/cross_${shots}shot/icons-model-on-glyphs \
-    results/cross_${shots}shot/icons-baselines \
-    results/glyphs_${shots}shot/shipped-baselines/results/{nearest_centroid,logistic_regression}-*)")
+  cross=results/cross_${shots}shot
+  [[ -e $cross/icons-model-on-glyphs ]] || continue
+  rows+=("icons -> glyphs (cross-domain)=$(join $cross/icons-model-on-glyphs \
+    $cross/icons-baselines results/glyphs_${shots}shot/shipped-baselines/results/{nearest_centroid,logistic_regression}-*)")
 done
 "$python" -m tools.helps "${rows[@]}" > results/when_leo_helps.md
 "$python" -m tools.compare results/icons_1shot/tuned6000-seed* results/icons_1shot/baselines \

@@ -49,20 +49,21 @@ def _accuracy(group: Sequence[compare.Record]) -> Tuple[float, float]:
 
 
 def _difference(leo: Sequence[compare.Record], baseline: Sequence[compare.Record]):
-  """(mean, half-width, seeds) of LEO − baseline over the seeds on identical tasks."""
+  """(mean, half-width, the paired LEO records) of LEO − baseline over the seeds on identical
+  tasks; None if no seed of theirs is on identical tasks."""
   on_tasks = {record.fields["task_fingerprint"]: record for record in baseline}
   pairs = [(record, on_tasks[record.fields["task_fingerprint"]]) for record in leo
            if record.fields["task_fingerprint"] in on_tasks]
   if not pairs:
     return None
   if len(pairs) == 1:
-    return (*compare.paired_difference(*pairs[0]), 1)
+    return (*compare.paired_difference(*pairs[0]), [pairs[0][0]])
   return (*compare.t_interval([a.fields["accuracy"] - b.fields["accuracy"]
-                               for a, b in pairs]), len(pairs))
+                               for a, b in pairs]), [a for a, _ in pairs])
 
 
-def _seeds(count: int) -> str:
-  return f"{count} seeds" if count > 1 else "seed 0" if count else ""
+def _seeds(group: Sequence[compare.Record]) -> str:
+  return f"{len(group)} seeds" if len(group) > 1 else f"seed {group[0].fields['seed']}"
 
 
 def row(label: str, paths: Sequence[str]) -> List[str]:
@@ -73,7 +74,7 @@ def row(label: str, paths: Sequence[str]) -> List[str]:
   leo = by_method["leo"]
   fields = leo[0].fields
   cells = [label, compare._shape(fields),  # pylint: disable=protected-access
-           f"{compare.interval(*_accuracy(leo))} ({_seeds(len(leo))})"]
+           f"{compare.interval(*_accuracy(leo))} ({_seeds(leo)})"]
   best, verdict = None, ""
   for method in METHODS[1:]:
     group = by_method.get(method)
@@ -82,7 +83,8 @@ def row(label: str, paths: Sequence[str]) -> List[str]:
       continue
     accuracy = _accuracy(group)
     difference = _difference(leo, group)
-    cell = compare.interval(*accuracy)
+    cell = compare.interval(*accuracy) + (f" ({_seeds(group)})" if len(group) != len(leo)
+                                          else "")
     if difference:
       cell += (f"; LEO − it {compare.interval(*difference[:2], signed=True)} "
                f"({_seeds(difference[2])})")
