@@ -203,10 +203,10 @@ def main(argv):
     if not storage.exists(storage.join(values.run, runfolder.CONFIG_FILE)):
       raise utils.LeoError(f"--run={values.run}: expected a run folder (with "
                            f"{runfolder.CONFIG_FILE})")
-    results = inspect(values.run, values.tasks, log=lambda line: None)
+    results = inspect(values.run, values.num_tasks, log=lambda line: None)
     configs = configs_of_run(values.run)
     text = (f"# What meta-training changed: {values.run}\n\n"
-            f"`python -m tools.inspect_leo --run={values.run} --tasks={values.tasks}`\n\n"
+            f"`python -m tools.inspect_leo --run={values.run} --num_tasks={values.num_tasks}`\n\n"
             + table(results, configs.inner.num_latents, results and len(
                 results[0].finetuning_lr)))
   except utils.LeoError as e:
@@ -219,6 +219,7 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.DEFINE_string("run", None, "A runner.py run folder.", required=True)
-  flags.DEFINE_integer("tasks", 500, "Validation and training tasks per checkpoint.")
+  # Not --tasks: config.py's --tasks names a file of tasks for the runner.
+  flags.DEFINE_integer("num_tasks", 500, "Validation and training tasks per checkpoint.")
   flags.DEFINE_string("output", None, "Also write the tables to this file.")
   app.run(main)
