@@ -382,6 +382,7 @@ class Checkpoints:
     """Writes, commits and returns the checkpoint of `step`."""
     name = f"{CHECKPOINT_NAME}-{step}"
     prefix = storage.join(self.folder, name)
+    storage.makedirs(self.folder)  # A worker's scratch folder is made by its first save.
     write_checkpoint(self.checkpoint, prefix)
     names = [n for n in self.committed() if n != name] + [name]
     self._write_state(names[-self.keep:])
