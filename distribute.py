@@ -10,6 +10,7 @@ computed on one device.
 import os
 from typing import Tuple
 
+from absl import logging
 import tensorflow as tf
 
 import config as config_lib
@@ -51,10 +52,17 @@ def threads_line(configs: config_lib.Configs = None) -> str:
 
 
 def configure_threads(configs: config_lib.Configs = None):
-  """Sets TF's intra-op threads; call it before any op runs."""
+  """Sets TF's intra-op threads. TF fixes them when its first op runs, so a command in a
+  process that ran ops before (a notebook's second command, the tests) keeps the threads it
+  finds, with a warning if they are not the chosen ones."""
   threads, _ = choose_threads(configs)
   if threads:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(threads)
+    except RuntimeError:  # TF refuses only another number than its own.
+      logging.warning("Intra-op threads: TF runs with %s already (fixed at its first op), not "
+                      "the %d chosen", tf.config.threading.get_intra_op_parallelism_threads()
+                      or "its default", threads)
 
 
 def make_strategy(name: str):

@@ -3,11 +3,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import inprocess
 from tools import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,8 +50,9 @@ def write_record(folder, method="leo", seed=0, task_accuracies=(0.8, 0.6), tasks
 
 
 def run_compare(*args):
-  return subprocess.run([sys.executable, "-m", "tools.compare", *map(str, args)], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120, check=False)
+  """`python -m tools.compare *args`, run in this process."""
+  return inprocess.run(compare.main, "tools/compare.py", *args,
+                       define_flags=compare.define_flags, cwd=ROOT)
 
 
 def rows_of(text):

@@ -6,19 +6,24 @@ import json
 import os
 import struct
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import data
+import inprocess
 from tools import embed_images
 from tools import image_folder
 from tools import pretrain_embeddings as pe
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _embed_images(*flags):
+  """`python -m tools.embed_images *flags`, run in this process."""
+  return inprocess.run(embed_images.main, "tools/embed_images.py", *flags,
+                       define_flags=embed_images.define_flags, cwd=REPO_ROOT)
 
 
 def _write_png(path, pixels):
@@ -117,9 +122,8 @@ def test_a_failed_embedding_leaves_no_split_file_behind(tmp_path):
   images = _image_folder(str(tmp_path / "mine"), num_classes=15, per_class=1)
   os.symlink(str(tmp_path / "gone"), os.path.join(images, ".hidden-link"))  # Unreadable.
   output_root = tmp_path / "emb"
-  done = subprocess.run([sys.executable, "-m", "tools.embed_images", f"--images={images}",
-                         f"--output_root={output_root}", "--dataset_name=mine"],
-                        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  done = _embed_images(f"--images={images}", f"--output_root={output_root}",
+                       "--dataset_name=mine")
   assert done.returncode == 2 and "Traceback" not in done.stderr
   assert done.stderr.strip().splitlines()[-1] == (
       f"embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
@@ -204,10 +208,9 @@ def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path):
   _, _, paths = _pretrained(tmp_path)
   backbone_path = os.path.join(os.path.dirname(paths["train"]), pe.BACKBONE_FILE)
   images = _image_folder(str(tmp_path / "mine"), num_classes=16, per_class=3, seed=1)
-  command = [sys.executable, "-m", "tools.embed_images", f"--images={images}",
-             f"--backbone={backbone_path}", f"--output_root={tmp_path / 'emb'}",
-             "--dataset_name=mine"]
-  done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  command = [f"--images={images}", f"--backbone={backbone_path}",
+             f"--output_root={tmp_path / 'emb'}", "--dataset_name=mine"]
+  done = _embed_images(*command)
   assert done.returncode == 0, done.stderr
   folder = tmp_path / "emb" / "mine" / "center"
   split = json.loads((folder / embed_images.SPLIT_FILE).read_text())
@@ -221,8 +224,7 @@ def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path):
   assert record["classes_the_backbone_saw"] == [f"class{i}" for i in range(6)]
   assert "the backbone was trained on classes with the ids of 6 of yours" in done.stderr
 
-  bad = subprocess.run(command[:-1] + ["--dataset_name=mine2", f"--images={tmp_path / 'no'}"],
-                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  bad = _embed_images(*command[:-1], "--dataset_name=mine2", f"--images={tmp_path / 'no'}")
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
       f"embed_images: error: {tmp_path / 'no'}: not a readable .npz of images and labels, "

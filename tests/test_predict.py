@@ -4,8 +4,6 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,10 +13,13 @@ import config
 import data
 import evaluation
 import fixtures
+import inprocess
 import model
+import predict
 import prediction
 import records
 import runfolder
+import runner
 import utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,9 +67,11 @@ def _leo(found, num_classes, shots):
 
 
 def _run(script, *flags, tmp_path):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp_path))
-  return subprocess.run([sys.executable, os.path.join(ROOT, script), *flags],
-                        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+  """`python script *flags` (predict.py or runner.py) with TMPDIR=tmp_path, in this process."""
+  main, define_flags = {"predict.py": (predict.main, predict.define_flags),
+                        "runner.py": (runner.main, None)}[script]
+  return inprocess.run(main, os.path.join(ROOT, script), *flags, define_flags=define_flags,
+                       cwd=ROOT, env={"TMPDIR": str(tmp_path)})
 
 
 # ---- predict.py and the Python function. ----

@@ -1,4 +1,6 @@
-"""runner.py end to end on tiny data: train, checkpoint, resume, survive SIGKILL, evaluate."""
+"""runner.py end to end on tiny data: train, checkpoint, resume, survive SIGKILL, evaluate.
+
+The commands run in this process (tests/inprocess.py); the SIGKILL test starts a process."""
 
 import glob
 import json
@@ -13,7 +15,9 @@ import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
 import fixtures
+import inprocess
 import runfolder
+import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "runner.py")
@@ -30,10 +34,9 @@ def dataset(tmp_path_factory):
   return fixtures.make_dataset(str(tmp_path_factory.mktemp("embeddings")), dim=16)
 
 
-def run(*flags, timeout=240):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, RUNNER, *flags], capture_output=True, text=True,
-                        timeout=timeout, env=env, cwd=ROOT)
+def run(*flags):
+  """`python runner.py *flags`, run in this process: what it printed and its exit status."""
+  return inprocess.run(runner.main, RUNNER, *flags, cwd=ROOT)
 
 
 def start(*flags):

@@ -103,6 +103,14 @@ def test_threads_follow_the_measured_table_by_maker_and_shot_count():
   assert _choose(five)[1] == [1]  # The same shape on an AMD EPYC: one thread measured faster.
 
 
+def test_threads_fixed_before_the_command_are_kept_with_a_warning(caplog):
+  with mock.patch.object(tf.config.threading, "set_intra_op_parallelism_threads",
+                         side_effect=RuntimeError("cannot be modified after initialization")), \
+       caplog.at_level("WARNING"):
+    distribute.configure_threads(_configs("unused", intra_op_threads=3))
+  assert "Intra-op threads: TF runs with " in caplog.text and "not the 3 chosen" in caplog.text
+
+
 def test_threads_as_asked_or_tf_default_where_nothing_was_measured():
   line, calls = _choose(_configs("unused", intra_op_threads=3))
   assert calls == [3] and "--intra_op_threads" in line

@@ -7,9 +7,8 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import textwrap
+import tempfile
+import threading
 import time
 
 from absl.testing import flagsaver
@@ -143,49 +142,49 @@ def test_a_damaged_commit_file_is_one_line_naming_it(dataset, run_copy, name, mo
                             or "move" in error), error
 
 
-def test_a_whole_run_on_a_remote_file_system_writes_nothing_locally(dataset, tmp_path):
-  """Training and evaluation on ram:// (in one process: ram:// lives in its memory)."""
-  scratch, home = tmp_path / "scratch", tmp_path / "home"
+def _configs(*flags):
+  """The configs of runner.py's command line `flags`."""
+  with flagsaver.flagsaver():
+    config.FLAGS.unparse_flags()
+    config.FLAGS(["runner.py", *flags])
+    return config.get_configs()
+
+
+def test_a_whole_run_on_a_remote_file_system_writes_nothing_locally(dataset, tmp_path,
+                                                                   monkeypatch, capsys, caplog):
+  """Training and evaluation on ram://, TF's in-memory file system, from a working folder and
+  TMPDIR of their own."""
+  scratch = tmp_path / "scratch"
   scratch.mkdir()
-  home.mkdir()
-  script = textwrap.dedent(f"""
-      import sys
-      sys.path.insert(0, {test_runner.ROOT!r})
-      import tensorflow as tf
-      import config, evaluation, training
-      for split in ("train", "val", "test"):
-        tf.io.gfile.makedirs("ram://data/tiny/center")
-        tf.io.gfile.copy({dataset!r} + f"/tiny/center/{{split}}_embeddings.pkl",
-                         f"ram://data/tiny/center/{{split}}_embeddings.pkl")
-      def configs(*flags):
-        config.FLAGS.unparse_flags()
-        config.FLAGS(["runner.py", *flags])
-        return config.get_configs()
-      training.train(configs("--data_path=ram://data", "--checkpoint_path=ram://run",
-                           *{TINY!r}))
-      evaluation.evaluate_checkpoint(configs("--checkpoint_path=ram://run/model.ckpt-3",
-                                         "--evaluation_mode", "--eval_split=val"))
-      print(sorted(tf.io.gfile.listdir("ram://run")))
-      print(sorted(tf.io.gfile.listdir("ram://run/results")))
-      """)
+  monkeypatch.chdir(scratch)
+  monkeypatch.setenv("TMPDIR", str(scratch))
+  monkeypatch.setattr(tempfile, "tempdir", None)
+  for split in ("train", "val", "test"):
+    tf.io.gfile.makedirs("ram://data/tiny/center")
+    tf.io.gfile.copy(f"{dataset}/tiny/center/{split}_embeddings.pkl",
+                     f"ram://data/tiny/center/{split}_embeddings.pkl", overwrite=True)
   before = set(os.listdir(test_runner.ROOT))
-  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, cwd=str(scratch),
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch),
-                                   HOME=str(home)))
-  assert result.returncode == 0, result.stderr[-3000:]
-  lines = result.stdout.strip().splitlines()
+  try:
+    with caplog.at_level("WARNING"):
+      training.train(_configs("--data_path=ram://data", "--checkpoint_path=ram://run", *TINY))
+      evaluation.evaluate_checkpoint(_configs("--checkpoint_path=ram://run/model.ckpt-3",
+                                              "--evaluation_mode", "--eval_split=val"))
+    listed = set(tf.io.gfile.listdir("ram://run"))
+    results = tf.io.gfile.listdir("ram://run/results")
+  finally:
+    for folder in ("ram://data", "ram://run"):
+      if tf.io.gfile.exists(folder):
+        tf.io.gfile.rmtree(folder)
+  lines = capsys.readouterr().out.strip().splitlines()
   assert "Metatest accuracy:" in lines[0] and "Metavalid accuracy:" in lines[1]
-  listed = eval(lines[2])  # pylint: disable=eval-used
   assert {"config.json", "flags.txt", "versions.json", "train.log", "validations.jsonl",
-          "checkpoint", "best_checkpoint", "results", "model.ckpt-6.index"} <= set(listed)
+          "checkpoint", "best_checkpoint", "results", "model.ckpt-6.index"} <= listed
   assert any(name.startswith("events.out.tfevents") for name in listed)
-  assert len(eval(lines[3])) == 2  # pylint: disable=eval-used
-  assert "not locked (this file system has no locks)" in result.stderr
-  # Nothing in the working folder or TMPDIR (HOME gets the libraries' own caches, e.g.
-  # ~/.keras from tf_keras at import: not the run's files),
+  assert len(results) == 2
+  assert "not locked (this file system has no locks)" in caplog.text
+  # Nothing in the working folder or TMPDIR, nor in the checkout.
   assert os.listdir(scratch) == []
-  assert set(os.listdir(test_runner.ROOT)) == before  # nor in the checkout.
+  assert set(os.listdir(test_runner.ROOT)) == before
 
 
 # ---- The run folder owns exactly its files. ----
@@ -211,12 +210,9 @@ def test_files_a_user_put_in_a_run_folder_survive_its_commands(dataset, run_copy
 
 
 def _train_here(dataset, run_dir, *flags):
-  """`training.train` in this process: for what is refused, or ends, before a step."""
-  with flagsaver.flagsaver():
-    config.FLAGS.unparse_flags()
-    config.FLAGS(["runner.py", f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
-                  *flags])
-    training.train(config.get_configs())
+  """`training.train` itself: its exceptions, not the runner's one-line report of them."""
+  training.train(_configs(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
+                          *flags))
 
 
 def test_a_best_checkpoint_linked_elsewhere_is_refused_and_untouched(dataset, run_copy,
@@ -269,22 +265,26 @@ def test_what_cannot_fit_is_refused_before_the_folder_is_claimed(dataset, tmp_pa
 
 def test_ctrl_c_stops_at_a_safe_point_and_says_how_to_resume(dataset, tmp_path):
   run_dir = str(tmp_path / "run")
-  process = subprocess.Popen(
-      [sys.executable, test_runner.RUNNER, f"--data_path={dataset}",
-       f"--checkpoint_path={run_dir}", *TINY, "--num_steps_limit=100000"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=test_runner.ROOT,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  deadline = time.time() + 180
-  while not os.path.exists(os.path.join(run_dir, "model.ckpt-3.index")):
-    assert time.time() < deadline and process.poll() is None
-    time.sleep(0.05)
-  process.send_signal(signal.SIGINT)
-  _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 130, stderr[-3000:]
-  last = stderr.strip().splitlines()[-1]
+
+  def press_ctrl_c():
+    """A SIGINT to this process, as a terminal sends it, once the run has checkpointed."""
+    deadline = time.time() + 180
+    while not os.path.exists(os.path.join(run_dir, "model.ckpt-3.index")):
+      if time.time() > deadline:
+        return  # The run failed first: its assertion below says how.
+      time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGINT)
+
+  presser = threading.Thread(target=press_ctrl_c)
+  presser.start()
+  result = run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
+               "--num_steps_limit=100000")
+  presser.join()
+  assert result.returncode == 130, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
   assert re.fullmatch(r"runner.py: stopped at step \d+ \(Ctrl-C\): rerun the same command to "
                       rf"resume from {re.escape(run_dir)}/model.ckpt-\d+", last), last
-  assert "Traceback" not in stderr
+  assert "Traceback" not in result.stderr
   assert not [name for name in os.listdir(run_dir) if "leo-tmp" in name or "pending" in name]
 
 

@@ -334,6 +334,7 @@ def test_embedding_dim_sets_the_convnet_width_and_wrn28_10_refuses_another():
     pretrain_embeddings.make_backbone("wrn28_10", embedding_dim=320)
 
 
+@pytest.mark.slow  # The paper's 36M-weight backbone; its shape is checked below, fast.
 def test_pretrain_wrn28_10_takes_a_step_and_embeds_to_640(tmp_path):
   image_set = pretrain_embeddings.load_image_set(
       _tiny_image_set(str(tmp_path / "tiny.npz"), num_classes=4, per_class=2, size=8))

@@ -330,7 +330,7 @@ FAKE_RUNNER = textwrap.dedent('''
     for step in range(4):
         with open(os.path.join(folder, "validations.jsonl"), "a") as f:
             f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\\n")
-        time.sleep(60 if accuracy < 0.4 and step == 1 else 0.3)  # Unless stopped.
+        time.sleep(60 if accuracy < 0.4 and step == 1 else 0.05)  # Unless stopped.
     if accuracy > 0.9:  # Exits 0 without its records.
         sys.exit(0)
     os.makedirs(os.path.join(folder, "best_checkpoint"))
@@ -339,7 +339,8 @@ FAKE_RUNNER = textwrap.dedent('''
 ''')
 
 
-def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path):
+def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path, monkeypatch):
+  monkeypatch.setattr(tune, "POLL_SECONDS", 0.02)  # The stand-in validates every 0.05 s.
   runner = tmp_path / "fake_runner.py"
   runner.write_text(FAKE_RUNNER)
   s = settings(tmp_path, params=("kl_weight",), num_trials=6, pruner_startup_trials=1)
@@ -499,6 +500,7 @@ def _best_json(folder):
     return json.load(f)
 
 
+@pytest.mark.slow
 def test_two_trials_value_their_run_folders_records_and_never_touch_the_test_split(scenario):
   study_dir, before = scenario["study_dir"], scenario["before"]
   assert [t.state for t in before] == [TrialState.COMPLETE] * 2
@@ -518,6 +520,7 @@ def test_two_trials_value_their_run_folders_records_and_never_touch_the_test_spl
   assert "| 0 | complete | " in table and "| 1 | complete | " in scenario["first"].stdout
 
 
+@pytest.mark.slow
 def test_a_killed_tuner_resumes_its_study_and_a_larger_num_trials_adds_trials(scenario):
   trials, before = scenario["trials"], scenario["before"]
   assert not os.path.exists(f"/proc/{scenario['killed_runner']}")  # No orphan trains on.
@@ -535,6 +538,7 @@ def test_a_killed_tuner_resumes_its_study_and_a_larger_num_trials_adds_trials(sc
   assert "tuner gone; re-run as 3" in scenario["resumed"].stdout
 
 
+@pytest.mark.slow
 def test_the_best_flagfile_replays_the_best_trial(scenario):
   replay = scenario["replay"]
   assert replay.returncode == 0, replay.stderr[-3000:]

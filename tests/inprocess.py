@@ -1,0 +1,126 @@
+"""A command's `main` run inside the test process, seen as a subprocess would be seen.
+
+Starting Python with TF, Sonnet and TFP costs about 7 s a process, more than a tiny run's
+whole work, so the tests of what a command does run its absl `main` here: flags parsed from a
+fresh state by `app.run` as the command line would be, stdout and stderr captured at the file
+descriptors as well as in `sys.stdout`/`sys.stderr` (TF's C++ lines included), the exit status
+taken from `SystemExit`, and an exception that escapes printed as the interpreter would with
+status 1, so "one line on stderr and exit 2" is checked as strictly as from a process. The
+tests whose subject is a process (SIGKILL, Ctrl-C, several workers, a resource limit, the
+interpreter's exit) start one.
+"""
+
+import contextlib
+import io
+import logging as python_logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+
+from absl import app
+from absl import flags
+from absl import logging
+from absl.testing import flagsaver
+
+
+@contextlib.contextmanager
+def _captured_fd(fd: int, into: list):
+  """Points file descriptor `fd` at a temporary file; appends what was written to `into`."""
+  with tempfile.TemporaryFile() as file:
+    saved = os.dup(fd)
+    os.dup2(file.fileno(), fd)
+    try:
+      yield
+    finally:
+      os.dup2(saved, fd)
+      os.close(saved)
+      file.seek(0)
+      into.append(file.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def _process_state(cwd, env):
+  """Whatever a command may change for its own process, given back afterwards: flags, argv,
+  the working directory, the environment (with `env` on top; `tempfile` reads TMPDIR again),
+  the SIGINT handler, the root logger and the absl handler's filters and stream."""
+  saved_flags, parsed = flagsaver.save_flag_values(), flags.FLAGS.is_parsed()
+  saved_argv, saved_cwd, saved_environ = sys.argv, os.getcwd(), dict(os.environ)
+  saved_sigint = signal.getsignal(signal.SIGINT)
+  root = python_logging.root
+  saved_root = list(root.handlers), root.level
+  handler = logging.get_absl_handler()
+  saved_filters, saved_stream = list(handler.filters), handler.python_handler.stream
+  # A command's process logs through absl's handler alone (app.run removes the others).
+  root.handlers[:] = [handler]
+  try:
+    if cwd is not None:
+      os.chdir(cwd)
+    os.environ.update(env or {})
+    tempfile.tempdir = None
+    yield
+  finally:
+    os.environ.clear()
+    os.environ.update(saved_environ)
+    tempfile.tempdir = None
+    os.chdir(saved_cwd)
+    sys.argv = saved_argv
+    signal.signal(signal.SIGINT, saved_sigint)
+    root.handlers[:], _ = saved_root
+    root.setLevel(saved_root[1])
+    handler.filters[:] = saved_filters
+    handler.python_handler.stream = saved_stream
+    flagsaver.restore_flag_values(saved_flags)
+    if parsed:
+      flags.FLAGS.mark_as_parsed()
+    else:
+      flags.FLAGS.unparse_flags()
+
+
+def _parse_flags(argv):
+  """app.run's parsing of a process's first run: INFO unless --verbosity says otherwise."""
+  args = app.parse_flags_with_usage(argv)
+  if flags.FLAGS["verbosity"].using_default_value:
+    flags.FLAGS.verbosity = 0
+  return args
+
+
+def _status(exit_code) -> int:
+  if exit_code is None:
+    return 0
+  if isinstance(exit_code, int):
+    return exit_code
+  sys.stderr.write(f"{exit_code}\n")  # As the interpreter reports sys.exit("message").
+  return 1
+
+
+def run(main, program: str, *args: str, define_flags=None, cwd=None,
+        env=None) -> subprocess.CompletedProcess:
+  """Runs `app.run(main)` as `python program *args` would, in `cwd` with the variables of
+  `env` set; returns what it printed and its exit status, as
+  `subprocess.run(..., capture_output=True, text=True)` does. `define_flags` defines the
+  command's own flags (a tool's, which its `__main__` defines): they exist for this run only,
+  so that two tools' flags of one name never meet."""
+  argv = [program, *map(str, args)]
+  fd_out, fd_err = [], []
+  stdout, stderr = io.StringIO(), io.StringIO()
+  with _process_state(cwd, env):
+    if define_flags is not None:
+      define_flags()
+    flags.FLAGS.unparse_flags()  # Every flag starts from its default, as in a new process.
+    sys.argv = argv
+    with _captured_fd(1, fd_out), _captured_fd(2, fd_err), \
+        contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+      logging.get_absl_handler().python_handler.stream = stderr
+      try:
+        app.run(main, argv=argv, flags_parser=_parse_flags)
+        status = 0
+      except SystemExit as e:
+        status = _status(e.code)
+      except BaseException:  # pylint: disable=broad-except
+        traceback.print_exc()  # What the interpreter prints for an uncaught exception.
+        status = 1
+  return subprocess.CompletedProcess(argv, status, stdout.getvalue() + "".join(fd_out),
+                                     stderr.getvalue() + "".join(fd_err))
