@@ -17,3 +17,30 @@ def runner_threads():
   fixture, not an import here: the process that only hands out the tests never loads TF."""
   import distribute  # pylint: disable=g-import-not-at-top
   distribute.configure_threads()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """test_runner.TINY's run, trained and tested by `python runner.py` on fixture data, made
+  once per session for the tests that start from a trained run: by the first xdist worker to
+  ask, while the others wait. (dataset root, run folder, what the command printed and its
+  status as a CompletedProcess). Tests copy the folder before changing anything in it."""
+  import fcntl  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import fixtures  # pylint: disable=g-import-not-at-top
+  import test_runner  # pylint: disable=g-import-not-at-top
+  base = tmp_path_factory.getbasetemp()
+  shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "tiny-run"
+  dataset, folder, done = shared / "embeddings", shared / "run", shared / "done.json"
+  shared.mkdir(exist_ok=True)
+  with open(shared / "lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+      fixtures.make_dataset(str(dataset), dim=16)
+      result = test_runner.run(f"--data_path={dataset}", f"--checkpoint_path={folder}",
+                               *test_runner.TINY)
+      assert result.returncode == 0, result.stderr[-3000:]
+      done.write_text(json.dumps([result.args, result.returncode, result.stdout,
+                                  result.stderr]))
+  return str(dataset), str(folder), subprocess.CompletedProcess(*json.loads(done.read_text()))

@@ -145,8 +145,11 @@ def test_random_split_is_seeded_in_minis_shares_and_keeps_five_classes_per_split
 
 # ---- The saved backbone and tools/embed_images.py ----
 
-def _pretrained(tmp_path):
-  """A backbone pretrained (1 epoch) on a tiny folder's 6 train classes, and its pickles."""
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """A backbone pretrained (1 epoch) on a tiny folder's 6 train classes, and its pickles:
+  (image set, splits, pickle paths), shared by the tests that only read them."""
+  tmp_path = tmp_path_factory.mktemp("pretrained")
   image_set = pe.load_image_set(_image_folder(str(tmp_path / "images")))
   names = image_set.class_names
   split_path = tmp_path / "split.json"
@@ -157,8 +160,8 @@ def _pretrained(tmp_path):
   return image_set, splits, paths
 
 
-def test_the_saved_backbone_embeds_the_images_as_in_pretraining(tmp_path):
-  image_set, splits, paths = _pretrained(tmp_path)
+def test_the_saved_backbone_embeds_the_images_as_in_pretraining(tmp_path, pretrained):
+  image_set, splits, paths = pretrained
   folder = os.path.dirname(paths["train"])
   backbone_path = os.path.join(folder, pe.BACKBONE_FILE)
   with open(os.path.join(folder, pe.PROVENANCE_FILE)) as f:
@@ -185,8 +188,8 @@ def test_the_saved_backbone_embeds_the_images_as_in_pretraining(tmp_path):
   assert embedded["pickles"]["val"]["class_ids"] == ["class6", "class7"]
 
 
-def test_load_backbone_and_embed_refuse_bad_files_in_one_line(tmp_path):
-  image_set, splits, paths = _pretrained(tmp_path)
+def test_load_backbone_and_embed_refuse_bad_files_in_one_line(tmp_path, pretrained):
+  image_set, splits, paths = pretrained
   backbone_path = os.path.join(os.path.dirname(paths["train"]), pe.BACKBONE_FILE)
   truncated = tmp_path / "truncated.npz"
   truncated.write_bytes(open(backbone_path, "rb").read()[:1000])
@@ -204,8 +207,8 @@ def test_load_backbone_and_embed_refuse_bad_files_in_one_line(tmp_path):
     embed_images.embed_image_set(small, splits, backbone_path, str(tmp_path / "o"))
 
 
-def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path):
-  _, _, paths = _pretrained(tmp_path)
+def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path, pretrained):
+  _, _, paths = pretrained
   backbone_path = os.path.join(os.path.dirname(paths["train"]), pe.BACKBONE_FILE)
   images = _image_folder(str(tmp_path / "mine"), num_classes=16, per_class=3, seed=1)
   command = [f"--images={images}", f"--backbone={backbone_path}",

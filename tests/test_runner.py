@@ -5,6 +5,7 @@ The commands run in this process (tests/inprocess.py); the SIGKILL test starts a
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +31,8 @@ TINY = ["--dataset_name=tiny", "--num_latents=8", "--inner_unroll_length=2",
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-  return fixtures.make_dataset(str(tmp_path_factory.mktemp("embeddings")), dim=16)
+def dataset(tiny_run):
+  return tiny_run[0]
 
 
 def run(*flags):
@@ -69,11 +70,12 @@ def listing(folder):
 
 
 @pytest.fixture(scope="module")
-def trained(dataset, tmp_path_factory):
-  """One short training run shared by the tests that only read its outputs."""
-  run_dir = str(tmp_path_factory.mktemp("run"))
-  result = run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY)
-  assert result.returncode == 0, result.stderr[-3000:]
+def trained(tiny_run, tmp_path_factory):
+  """The session's tiny run (conftest.py), copied for this module's tests, which read it
+  and, in file order, add evaluations and steps to it."""
+  _, shared, result = tiny_run
+  run_dir = str(tmp_path_factory.mktemp("trained") / "run")
+  shutil.copytree(shared, run_dir)
   return run_dir, result
 
 

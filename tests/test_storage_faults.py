@@ -30,23 +30,16 @@ FLAGS_OF_RUN = ["--noevaluate_after_training"]
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-  return fixtures.make_dataset(str(tmp_path_factory.mktemp("embeddings")), dim=16)
-
-
-@pytest.fixture(scope="module")
-def trained(dataset, tmp_path_factory):
-  """A finished 6-step run (checkpoints 0, 3, 6, a best and a test record), copied per test."""
-  run_dir = str(tmp_path_factory.mktemp("trained") / "run")
-  result = run(f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return run_dir
+def dataset(tiny_run):
+  return tiny_run[0]
 
 
 @pytest.fixture
-def run_copy(trained, tmp_path):
+def run_copy(tiny_run, tmp_path):
+  """The session's finished 6-step run (checkpoints 0, 3, 6, a best and a test record;
+  conftest.py), copied for one test."""
   copy = str(tmp_path / "run")
-  shutil.copytree(trained, copy)
+  shutil.copytree(tiny_run[1], copy)
   return copy
 
 
