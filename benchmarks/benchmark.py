@@ -14,7 +14,9 @@ training step, so every speed is also a ratio measured side by side (these machi
 ratios travel better than seconds).
 """
 
+import dataclasses
 import functools
+import json
 import math
 import os
 import pickle
@@ -269,6 +271,57 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   return medians[0]
 
 
+def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
+  """The step one per call (`make_train_step`) beside `steps_per_call` steps per call (the
+  runner's `make_train_steps`), each round `steps_per_call` steps of each, interleaved; each
+  call's metrics read back as the runner reads them."""
+  configs = configs_for(root, shots)
+  episodes = evaluation.Episodes(configs, need_train=True)
+  one, several = (make(*training.build_model(configs, episodes.embedding_dim), episodes.train,
+                       configs.outer)
+                  for make in (training.make_train_step, training.make_train_steps))
+  def one_per_call():
+    return [(float(result.loss), float(result.accuracy))
+            for result in (one() for _ in range(steps_per_call))]
+  def all_in_one_call():
+    result = several(tf.constant(steps_per_call))
+    return result.losses.numpy(), result.accuracies.numpy()
+  time_calls(one, 1)
+  time_calls(lambda: several(tf.constant(1)).losses, 1)
+  times = time_interleaved([one_per_call, all_in_one_call], rounds)
+  medians = [statistics.median(t) / steps_per_call for t in times]
+  for name, median in zip(("one per call", f"{steps_per_call} per call (the runner's)"),
+                          medians):
+    rows.append((f"meta-train step, 5-way {shots}-shot, {name}", f"{1e3 * median:.1f} ms",
+                 "", f"median of {rounds} rounds of {steps_per_call} steps"))
+  rows.append((f"  {steps_per_call} steps per call vs one, {shots}-shot",
+               f"{medians[0] / medians[1]:.2f}x", "", "interleaved; > 1 if the loop is faster"))
+
+
+def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, step_seconds,
+                         rows):
+  """The runner's `training.train` from a fresh folder to `num_steps`, tracing, validations
+  and checkpoints included (no test): what a user waits for, beside the bare step."""
+  configs = configs_for(root, shots)
+  with tempfile.TemporaryDirectory() as run_dir:
+    configs = dataclasses.replace(
+        configs,
+        outer=dataclasses.replace(configs.outer, num_steps_limit=num_steps,
+                                  metavalid_batch_size=valid_batch),
+        run=dataclasses.replace(configs.run, checkpoint_path=run_dir,
+                                checkpoint_steps=checkpoint_steps,
+                                evaluate_after_training=False))
+    start = time.perf_counter()
+    training.train(configs)
+    seconds = time.perf_counter() - start
+    with open(os.path.join(run_dir, "validations.jsonl")) as f:
+      validations = [json.loads(line)["seconds"] for line in f]
+  rows.append((f"runner's train(), {num_steps:,} steps {shots}-shot", f"{seconds:.1f} s",
+               f"{num_steps / seconds:.1f} steps/s",
+               f"bare step {1 / step_seconds:.1f} steps/s; {len(validations)} validations "
+               f"{sum(validations):.1f} s; trace, checkpoints and logs included"))
+
+
 def benchmark_replicas(root, shots, steps, rows):
   """The vectorised step on one device and split between 2 replicas (2 logical CPUs)."""
   configs = configs_for(root, shots)
@@ -414,6 +467,10 @@ def main(unused_argv):
     reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks
     rounds = 1 if FLAGS.quick else 3
     valid_batch = 4 if FLAGS.quick else 200
+    # The runner's calls run the steps to the next log line: --log_steps' 100 by default.
+    steps_per_call = 2 if FLAGS.quick else config.RunConfig().log_steps
+    rounds_per_call = 1 if FLAGS.quick else 3
+    loop_steps = 4 if FLAGS.quick else 1000
     rows = [("CPU", cpu_model(), "", threads_line),
             ("load average at the start", load_average(), "", "shared machines: read ratios")]
     start = time.perf_counter()
@@ -425,6 +482,9 @@ def main(unused_argv):
     rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
                  "the compute floors' denominator"))
     step_1shot = benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
+    benchmark_steps_per_call(root, 1, steps_per_call, rounds_per_call, rows)
+    benchmark_whole_loop(root, 1, loop_steps, loop_steps // 2 if FLAGS.quick else 1000,
+                         valid_batch, step_1shot, rows)
     configs = configs_for(root, 1)
     valid_tasks = config.NUM_VALID_BATCHES * valid_batch
     valid_seconds = benchmark_evaluation(configs, valid_tasks, valid_batch, rows,
@@ -433,6 +493,7 @@ def main(unused_argv):
                                         f"meta-test, {test_tasks} tasks 1-shot (timed)")
     benchmark_evaluation_against_gathered(configs, reference_tasks, rounds, rows)
     benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
+    benchmark_steps_per_call(root, 5, steps_per_call, rounds_per_call, rows)
     configs_5 = configs_for(root, 5)
     benchmark_evaluation(configs_5, test_tasks, 200, rows,
                          f"meta-test, {test_tasks} tasks 5-shot (timed)")
