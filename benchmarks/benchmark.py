@@ -53,7 +53,9 @@ flags.DEFINE_integer("timed_test_tasks", 10000, "Meta-test tasks timed per shot 
 flags.DEFINE_integer("reference_test_tasks", 1000, "Meta-test tasks per round of the "
                      "evaluation beside its gathered-episodes reference (3 rounds).")
 flags.DEFINE_integer("probe_shots", 0, "Internal: time only the steps of this shot count, "
-                     "print their medians and exit (the thread rows run it).")
+                     "print their medians and exit (the thread and oneDNN rows run it).")
+flags.DEFINE_boolean("probe_matmuls", False, "Internal: print the matmul rates of "
+                     "MATMUL_SHAPES, TF's and numpy's, and exit (the oneDNN rows run it).")
 FLAGS = flags.FLAGS
 
 SPLIT_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -63,6 +65,10 @@ IMAGES_PER_CLASS = 600
 QUICK_IMAGES_PER_CLASS = 40
 QUICK_INNER = dict(inner_unroll_length=1, finetuning_unroll_length=1)
 EMBEDDING_DIM = 640
+# [rows, inner] x [inner, columns] of the step: the 5-shot relation network's pair layers
+# (12 tasks x 25^2 pairs, 2 x 64 latents), the 1-shot encoder (12 tasks x 5 examples, 640-d
+# to 64 latents), and the cube of the compute floors' denominator.
+MATMUL_SHAPES = ((12 * 25 * 25, 128, 128), (12 * 5, 640, 64), (1024, 1024, 1024))
 FULL_RUN_STEPS = 100000
 FULL_RUN_VALIDATIONS = FULL_RUN_STEPS // 1000 + 1  # Steps 0, 1000, ..., 100000.
 
@@ -425,15 +431,81 @@ def load_average() -> str:
   return "/".join(f"{load:.1f}" for load in os.getloadavg()) + " (1/5/15 min)"
 
 
-def probe_threads(root, shots, threads, steps):
-  """Medians (s) of leo's step and the reference's with `threads` intra-op threads, timed in
-  a process of their own (TF fixes its threads when it starts)."""
+def probe(root, *args, environment=None):
+  """The values a probe mode of this script (`args`) prints, run in a process of its own:
+  TF fixes its threads, and oneDNN whether it is on, when it starts."""
   result = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), f"--data_dir={root}",
-       f"--probe_shots={shots}", f"--intra_op_threads={threads}", f"--timed_steps={steps}",
-       f"--quick={FLAGS.quick}"],
-      capture_output=True, text=True, check=True)
+      [sys.executable, os.path.abspath(__file__), f"--data_dir={root}", f"--quick={FLAGS.quick}",
+       *args], capture_output=True, text=True, check=True,
+      env=dict(os.environ, **(environment or {})))
   return [float(value) for value in result.stdout.split("PROBE")[-1].split()]
+
+
+def probe_threads(root, shots, threads, steps, environment=None):
+  """Medians (s) of leo's step and the reference's with `threads` intra-op threads."""
+  return probe(root, f"--probe_shots={shots}", f"--intra_op_threads={threads}",
+               f"--timed_steps={steps}", environment=environment)
+
+
+def chained_products(lefts, right):
+  """The sum of each left times right, one product after the other: independent products
+  would run side by side on TF's inter-op threads, and their rate would not be one core's."""
+  total = tf.constant(0.0)
+  for left in lefts:
+    with tf.control_dependencies([total]):
+      total += tf.reduce_sum(tf.matmul(left, right))
+  return total
+
+
+def matmul_rates(seconds: float):
+  """GFLOP/s of float32 matmuls of each of MATMUL_SHAPES, TF's then numpy's. TF's run
+  several independent products per call, so that the call's own cost is not counted (each
+  op's is, as in the step)."""
+  def rate(function, flops):
+    function()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+      function()
+      calls += 1
+    return calls * flops / (time.perf_counter() - start) / 1e9
+
+  rates = []
+  for rows, inner, columns in MATMUL_SHAPES:
+    products = max(1, min(20, 2**30 // (rows * inner * columns)))
+    lefts = [tf.random.stateless_uniform([rows, inner], [i, 0]) for i in range(products)]
+    right = tf.random.stateless_uniform([inner, columns], [0, 1])
+    multiply = tf.function(functools.partial(chained_products, lefts, right))
+    flops = 2 * rows * inner * columns
+    rates.append(rate(lambda: multiply().numpy(), products * flops))  # pylint: disable=cell-var-from-loop
+    left, right = lefts[0].numpy(), right.numpy()
+    rates.append(rate(lambda: left @ right, flops))  # pylint: disable=cell-var-from-loop
+  return rates
+
+
+def benchmark_onednn(root, shots_list, steps, rows):
+  """The step and the matmuls with TF's oneDNN kernels on (TF's default on x86 Linux) and
+  off, each in a process of its own (TF_ENABLE_ONEDNN_OPTS is read when TF starts), one
+  intra-op thread and one numpy thread."""
+  settings = {"on": "1", "off": "0"}
+  one_core = dict(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+  rates = {name: probe(root, "--probe_matmuls", "--intra_op_threads=1",
+                       environment=dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
+           for name, value in settings.items()}
+  for index, (rows_, inner, columns) in enumerate(MATMUL_SHAPES):
+    rows.append((f"float32 matmul [{rows_},{inner}]x[{inner},{columns}], 1 thread",
+                 f"TF {rates['on'][2 * index]:.0f} GFLOP/s", f"oneDNN off "
+                 f"{rates['off'][2 * index]:.0f}", f"numpy {rates['on'][2 * index + 1]:.0f} "
+                 "GFLOP/s (its OpenBLAS)"))
+  for shots in shots_list:
+    medians = {}
+    for name, value in settings.items():
+      medians[name], reference = probe_threads(root, shots, 1, steps,
+                                               dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
+      rows.append((f"{shots}-shot step with oneDNN {name}", f"{1e3 * medians[name]:.1f} ms",
+                   f"reference {1e3 * reference:.1f} ms",
+                   f"{reference / medians[name]:.2f}x, own process, 1 thread"))
+    rows.append((f"  oneDNN on vs off, {shots}-shot", f"{medians['off'] / medians['on']:.2f}x",
+                 "", "> 1 if oneDNN is faster"))
 
 
 def print_probe(root, shots, steps):
@@ -458,6 +530,8 @@ def main(unused_argv):
     threads_line = distribute.threads_line(configs)
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
+    if FLAGS.probe_matmuls:
+      return print("PROBE", *matmul_rates(0.2 if FLAGS.quick else 1.0))
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
@@ -508,6 +582,7 @@ def main(unused_argv):
         rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
                      f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
                      f"{reference / mine:.2f}x, own process"))
+    benchmark_onednn(root, (1,) if FLAGS.quick else (1, 5), steps, rows)
     test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
     valid_full = valid_seconds * 2000 / valid_tasks
     projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k

@@ -30,7 +30,9 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "floor: ", "1-shot step with 1 intra-op thread(s)", "load average at the end",
               "meta-train step, 5-way 1-shot, one per call",
               "meta-train step, 5-way 5-shot, 2 per call (the runner's)",
-              "2 steps per call vs one, 5-shot", "runner's train(), 4 steps 1-shot"):
+              "2 steps per call vs one, 5-shot", "runner's train(), 4 steps 1-shot",
+              "float32 matmul [7500,128]x[128,128], 1 thread", "float32 matmul [60,640]",
+              "1-shot step with oneDNN off", "oneDNN on vs off, 1-shot"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
 
