@@ -52,16 +52,19 @@ class StepResult(NamedTuple):
   gradients: List[tf.Tensor]  # The clipped gradients that were applied.
 
 
-class StepsResult(NamedTuple):
-  """What a call of several training steps returns."""
-  losses: tf.Tensor  # [steps]: each step's mean loss over its batch.
-  accuracies: tf.Tensor  # [steps]: each step's mean query accuracy.
-  gradients: List[tf.Tensor]  # The clipped gradients the last step applied.
+def make_train_step(leo, meta_optimizer, sampler, outer: config_lib.OuterModelConfig,
+                    step=None, strategy=None, jit_compile: bool = False):
+  """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
 
+  With `jit_compile` the loss and gradients of each replica are compiled by XLA.
 
-def _train_step(leo, meta_optimizer, sampler, outer: config_lib.OuterModelConfig, step,
-                strategy, jit_compile: bool):
-  """The uncompiled step of `make_train_step` (see there)."""
+  The batch is sampled once and its tasks shared by the replicas of `strategy`; the gradients
+  of their losses are averaged, which is the gradient of the batch's mean loss, and one update
+  is applied to the mirrored variables: the step of one device, split.
+
+  Returns:
+    A `tf.function` returning the step's `StepResult`.
+  """
   strategy = strategy or tf.distribute.get_strategy()
   if outer.metatrain_batch_size % strategy.num_replicas_in_sync:
     raise utils.LeoError(f"--metatrain_batch_size={outer.metatrain_batch_size}: expected a "
@@ -89,59 +92,7 @@ def _train_step(leo, meta_optimizer, sampler, outer: config_lib.OuterModelConfig
       step.assign_add(1)
     return StepResult(loss, accuracy, clipped)
 
-  return train_step
-
-
-def make_train_step(leo, meta_optimizer, sampler, outer: config_lib.OuterModelConfig,
-                    step=None, strategy=None, jit_compile: bool = False):
-  """The compiled meta-training step: sample a batch, loss, second-order gradients, update.
-
-  With `jit_compile` the loss and gradients of each replica are compiled by XLA.
-
-  The batch is sampled once and its tasks shared by the replicas of `strategy`; the gradients
-  of their losses are averaged, which is the gradient of the batch's mean loss, and one update
-  is applied to the mirrored variables: the step of one device, split.
-
-  Returns:
-    A `tf.function` returning the step's `StepResult`.
-  """
-  return tf.function(_train_step(leo, meta_optimizer, sampler, outer, step, strategy,
-                                 jit_compile), autograph=False)
-
-
-def make_train_steps(leo, meta_optimizer, sampler, outer: config_lib.OuterModelConfig,
-                     step=None, strategy=None, jit_compile: bool = False):
-  """`make_train_step`'s step, several per call: the runner's.
-
-  The steps run in a `tf.while_loop`, so a call costs one entry into the runtime and no host
-  read per step. Its numbers do not depend on how steps are split between calls (the loop's
-  body is the same graph for any count), so a resumed run is the uninterrupted one. They are
-  not bit for bit `make_train_step`'s: grappler's arithmetic optimizer rewrites a loop's body
-  otherwise than a function's, which changes float rounding (not the math).
-
-  Returns:
-    A `tf.function` of a scalar int32 tensor, the number of steps (>= 1), returning their
-    `StepsResult`.
-  """
-  train_step = _train_step(leo, meta_optimizer, sampler, outer, step, strategy, jit_compile)
-
-  def train_steps(num_steps):
-    def body(index, losses, accuracies, unused_gradients):
-      result = train_step()
-      return (index + 1, losses.write(index, result.loss),
-              accuracies.write(index, result.accuracy), list(result.gradients))
-
-    variables = leo.trainable_variables
-    metrics = [tf.TensorArray(variables[0].dtype, size=num_steps) for _ in range(2)]
-    gradients = [tf.zeros(v.shape, v.dtype) for v in variables]
-    # One iteration at a time: the steps are sequential anyway, and letting the next step's
-    # sampling overlap this one's update was slower on 2 cores (BENCHMARKS.md).
-    _, losses, accuracies, gradients = tf.while_loop(
-        lambda index, *_: index < num_steps, body, [0, *metrics, gradients],
-        parallel_iterations=1)
-    return StepsResult(losses.stack(), accuracies.stack(), gradients)
-
-  return tf.function(train_steps, autograph=False)
+  return tf.function(train_step, autograph=False)
 
 
 # ---- The run folder's side of training. ----
@@ -310,13 +261,11 @@ class LogWindow:
   def __init__(self):
     self.metrics, self.seconds, self.timed_steps = [], 0.0, 0
 
-  def add(self, result: StepsResult, seconds: float, timed: bool):
-    """The steps of one call, which took `seconds`."""
-    steps = list(zip(result.losses.numpy().tolist(), result.accuracies.numpy().tolist()))
-    self.metrics.extend(steps)
+  def add(self, result: StepResult, seconds: float, timed: bool):
+    self.metrics.append((float(result.loss), float(result.accuracy)))
     if timed:
       self.seconds += seconds
-      self.timed_steps += len(steps)
+      self.timed_steps += 1
 
   @property
   def steps_per_second(self) -> float:
@@ -363,24 +312,24 @@ def train(configs: config_lib.Configs, strategy=None, stop: Optional["StopReques
                                       train_sampler=episodes.train.generator,
                                       valid_sampler=episodes.valid.generator), step)
     logging.info("Configuration:\n%s", json.dumps(folder.config_json, indent=2, sort_keys=True))
-    train_steps = make_train_steps(leo, meta_optimizer, episodes.train, configs.outer, step,
-                                   strategy, configs.run.jit_compile)
+    train_step = make_train_step(leo, meta_optimizer, episodes.train, configs.outer, step,
+                                 strategy, configs.run.jit_compile)
     validate = evaluation.Evaluator(
         evaluation.LEOScores(leo, configs.run.jit_compile), episodes.valid,
         configs.outer.metavalid_batch_size, configs.outer.num_classes,
         configs.outer.num_tr_examples_per_class, episodes.valid_queries, strategy)
     loop = Loop(configs, folder, leo, meta_optimizer, validate, episodes.valid_queries,
                 stop or StopRequest())
-    loop.run(train_steps, int(step.numpy()))
+    loop.run(train_step, int(step.numpy()))
     if configs.run.evaluate_after_training:
       test_best(leo, folder, episodes, configs, strategy, loop.current)
 
 
 class StopRequest:
   """Ctrl-C as a request, when installed as the SIGINT handler (the command does: a signal
-  belongs to the process): while a loop listens, the first stops it after the steps of the
-  current call (at most --log_steps; its checkpoint and validation, if due, committed); a
-  second, or one while nothing listens, stops at once (KeyboardInterrupt)."""
+  belongs to the process): while a loop listens, the first stops it after the current step
+  (its checkpoint and validation, if due, committed); a second, or one while nothing listens,
+  stops at once (KeyboardInterrupt)."""
 
   def __init__(self):
     self.requested = False
@@ -391,8 +340,7 @@ class StopRequest:
     if self.requested or not self.listening:
       raise KeyboardInterrupt
     self.requested = True
-    logging.warning("Ctrl-C: stopping after the steps running now (Ctrl-C again to stop at "
-                    "once)")
+    logging.warning("Ctrl-C: stopping after this step (Ctrl-C again to stop at once)")
 
 
 class Loop:
@@ -409,9 +357,7 @@ class Loop:
     self.last: Optional[StepResult] = None
     self.validation_seconds = []
 
-  def run(self, train_steps, start: int):
-    """Trains from step `start` to the limit with `train_steps` (`make_train_steps`'), each
-    call running the steps to the next log line, validation or the limit."""
+  def run(self, train_step, start: int):
     self.current, limit = start, self.outer.num_steps_limit
     window, traced, run_start = LogWindow(), False, time.time()
     self.stop.listening = True
@@ -421,14 +367,11 @@ class Loop:
           self.validation()
         if self.current >= limit:
           break
-        # A session's first call traces: one step, so that the others are timed.
-        steps = self.steps_to_next_stop(limit) if traced else 1
-        call_start = time.time()
-        result = train_steps(tf.constant(steps))
-        window.add(result, time.time() - call_start, timed=traced)
-        self.last = StepResult(result.losses[-1], result.accuracies[-1], result.gradients)
+        step_start = time.time()
+        self.last = train_step()
+        window.add(self.last, time.time() - step_start, timed=traced)
         traced = True
-        self.current += steps
+        self.current += 1
         if self.current % self.run_config.log_steps == 0 or self.current == limit:
           self.log_training(window)
           window = LogWindow()
@@ -440,12 +383,6 @@ class Loop:
       self.stop.listening = False
     logging.info("Training done: %d steps in %s; best meta-valid accuracy %s.", self.current,
                  utils.duration(time.time() - run_start), utils.percent(self.best_accuracy))
-
-  def steps_to_next_stop(self, limit: int) -> int:
-    """Steps from the current one to the next log line, validation or `limit`."""
-    following = lambda every: (self.current // every + 1) * every
-    return min(following(self.run_config.log_steps),
-               following(self.run_config.checkpoint_steps), limit) - self.current
 
   def validation(self):
     """Saves the latest checkpoint, validates, keeps the best, records the validation."""

@@ -277,26 +277,44 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   return medians[0]
 
 
+def several_steps_per_call(leo, meta_optimizer, sampler, outer):
+  """`training.make_train_step`'s step, several per call: a `tf.while_loop` over the steps
+  (one at a time), each step's loss and accuracy read back once per call (issue 25's lever,
+  not kept: BENCHMARKS.md). A function of the number of steps, an int32 scalar tensor."""
+  train_step = training.make_train_step(leo, meta_optimizer, sampler, outer).python_function
+
+  def train_steps(num_steps):
+    def body(index, losses, accuracies):
+      result = train_step()
+      return (index + 1, losses.write(index, result.loss),
+              accuracies.write(index, result.accuracy))
+    metrics = [tf.TensorArray(tf.float32, size=num_steps) for _ in range(2)]
+    _, losses, accuracies = tf.while_loop(lambda index, *_: index < num_steps, body,
+                                          [0, *metrics], parallel_iterations=1)
+    return losses.stack(), accuracies.stack()
+
+  return tf.function(train_steps, autograph=False)
+
+
 def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
-  """The step one per call (`make_train_step`) beside `steps_per_call` steps per call (the
-  runner's `make_train_steps`), each round `steps_per_call` steps of each, interleaved; each
+  """The runner's step, one per call, beside `steps_per_call` steps per call
+  (`several_steps_per_call`), each round `steps_per_call` steps of each, interleaved; each
   call's metrics read back as the runner reads them."""
   configs = configs_for(root, shots)
   episodes = evaluation.Episodes(configs, need_train=True)
   one, several = (make(*training.build_model(configs, episodes.embedding_dim), episodes.train,
                        configs.outer)
-                  for make in (training.make_train_step, training.make_train_steps))
+                  for make in (training.make_train_step, several_steps_per_call))
   def one_per_call():
     return [(float(result.loss), float(result.accuracy))
             for result in (one() for _ in range(steps_per_call))]
   def all_in_one_call():
-    result = several(tf.constant(steps_per_call))
-    return result.losses.numpy(), result.accuracies.numpy()
+    return [metric.numpy() for metric in several(tf.constant(steps_per_call))]
   time_calls(one, 1)
-  time_calls(lambda: several(tf.constant(1)).losses, 1)
+  time_calls(lambda: several(tf.constant(1)), 1)
   times = time_interleaved([one_per_call, all_in_one_call], rounds)
   medians = [statistics.median(t) / steps_per_call for t in times]
-  for name, median in zip(("one per call", f"{steps_per_call} per call (the runner's)"),
+  for name, median in zip(("one per call (the runner's)", f"{steps_per_call} per call"),
                           medians):
     rows.append((f"meta-train step, 5-way {shots}-shot, {name}", f"{1e3 * median:.1f} ms",
                  "", f"median of {rounds} rounds of {steps_per_call} steps"))
@@ -541,7 +559,7 @@ def main(unused_argv):
     reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks
     rounds = 1 if FLAGS.quick else 3
     valid_batch = 4 if FLAGS.quick else 200
-    # The runner's calls run the steps to the next log line: --log_steps' 100 by default.
+    # As many as a log line's: --log_steps' 100 by default.
     steps_per_call = 2 if FLAGS.quick else config.RunConfig().log_steps
     rounds_per_call = 1 if FLAGS.quick else 3
     loop_steps = 4 if FLAGS.quick else 1000
