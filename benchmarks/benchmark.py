@@ -17,10 +17,12 @@ ratios travel better than seconds).
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import pickle
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -322,28 +324,51 @@ def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
                f"{medians[0] / medians[1]:.2f}x", "", "interleaved; > 1 if the loop is faster"))
 
 
+class LoggedRates(logging.Handler):
+  """The steps/s of the runner's training log lines (its own windows, tracing excluded)."""
+
+  def __init__(self):
+    super().__init__(logging.INFO)
+    self.rates = []
+
+  def emit(self, record):
+    match = re.match(r"Step: \d+/\d+ ([\d.]+) steps/s", record.getMessage())
+    if match:
+      self.rates.append(float(match[1]))
+
+
 def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, step_seconds,
                          rows):
   """The runner's `training.train` from a fresh folder to `num_steps`, tracing, validations
   and checkpoints included (no test): what a user waits for, beside the bare step."""
   configs = configs_for(root, shots)
-  with tempfile.TemporaryDirectory() as run_dir:
-    configs = dataclasses.replace(
-        configs,
-        outer=dataclasses.replace(configs.outer, num_steps_limit=num_steps,
-                                  metavalid_batch_size=valid_batch),
-        run=dataclasses.replace(configs.run, checkpoint_path=run_dir,
-                                checkpoint_steps=checkpoint_steps,
-                                evaluate_after_training=False))
-    start = time.perf_counter()
-    training.train(configs)
-    seconds = time.perf_counter() - start
-    with open(os.path.join(run_dir, "validations.jsonl")) as f:
-      validations = [json.loads(line)["seconds"] for line in f]
+  rates, logger = LoggedRates(), logging.getLogger("absl")
+  level = logger.level
+  logger.addHandler(rates)
+  logger.setLevel(logging.INFO)
+  try:
+    with tempfile.TemporaryDirectory() as run_dir:
+      configs = dataclasses.replace(
+          configs,
+          outer=dataclasses.replace(configs.outer, num_steps_limit=num_steps,
+                                    metavalid_batch_size=valid_batch),
+          run=dataclasses.replace(configs.run, checkpoint_path=run_dir,
+                                  checkpoint_steps=checkpoint_steps,
+                                  evaluate_after_training=False))
+      start = time.perf_counter()
+      training.train(configs)
+      seconds = time.perf_counter() - start
+      with open(os.path.join(run_dir, "validations.jsonl")) as f:
+        validations = [json.loads(line)["seconds"] for line in f]
+  finally:
+    logger.removeHandler(rates)
+    logger.setLevel(level)
+  logged = (f"{statistics.median(rates.rates):.1f} steps/s between validations"
+            if rates.rates else "no rate logged")
   rows.append((f"runner's train(), {num_steps:,} steps {shots}-shot", f"{seconds:.1f} s",
                f"{num_steps / seconds:.1f} steps/s",
-               f"bare step {1 / step_seconds:.1f} steps/s; {len(validations)} validations "
-               f"{sum(validations):.1f} s; trace, checkpoints and logs included"))
+               f"its log lines: {logged}; bare step {1 / step_seconds:.1f} steps/s; "
+               f"{len(validations)} validations {sum(validations):.1f} s; trace included"))
 
 
 def benchmark_replicas(root, shots, steps, rows):
