@@ -11,7 +11,10 @@ compiled meta-training step, its first (tracing) call, episode sampling alone, a
 beside the one it replaced (LEO on gathered episodes), interleaved on the same tasks. The
 same math written per task with `tf.map_fn`, as the original runner did, runs beside the
 training step, so every speed is also a ratio measured side by side (these machines are noisy;
-ratios travel better than seconds).
+ratios travel better than seconds). Beside them: the step several per call against one per
+call, the runner's whole `train()` over 1,000 steps, and, each setting in a process of its
+own, the intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the
+step's shapes).
 """
 
 import dataclasses
