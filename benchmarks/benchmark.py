@@ -11,14 +11,21 @@ compiled meta-training step, its first (tracing) call, episode sampling alone, a
 beside the one it replaced (LEO on gathered episodes), interleaved on the same tasks. The
 same math written per task with `tf.map_fn`, as the original runner did, runs beside the
 training step, so every speed is also a ratio measured side by side (these machines are noisy;
-ratios travel better than seconds).
+ratios travel better than seconds). Beside them: the step several per call against one per
+call, the runner's whole `train()` over 1,000 steps, and, each setting in a process of its
+own, the intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the
+step's shapes).
 """
 
+import dataclasses
 import functools
+import json
+import logging
 import math
 import os
 import pickle
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -51,7 +58,9 @@ flags.DEFINE_integer("timed_test_tasks", 10000, "Meta-test tasks timed per shot 
 flags.DEFINE_integer("reference_test_tasks", 1000, "Meta-test tasks per round of the "
                      "evaluation beside its gathered-episodes reference (3 rounds).")
 flags.DEFINE_integer("probe_shots", 0, "Internal: time only the steps of this shot count, "
-                     "print their medians and exit (the thread rows run it).")
+                     "print their medians and exit (the thread and oneDNN rows run it).")
+flags.DEFINE_boolean("probe_matmuls", False, "Internal: print the matmul rates of "
+                     "MATMUL_SHAPES, TF's and numpy's, and exit (the oneDNN rows run it).")
 FLAGS = flags.FLAGS
 
 SPLIT_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -61,6 +70,10 @@ IMAGES_PER_CLASS = 600
 QUICK_IMAGES_PER_CLASS = 40
 QUICK_INNER = dict(inner_unroll_length=1, finetuning_unroll_length=1)
 EMBEDDING_DIM = 640
+# [rows, inner] x [inner, columns] of the step: the 5-shot relation network's pair layers
+# (12 tasks x 25^2 pairs, 2 x 64 latents), the 1-shot encoder (12 tasks x 5 examples, 640-d
+# to 64 latents), and the cube of the compute floors' denominator.
+MATMUL_SHAPES = ((12 * 25 * 25, 128, 128), (12 * 5, 640, 64), (1024, 1024, 1024))
 FULL_RUN_STEPS = 100000
 FULL_RUN_VALIDATIONS = FULL_RUN_STEPS // 1000 + 1  # Steps 0, 1000, ..., 100000.
 
@@ -269,6 +282,98 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   return medians[0]
 
 
+def several_steps_per_call(leo, meta_optimizer, sampler, outer):
+  """`training.make_train_step`'s step, several per call: a `tf.while_loop` over the steps
+  (one at a time), each step's loss and accuracy read back once per call (issue 25's lever,
+  not kept: BENCHMARKS.md). A function of the number of steps, an int32 scalar tensor."""
+  train_step = training.make_train_step(leo, meta_optimizer, sampler, outer).python_function
+
+  def train_steps(num_steps):
+    def body(index, losses, accuracies):
+      result = train_step()
+      return (index + 1, losses.write(index, result.loss),
+              accuracies.write(index, result.accuracy))
+    metrics = [tf.TensorArray(tf.float32, size=num_steps) for _ in range(2)]
+    _, losses, accuracies = tf.while_loop(lambda index, *_: index < num_steps, body,
+                                          [0, *metrics], parallel_iterations=1)
+    return losses.stack(), accuracies.stack()
+
+  return tf.function(train_steps, autograph=False)
+
+
+def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
+  """The runner's step, one per call, beside `steps_per_call` steps per call
+  (`several_steps_per_call`), each round `steps_per_call` steps of each, interleaved; each
+  call's metrics read back as the runner reads them."""
+  configs = configs_for(root, shots)
+  episodes = evaluation.Episodes(configs, need_train=True)
+  one, several = (make(*training.build_model(configs, episodes.embedding_dim), episodes.train,
+                       configs.outer)
+                  for make in (training.make_train_step, several_steps_per_call))
+  def one_per_call():
+    return [(float(result.loss), float(result.accuracy))
+            for result in (one() for _ in range(steps_per_call))]
+  def all_in_one_call():
+    return [metric.numpy() for metric in several(tf.constant(steps_per_call))]
+  time_calls(one, 1)
+  time_calls(lambda: several(tf.constant(1)), 1)
+  times = time_interleaved([one_per_call, all_in_one_call], rounds)
+  medians = [statistics.median(t) / steps_per_call for t in times]
+  for name, median in zip(("one per call (the runner's)", f"{steps_per_call} per call"),
+                          medians):
+    rows.append((f"meta-train step, 5-way {shots}-shot, {name}", f"{1e3 * median:.1f} ms",
+                 "", f"median of {rounds} rounds of {steps_per_call} steps"))
+  rows.append((f"  {steps_per_call} steps per call vs one, {shots}-shot",
+               f"{medians[0] / medians[1]:.2f}x", "", "interleaved; > 1 if the loop is faster"))
+
+
+class LoggedRates(logging.Handler):
+  """The steps/s of the runner's training log lines (its own windows, tracing excluded)."""
+
+  def __init__(self):
+    super().__init__(logging.INFO)
+    self.rates = []
+
+  def emit(self, record):
+    match = re.match(r"Step: \d+/\d+ ([\d.]+) steps/s", record.getMessage())
+    if match:
+      self.rates.append(float(match[1]))
+
+
+def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, step_seconds,
+                         rows):
+  """The runner's `training.train` from a fresh folder to `num_steps`, tracing, validations
+  and checkpoints included (no test): what a user waits for, beside the bare step."""
+  configs = configs_for(root, shots)
+  rates, logger = LoggedRates(), logging.getLogger("absl")
+  level = logger.level
+  logger.addHandler(rates)
+  logger.setLevel(logging.INFO)
+  try:
+    with tempfile.TemporaryDirectory() as run_dir:
+      configs = dataclasses.replace(
+          configs,
+          outer=dataclasses.replace(configs.outer, num_steps_limit=num_steps,
+                                    metavalid_batch_size=valid_batch),
+          run=dataclasses.replace(configs.run, checkpoint_path=run_dir,
+                                  checkpoint_steps=checkpoint_steps,
+                                  evaluate_after_training=False))
+      start = time.perf_counter()
+      training.train(configs)
+      seconds = time.perf_counter() - start
+      with open(os.path.join(run_dir, "validations.jsonl")) as f:
+        validations = [json.loads(line)["seconds"] for line in f]
+  finally:
+    logger.removeHandler(rates)
+    logger.setLevel(level)
+  logged = (f"{statistics.median(rates.rates):.1f} steps/s between validations"
+            if rates.rates else "no rate logged")
+  rows.append((f"runner's train(), {num_steps:,} steps {shots}-shot", f"{seconds:.1f} s",
+               f"{num_steps / seconds:.1f} steps/s",
+               f"its log lines: {logged}; bare step {1 / step_seconds:.1f} steps/s; "
+               f"{len(validations)} validations {sum(validations):.1f} s; trace included"))
+
+
 def benchmark_replicas(root, shots, steps, rows):
   """The vectorised step on one device and split between 2 replicas (2 logical CPUs)."""
   configs = configs_for(root, shots)
@@ -372,15 +477,81 @@ def load_average() -> str:
   return "/".join(f"{load:.1f}" for load in os.getloadavg()) + " (1/5/15 min)"
 
 
-def probe_threads(root, shots, threads, steps):
-  """Medians (s) of leo's step and the reference's with `threads` intra-op threads, timed in
-  a process of their own (TF fixes its threads when it starts)."""
+def probe(root, *args, environment=None):
+  """The values a probe mode of this script (`args`) prints, run in a process of its own:
+  TF fixes its threads, and oneDNN whether it is on, when it starts."""
   result = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), f"--data_dir={root}",
-       f"--probe_shots={shots}", f"--intra_op_threads={threads}", f"--timed_steps={steps}",
-       f"--quick={FLAGS.quick}"],
-      capture_output=True, text=True, check=True)
+      [sys.executable, os.path.abspath(__file__), f"--data_dir={root}", f"--quick={FLAGS.quick}",
+       *args], capture_output=True, text=True, check=True,
+      env=dict(os.environ, **(environment or {})))
   return [float(value) for value in result.stdout.split("PROBE")[-1].split()]
+
+
+def probe_threads(root, shots, threads, steps, environment=None):
+  """Medians (s) of leo's step and the reference's with `threads` intra-op threads."""
+  return probe(root, f"--probe_shots={shots}", f"--intra_op_threads={threads}",
+               f"--timed_steps={steps}", environment=environment)
+
+
+def chained_products(lefts, right):
+  """The sum of each left times right, one product after the other: independent products
+  would run side by side on TF's inter-op threads, and their rate would not be one core's."""
+  total = tf.constant(0.0)
+  for left in lefts:
+    with tf.control_dependencies([total]):
+      total += tf.reduce_sum(tf.matmul(left, right))
+  return total
+
+
+def matmul_rates(seconds: float):
+  """GFLOP/s of float32 matmuls of each of MATMUL_SHAPES, TF's then numpy's. TF's run
+  several independent products per call, so that the call's own cost is not counted (each
+  op's is, as in the step)."""
+  def rate(function, flops):
+    function()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+      function()
+      calls += 1
+    return calls * flops / (time.perf_counter() - start) / 1e9
+
+  rates = []
+  for rows, inner, columns in MATMUL_SHAPES:
+    products = max(1, min(20, 2**30 // (rows * inner * columns)))
+    lefts = [tf.random.stateless_uniform([rows, inner], [i, 0]) for i in range(products)]
+    right = tf.random.stateless_uniform([inner, columns], [0, 1])
+    multiply = tf.function(functools.partial(chained_products, lefts, right))
+    flops = 2 * rows * inner * columns
+    rates.append(rate(lambda: multiply().numpy(), products * flops))  # pylint: disable=cell-var-from-loop
+    left, right = lefts[0].numpy(), right.numpy()
+    rates.append(rate(lambda: left @ right, flops))  # pylint: disable=cell-var-from-loop
+  return rates
+
+
+def benchmark_onednn(root, shots_list, steps, rows):
+  """The step and the matmuls with TF's oneDNN kernels on (TF's default on x86 Linux) and
+  off, each in a process of its own (TF_ENABLE_ONEDNN_OPTS is read when TF starts), one
+  intra-op thread and one numpy thread."""
+  settings = {"on": "1", "off": "0"}
+  one_core = dict(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+  rates = {name: probe(root, "--probe_matmuls", "--intra_op_threads=1",
+                       environment=dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
+           for name, value in settings.items()}
+  for index, (rows_, inner, columns) in enumerate(MATMUL_SHAPES):
+    rows.append((f"float32 matmul [{rows_},{inner}]x[{inner},{columns}], 1 thread",
+                 f"TF {rates['on'][2 * index]:.0f} GFLOP/s", f"oneDNN off "
+                 f"{rates['off'][2 * index]:.0f}", f"numpy {rates['on'][2 * index + 1]:.0f} "
+                 "GFLOP/s (its OpenBLAS)"))
+  for shots in shots_list:
+    medians = {}
+    for name, value in settings.items():
+      medians[name], reference = probe_threads(root, shots, 1, steps,
+                                               dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
+      rows.append((f"{shots}-shot step with oneDNN {name}", f"{1e3 * medians[name]:.1f} ms",
+                   f"reference {1e3 * reference:.1f} ms",
+                   f"{reference / medians[name]:.2f}x, own process, 1 thread"))
+    rows.append((f"  oneDNN on vs off, {shots}-shot", f"{medians['off'] / medians['on']:.2f}x",
+                 "", "> 1 if oneDNN is faster"))
 
 
 def print_probe(root, shots, steps):
@@ -405,6 +576,8 @@ def main(unused_argv):
     threads_line = distribute.threads_line(configs)
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
+    if FLAGS.probe_matmuls:
+      return print("PROBE", *matmul_rates(0.2 if FLAGS.quick else 1.0))
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
@@ -414,6 +587,10 @@ def main(unused_argv):
     reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks
     rounds = 1 if FLAGS.quick else 3
     valid_batch = 4 if FLAGS.quick else 200
+    # As many as a log line's: --log_steps' 100 by default.
+    steps_per_call = 2 if FLAGS.quick else config.RunConfig().log_steps
+    rounds_per_call = 1 if FLAGS.quick else 3
+    loop_steps = 4 if FLAGS.quick else 1000
     rows = [("CPU", cpu_model(), "", threads_line),
             ("load average at the start", load_average(), "", "shared machines: read ratios")]
     start = time.perf_counter()
@@ -425,6 +602,9 @@ def main(unused_argv):
     rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
                  "the compute floors' denominator"))
     step_1shot = benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
+    benchmark_steps_per_call(root, 1, steps_per_call, rounds_per_call, rows)
+    benchmark_whole_loop(root, 1, loop_steps, loop_steps // 2 if FLAGS.quick else 1000,
+                         valid_batch, step_1shot, rows)
     configs = configs_for(root, 1)
     valid_tasks = config.NUM_VALID_BATCHES * valid_batch
     valid_seconds = benchmark_evaluation(configs, valid_tasks, valid_batch, rows,
@@ -433,6 +613,7 @@ def main(unused_argv):
                                         f"meta-test, {test_tasks} tasks 1-shot (timed)")
     benchmark_evaluation_against_gathered(configs, reference_tasks, rounds, rows)
     benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
+    benchmark_steps_per_call(root, 5, steps_per_call, rounds_per_call, rows)
     configs_5 = configs_for(root, 5)
     benchmark_evaluation(configs_5, test_tasks, 200, rows,
                          f"meta-test, {test_tasks} tasks 5-shot (timed)")
@@ -447,6 +628,7 @@ def main(unused_argv):
         rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
                      f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
                      f"{reference / mine:.2f}x, own process"))
+    benchmark_onednn(root, (1,) if FLAGS.quick else (1, 5), steps, rows)
     test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
     valid_full = valid_seconds * 2000 / valid_tasks
     projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k

@@ -27,7 +27,12 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "projected full default 1-shot run", "peak resident memory",
               "meta-train step, 5-way 5-shot, 2 replica(s)", "2 replicas vs 1, 1-shot",
               "| CPU ", "Intra-op threads: ", "float32 matmul rate", "compute floor, 5-shot",
-              "floor: ", "1-shot step with 1 intra-op thread(s)", "load average at the end"):
+              "floor: ", "1-shot step with 1 intra-op thread(s)", "load average at the end",
+              "meta-train step, 5-way 1-shot, one per call (the runner's)",
+              "meta-train step, 5-way 5-shot, 2 per call",
+              "2 steps per call vs one, 5-shot", "runner's train(), 4 steps 1-shot",
+              "float32 matmul [7500,128]x[128,128], 1 thread", "float32 matmul [60,640]",
+              "1-shot step with oneDNN off", "oneDNN on vs off, 1-shot"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
 

@@ -1,8 +1,11 @@
 """What training and evaluation tell while they work: the ETA, the training window means, evaluation
 progress (in-process, on the fixture data)."""
 
+import json
 import logging
 import math
+import os
+import re
 
 import pytest
 
@@ -14,6 +17,7 @@ import data
 import evaluation
 import fixtures
 import records
+import runfolder
 import training
 import utils
 
@@ -60,3 +64,27 @@ def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, mo
   again(10, same)
   assert same.hexdigest() == fingerprint.hexdigest()
   assert more.hexdigest() != fingerprint.hexdigest()
+
+
+def test_log_lines_validations_and_checkpoints_fall_on_their_steps(tmp_path, caplog):
+  run_dir = str(tmp_path / "run")
+  configs = config.Configs(
+      data=config.DataConfig(data_path=fixtures.make_dataset(str(tmp_path), dim=16),
+                             dataset_name="tiny"),
+      inner=config.InnerModelConfig(num_latents=8, inner_unroll_length=1,
+                                    finetuning_unroll_length=1),
+      outer=config.OuterModelConfig(num_val_examples_per_class=3, metatrain_batch_size=4,
+                                    metavalid_batch_size=4, num_steps_limit=10),
+      run=config.RunConfig(checkpoint_path=run_dir, log_steps=3, checkpoint_steps=4,
+                           evaluate_after_training=False))
+  with caplog.at_level(logging.INFO, logger="absl"):
+    training.train(configs)
+  assert [json.loads(line)["step"] for line in open(os.path.join(run_dir, "validations.jsonl"))
+         ] == [0, 4, 8, 10]
+  saved = (re.fullmatch(r"model\.ckpt-(\d+)\.index", name) for name in os.listdir(run_dir))
+  assert sorted(int(match[1]) for match in saved if match) == [
+      0, 4, 8, 10][-runfolder.MAX_CHECKPOINTS_TO_KEEP:]
+  logged = (re.search(r"Step: (\d+)/10 .* \(mean of (\d+) steps\)", record.getMessage())
+            for record in caplog.records)
+  assert [match.groups() for match in logged if match] == [
+      ("3", "3"), ("6", "3"), ("9", "3"), ("10", "1")]
