@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import config
 import fixtures
-import training
+import test_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,18 +72,24 @@ def dataset(tmp_path_factory):
   return fixtures.make_dataset(str(tmp_path_factory.mktemp("embeddings")), dim=16)
 
 
-def test_two_fresh_runs_and_a_resumed_one_leave_the_same_numbers(dataset, tmp_path):
-  training.train(tiny_configs(dataset, str(tmp_path / "first")))
-  first = outcome(str(tmp_path / "first"))
-  training.train(tiny_configs(dataset, str(tmp_path / "second")))
-  assert_same_outcome(outcome(str(tmp_path / "second")), first)
-  # Stopped at step 4 (its latest checkpoint), resumed to 8 by the same command.
+def test_two_fresh_runs_and_a_resumed_one_leave_the_same_numbers(tiny_run, tmp_path):
+  """The session's tiny run (conftest.py: `runner.py` with test_runner.TINY, made by
+  whichever test process asked first) against the same command run again here, and against it
+  stopped at step 3 (its latest checkpoint) and resumed to 6 by the same command."""
+  data_path, made, _ = tiny_run
+  first = outcome(made)
+  command = [f"--data_path={data_path}", *test_runner.TINY]
+  second = str(tmp_path / "second")
+  assert test_runner.run(*command, f"--checkpoint_path={second}").returncode == 0
+  assert_same_outcome(outcome(second), first)
   resumed = str(tmp_path / "resumed")
-  training.train(tiny_configs(dataset, resumed, num_steps_limit=4,
-                              evaluate_after_training=False))
-  training.train(tiny_configs(dataset, resumed))
+  stopped = test_runner.run(*command, f"--checkpoint_path={resumed}", "--num_steps_limit=3",
+                            "--noevaluate_after_training")
+  assert stopped.returncode == 0, stopped.stderr[-3000:]
+  again = test_runner.run(*command, f"--checkpoint_path={resumed}")
+  assert again.returncode == 0 and "Resuming from" in again.stderr, again.stderr[-3000:]
   assert_same_outcome(outcome(resumed), first)
-  assert len(first["validations"]) == 5  # Steps 0, 2, 4, 6, 8.
+  assert len(first["validations"]) == 3  # Steps 0, 3, 6.
 
 
 # A fresh process: logical devices must be configured before TF initialises them.

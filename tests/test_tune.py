@@ -28,6 +28,14 @@ pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.Experimental
               pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")]
 
 
+@pytest.fixture(autouse=True)
+def poll_often(monkeypatch):
+  """The tuner polls trials and locks every second, sized for runs of minutes; the stand-ins
+  here finish in milliseconds."""
+  monkeypatch.setattr(tune, "POLL_SECONDS", 0.02)
+  monkeypatch.setattr(tune, "WAIT_SECONDS", 0.05)
+
+
 def settings(tmp_path, **overrides):
   values = dict(study_dir=str(tmp_path / "study"), num_trials=2, num_steps_limit=4,
                 checkpoint_steps=2)
@@ -289,7 +297,7 @@ def test_a_running_trial_whose_tuner_holds_its_lock_is_waited_for_then_rerun(tmp
   def other_tuner():  # Holds the lock for a while, then ends without telling the study.
     with tune.holding(folder + ".lock"):
       held.set()
-      ended.wait(3)
+      ended.wait(1.5)
 
   thread = threading.Thread(target=other_tuner)
   thread.start()
@@ -298,7 +306,7 @@ def test_a_running_trial_whose_tuner_holds_its_lock_is_waited_for_then_rerun(tmp
   start = tune.time.time()
   study = tune.tune(s, objective, quiet)  # Trial 0 counts: it waits, then re-runs it.
   thread.join()
-  assert tune.time.time() - start >= 2.5
+  assert tune.time.time() - start >= 1.4
   assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
   assert objective.calls == [(1, params, folder, objective.calls[0][3])]
 
@@ -339,8 +347,7 @@ FAKE_RUNNER = textwrap.dedent('''
 ''')
 
 
-def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path, monkeypatch):
-  monkeypatch.setattr(tune, "POLL_SECONDS", 0.02)  # The stand-in validates every 0.05 s.
+def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path):
   runner = tmp_path / "fake_runner.py"
   runner.write_text(FAKE_RUNNER)
   s = settings(tmp_path, params=("kl_weight",), num_trials=6, pruner_startup_trials=1)
