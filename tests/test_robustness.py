@@ -284,6 +284,7 @@ def _limit_file_size():
   resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
 
 
+@pytest.mark.slow  # A process of its own is the subject.
 def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoints_stay_intact(trained,
                                                                              tmp_path):
   root, trained_dir = trained
@@ -304,6 +305,7 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoints_stay_intact(t
   tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run_dir)))
 
 
+@pytest.mark.slow  # A process of its own is the subject.
 def test_two_runs_on_one_folder_the_second_refuses(trained, tmp_path):
   root, _ = trained
   run_dir = tmp_path / "run"

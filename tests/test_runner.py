@@ -243,6 +243,7 @@ def test_rerunning_the_same_command_resumes_and_extends(trained, dataset):
       "num_steps_limit"] == 9
 
 
+@pytest.mark.slow  # A process of its own is the subject.
 def test_a_run_killed_mid_training_resumes_and_its_best_still_loads(dataset, tmp_path):
   run_dir = str(tmp_path / "run")
   flags = [f"--data_path={dataset}", f"--checkpoint_path={run_dir}", *TINY,
