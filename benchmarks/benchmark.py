@@ -59,8 +59,8 @@ flags.DEFINE_integer("reference_test_tasks", 1000, "Meta-test tasks per round of
                      "evaluation beside its gathered-episodes reference (3 rounds).")
 flags.DEFINE_integer("probe_shots", 0, "Internal: time only the steps of this shot count, "
                      "print their medians and exit (the thread and oneDNN rows run it).")
-flags.DEFINE_boolean("probe_matmuls", False, "Internal: print the matmul rates of "
-                     "MATMUL_SHAPES, TF's and numpy's, and exit (the oneDNN rows run it).")
+flags.DEFINE_boolean("probe_matmuls", False, "Internal, with --probe_shots: print the matmul "
+                     "rates of MATMUL_SHAPES, TF's and numpy's, after the medians.")
 FLAGS = flags.FLAGS
 
 SPLIT_CLASSES = {"train": 64, "val": 16, "test": 20}
@@ -487,10 +487,17 @@ def probe(root, *args, environment=None):
   return [float(value) for value in result.stdout.split("PROBE")[-1].split()]
 
 
-def probe_threads(root, shots, threads, steps, environment=None):
-  """Medians (s) of leo's step and the reference's with `threads` intra-op threads."""
-  return probe(root, f"--probe_shots={shots}", f"--intra_op_threads={threads}",
-               f"--timed_steps={steps}", environment=environment)
+# One core for numpy too in the probes, whose matmul rates are one core's.
+ONE_CORE = dict(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def probe_threads(root, shots, threads, steps, onednn="1", matmuls=False):
+  """(leo's step median, the reference's (s), and with `matmuls` the matmul rates of
+  `matmul_rates`) with `threads` intra-op threads and oneDNN on ("1") or off ("0")."""
+  values = probe(root, f"--probe_shots={shots}", f"--intra_op_threads={threads}",
+                 f"--timed_steps={steps}", f"--probe_matmuls={matmuls}",
+                 environment=dict(ONE_CORE, TF_ENABLE_ONEDNN_OPTS=onednn))
+  return values[:2], values[2:]
 
 
 def chained_products(lefts, right):
@@ -528,34 +535,33 @@ def matmul_rates(seconds: float):
   return rates
 
 
-def benchmark_onednn(root, shots_list, steps, rows):
-  """The step and the matmuls with TF's oneDNN kernels on (TF's default on x86 Linux) and
-  off, each in a process of its own (TF_ENABLE_ONEDNN_OPTS is read when TF starts), one
-  intra-op thread and one numpy thread."""
-  settings = {"on": "1", "off": "0"}
-  one_core = dict(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-  rates = {name: probe(root, "--probe_matmuls", "--intra_op_threads=1",
-                       environment=dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
-           for name, value in settings.items()}
+def benchmark_onednn(root, one_thread, steps, rows):
+  """The step and the matmuls with TF's oneDNN kernels off, each shot count in a process of
+  its own (TF_ENABLE_ONEDNN_OPTS is read when TF starts), beside `one_thread`'s measurements
+  with them on (TF's default on x86 Linux): {shots: ((leo's, reference's medians), matmul
+  rates or [])}, one intra-op thread and one numpy thread."""
+  off = {shots: probe_threads(root, shots, 1, steps, onednn="0", matmuls=bool(rates))
+         for shots, (_, rates) in one_thread.items()}
+  rates_on, rates_off = one_thread[1][1], off[1][1]
   for index, (rows_, inner, columns) in enumerate(MATMUL_SHAPES):
     rows.append((f"float32 matmul [{rows_},{inner}]x[{inner},{columns}], 1 thread",
-                 f"TF {rates['on'][2 * index]:.0f} GFLOP/s", f"oneDNN off "
-                 f"{rates['off'][2 * index]:.0f}", f"numpy {rates['on'][2 * index + 1]:.0f} "
+                 f"TF {rates_on[2 * index]:.0f} GFLOP/s", f"oneDNN off "
+                 f"{rates_off[2 * index]:.0f}", f"numpy {rates_on[2 * index + 1]:.0f} "
                  "GFLOP/s (its OpenBLAS)"))
-  for shots in shots_list:
+  for shots in one_thread:
     medians = {}
-    for name, value in settings.items():
-      medians[name], reference = probe_threads(root, shots, 1, steps,
-                                               dict(one_core, TF_ENABLE_ONEDNN_OPTS=value))
-      rows.append((f"{shots}-shot step with oneDNN {name}", f"{1e3 * medians[name]:.1f} ms",
+    for name, ((mine, reference), _) in (("on", one_thread[shots]), ("off", off[shots])):
+      medians[name] = mine
+      rows.append((f"{shots}-shot step with oneDNN {name}", f"{1e3 * mine:.1f} ms",
                    f"reference {1e3 * reference:.1f} ms",
-                   f"{reference / medians[name]:.2f}x, own process, 1 thread"))
+                   f"{reference / mine:.2f}x, own process, 1 thread"))
     rows.append((f"  oneDNN on vs off, {shots}-shot", f"{medians['off'] / medians['on']:.2f}x",
                  "", "> 1 if oneDNN is faster"))
 
 
 def print_probe(root, shots, steps):
-  """The --probe_shots mode: only the two steps' medians, on one line."""
+  """The --probe_shots mode: the two steps' medians, then with --probe_matmuls the matmul
+  rates, on one line."""
   configs = configs_for(root, shots)
   episodes = evaluation.Episodes(configs, need_train=True)
   functions = []
@@ -565,7 +571,9 @@ def print_probe(root, shots, steps):
                                                leo_class=leo_class)
     functions.append(make(leo, meta_optimizer, episodes.train, configs.outer))
     time_calls(functions[-1], 1)
-  print("PROBE", *(statistics.median(t) for t in time_interleaved(functions, steps)))
+  medians = [statistics.median(t) for t in time_interleaved(functions, steps)]
+  print("PROBE", *medians, *(matmul_rates(0.2 if FLAGS.quick else 1.0)
+                             if FLAGS.probe_matmuls else []))
 
 
 def main(unused_argv):
@@ -576,8 +584,6 @@ def main(unused_argv):
     threads_line = distribute.threads_line(configs)
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
-    if FLAGS.probe_matmuls:
-      return print("PROBE", *matmul_rates(0.2 if FLAGS.quick else 1.0))
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
@@ -620,15 +626,19 @@ def main(unused_argv):
     benchmark_evaluation_against_gathered(configs_5, reference_tasks, rounds, rows)
     for shots in (1, 5):
       benchmark_replicas(root, shots, steps, rows)
+    one_thread = {}  # Also oneDNN's "on" (TF's default): {shots: (medians, matmul rates)}.
     for shots in (1, 5):
       for threads in range(1, min(os.cpu_count() or 1, 4) + 1):
         if FLAGS.quick and (shots, threads) != (1, 1):
           continue  # One probe shows that they run.
-        mine, reference = probe_threads(root, shots, threads, steps)
+        (mine, reference), rates = probe_threads(root, shots, threads, steps,
+                                                 matmuls=(shots, threads) == (1, 1))
+        if threads == 1:
+          one_thread[shots] = ((mine, reference), rates)
         rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
                      f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
                      f"{reference / mine:.2f}x, own process"))
-    benchmark_onednn(root, (1,) if FLAGS.quick else (1, 5), steps, rows)
+    benchmark_onednn(root, one_thread, steps, rows)
     test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
     valid_full = valid_seconds * 2000 / valid_tasks
     projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k
