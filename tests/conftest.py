@@ -44,3 +44,18 @@ def tiny_run(tmp_path_factory):
       done.write_text(json.dumps([result.args, result.returncode, result.stdout,
                                   result.stderr]))
   return str(dataset), str(folder), subprocess.CompletedProcess(*json.loads(done.read_text()))
+
+
+# The modules that train, compile or start processes, longest first. xdist hands whole files
+# to its two workers in collection order (pytest.ini: --no-loadscope-reorder; by default it
+# orders them by their number of tests), so that the long ones start early and the two
+# workers end together.
+LONG_FIRST = ("test_storage_faults", "test_speed", "test_runner", "test_tune", "test_tools",
+              "test_model", "test_reproducibility", "test_predict", "test_robustness",
+              "test_glyphs", "test_tune_postgres", "test_inspect", "test_embed_images",
+              "test_analytic_gradients", "test_training_output")
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: index for index, name in enumerate(LONG_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.stem, len(LONG_FIRST)))
