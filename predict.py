@@ -22,17 +22,14 @@ from absl import logging
 import config  # pylint: disable=unused-import  # Defines --checkpoint_path.
 import utils
 
-def define_flags():
-  """The command's flags; --checkpoint_path is config.py's, here None by default: the shipped
-  model for the support set's K."""
-  flags.DEFINE_string("support", None, "A folder with one sub-folder of K images per class, or "
-                      "an embeddings file (.pkl) whose keys name the classes.")
-  flags.DEFINE_string("queries", None, "A folder of images, an image file, a comma-separated "
-                      "list of them, or an embeddings file (.pkl).")
-  flags.DEFINE_string("output", None, "Also write the predictions to this .csv or .json file.")
-  flags.mark_flags_as_required(["support", "queries"])
-  flags.declare_key_flag("checkpoint_path")
-  flags.FLAGS.set_default("checkpoint_path", None)
+flags.DEFINE_string("support", None, "A folder with one sub-folder of K images per class, or "
+                    "an embeddings file (.pkl) whose keys name the classes.")
+flags.DEFINE_string("queries", None, "A folder of images, an image file, a comma-separated "
+                    "list of them, or an embeddings file (.pkl).")
+flags.DEFINE_string("output", None, "Also write the predictions to this .csv or .json file.")
+flags.mark_flags_as_required(["support", "queries"])
+flags.declare_key_flag("checkpoint_path")
+flags.FLAGS.set_default("checkpoint_path", None)  # None: the shipped model for the support's K.
 
 
 def main(argv):
@@ -61,5 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
   app.run(main)

@@ -1,26 +1,28 @@
-"""A command's `main` run inside the test process, seen as a subprocess would be seen.
+"""A command run inside the test process, seen as a subprocess would be seen.
 
 Starting Python with TF, Sonnet and TFP costs about 7 s a process, more than a tiny run's
-whole work, so the tests of what a command does run its absl `main` here: flags parsed from a
-fresh state by `app.run` as the command line would be, stdout and stderr captured at the file
-descriptors as well as in `sys.stdout`/`sys.stderr` (TF's C++ lines included), the exit status
-taken from `SystemExit`, and an exception that escapes printed as the interpreter would with
-status 1, so "one line on stderr and exit 2" is checked as strictly as from a process. The
-tests whose subject is a process (SIGKILL, Ctrl-C, several workers, a resource limit, the
-interpreter's exit) start one.
+whole work, so the tests of what a command does run its file here, as `__main__`, as
+`python runner.py ...` or `python -m tools.compare ...` would: its own `app.run` parses the
+flags from a fresh state, stdout and stderr are captured at the file descriptors as well as
+in `sys.stdout`/`sys.stderr` (TF's C++ lines included), the exit status is taken from
+`SystemExit`, and an exception that escapes is printed as the interpreter would, with status
+1, so "one line on stderr and exit 2" is checked as strictly as from a process. No test
+imports a command. The tests whose subject is a process (SIGKILL, several workers, a
+resource limit, a lock another process holds) start one.
 """
 
 import contextlib
 import io
 import logging as python_logging
 import os
+import runpy
 import signal
 import subprocess
 import sys
 import tempfile
 import traceback
+import warnings
 
-from absl import app
 from absl import flags
 from absl import logging
 from absl.testing import flagsaver
@@ -79,14 +81,6 @@ def _process_state(cwd, env):
       flags.FLAGS.unparse_flags()
 
 
-def _parse_flags(argv):
-  """app.run's parsing of a process's first run: INFO unless --verbosity says otherwise."""
-  args = app.parse_flags_with_usage(argv)
-  if flags.FLAGS["verbosity"].using_default_value:
-    flags.FLAGS.verbosity = 0
-  return args
-
-
 def _status(exit_code) -> int:
   if exit_code is None:
     return 0
@@ -96,31 +90,37 @@ def _status(exit_code) -> int:
   return 1
 
 
-def run(main, program: str, *args: str, define_flags=None, cwd=None,
-        env=None) -> subprocess.CompletedProcess:
-  """Runs `app.run(main)` as `python program *args` would, in `cwd` with the variables of
-  `env` set; returns what it printed and its exit status, as
-  `subprocess.run(..., capture_output=True, text=True)` does. `define_flags` defines the
-  command's own flags (a tool's, which its `__main__` defines): they exist for this run only,
-  so that two tools' flags of one name never meet."""
-  argv = [program, *map(str, args)]
+def run(command, cwd=None, env=None) -> subprocess.CompletedProcess:
+  """Runs `python *command` (a script and its arguments, or "-m", a module and its arguments)
+  in this process, in `cwd` with the variables of `env` set, the script or module executed as
+  `__main__` as the interpreter would; returns what it printed and its exit status, as
+  `subprocess.run(..., capture_output=True, text=True)` does. A tool's flags, which its
+  `__main__` defines, exist for this run only."""
+  command = list(map(str, command))
+  module = command[1] if command[0] == "-m" else None
+  argv = command[1:] if module else command
   fd_out, fd_err = [], []
   stdout, stderr = io.StringIO(), io.StringIO()
   with _process_state(cwd, env):
-    if define_flags is not None:
-      define_flags()
-    flags.FLAGS.unparse_flags()  # Every flag starts from its default, as in a new process.
+    flags.FLAGS.unparse_flags()  # Every flag starts from its default, as in a new process,
+    flags.FLAGS.set_default("verbosity", 0)  # and logs INFO, as app.run's first run sets.
     sys.argv = argv
     with _captured_fd(1, fd_out), _captured_fd(2, fd_err), \
         contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
       logging.get_absl_handler().python_handler.stream = stderr
       try:
-        app.run(main, argv=argv, flags_parser=_parse_flags)
+        if module:
+          with warnings.catch_warnings():  # The tests import the tools' functions too; as
+            # `python -m` would, a fresh copy of the module runs as __main__.
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+          runpy.run_path(argv[0], run_name="__main__")
         status = 0
       except SystemExit as e:
         status = _status(e.code)
       except BaseException:  # pylint: disable=broad-except
         traceback.print_exc()  # What the interpreter prints for an uncaught exception.
         status = 1
-  return subprocess.CompletedProcess(argv, status, stdout.getvalue() + "".join(fd_out),
+  return subprocess.CompletedProcess(command, status, stdout.getvalue() + "".join(fd_out),
                                      stderr.getvalue() + "".join(fd_err))

@@ -51,8 +51,7 @@ def write_record(folder, method="leo", seed=0, task_accuracies=(0.8, 0.6), tasks
 
 def run_compare(*args):
   """`python -m tools.compare *args`, run in this process."""
-  return inprocess.run(compare.main, "tools/compare.py", *args,
-                       define_flags=compare.define_flags, cwd=ROOT)
+  return inprocess.run(["-m", "tools.compare", *args], cwd=ROOT)
 
 
 def rows_of(text):

@@ -22,8 +22,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _embed_images(*flags):
   """`python -m tools.embed_images *flags`, run in this process."""
-  return inprocess.run(embed_images.main, "tools/embed_images.py", *flags,
-                       define_flags=embed_images.define_flags, cwd=REPO_ROOT)
+  return inprocess.run(["-m", "tools.embed_images", *flags], cwd=REPO_ROOT)
 
 
 def _write_png(path, pixels):

@@ -9,7 +9,6 @@ import pytest
 import evaluation
 import fixtures
 import inprocess
-import runner
 import training
 from tools import inspect_leo
 
@@ -27,8 +26,8 @@ def run(tmp_path_factory):
   root = tmp_path_factory.mktemp("inspect")
   data_path = fixtures.make_dataset(str(root / "data"))
   folder = str(root / "run")
-  done = inprocess.run(runner.main, "runner.py", *TINY, f"--data_path={data_path}",
-                       f"--checkpoint_path={folder}", cwd=ROOT)
+  done = inprocess.run([os.path.join(ROOT, "runner.py"), *TINY, f"--data_path={data_path}",
+                        f"--checkpoint_path={folder}"], cwd=ROOT)
   assert done.returncode == 0, done.stderr[-2000:]
   return folder
 
@@ -95,8 +94,7 @@ def test_figures_of_a_tiny_run_agree_with_the_model(run):
 
 
 def test_not_a_run_folder_is_a_one_line_error(tmp_path):
-  done = inprocess.run(inspect_leo.main, "tools/inspect_leo.py", f"--run={tmp_path}",
-                       define_flags=inspect_leo.define_flags, cwd=ROOT)
+  done = inprocess.run(["-m", "tools.inspect_leo", f"--run={tmp_path}"], cwd=ROOT)
   assert done.returncode == 2
   assert done.stderr.strip() == (f"tools/inspect_leo.py: --run={tmp_path}: expected a run "
                                  "folder (with config.json)")

@@ -15,11 +15,9 @@ import evaluation
 import fixtures
 import inprocess
 import model
-import predict
 import prediction
 import records
 import runfolder
-import runner
 import utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,11 +65,9 @@ def _leo(found, num_classes, shots):
 
 
 def _run(script, *flags, tmp_path):
-  """`python script *flags` (predict.py or runner.py) with TMPDIR=tmp_path, in this process."""
-  main, define_flags = {"predict.py": (predict.main, predict.define_flags),
-                        "runner.py": (runner.main, None)}[script]
-  return inprocess.run(main, os.path.join(ROOT, script), *flags, define_flags=define_flags,
-                       cwd=ROOT, env={"TMPDIR": str(tmp_path)})
+  """`python script *flags` with TMPDIR=tmp_path, in this process."""
+  return inprocess.run([os.path.join(ROOT, script), *flags], cwd=ROOT,
+                       env={"TMPDIR": str(tmp_path)})
 
 
 # ---- predict.py and the Python function. ----

@@ -18,7 +18,6 @@ from tensorflow.core.util import event_pb2
 import fixtures
 import inprocess
 import runfolder
-import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "runner.py")
@@ -37,7 +36,7 @@ def dataset(tiny_run):
 
 def run(*flags):
   """`python runner.py *flags`, run in this process: what it printed and its exit status."""
-  return inprocess.run(runner.main, RUNNER, *flags, cwd=ROOT)
+  return inprocess.run([RUNNER, *flags], cwd=ROOT)
 
 
 def start(*flags):

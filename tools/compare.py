@@ -651,16 +651,6 @@ def _write_text(text: str) -> Callable[[str], None]:
   return write
 
 
-def define_flags():
-  flags.DEFINE_string("reference", "leo", "Method every pair is taken against ('' pairs all).")
-  flags.DEFINE_multi_string("pair", [], "Two rows (R1,R4) or record files to pair or explain.")
-  flags.DEFINE_string("output", None, "Also write the table to this file (e.g. RESULTS.md).")
-  flags.DEFINE_string("plot", None, "Write the figure (validation curves, test accuracies, "
-                      "paired differences from --plot_against).")
-  flags.DEFINE_string("plot_against", "nearest_centroid", "The baseline the figure's paired "
-                      "panel takes every other method's test records against.")
-
-
 def main(argv):
   values = flags.FLAGS
   try:
@@ -692,5 +682,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
+  flags.DEFINE_string("reference", "leo", "Method every pair is taken against ('' pairs all).")
+  flags.DEFINE_multi_string("pair", [], "Two rows (R1,R4) or record files to pair or explain.")
+  flags.DEFINE_string("output", None, "Also write the table to this file (e.g. RESULTS.md).")
+  flags.DEFINE_string("plot", None, "Write the figure (validation curves, test accuracies, "
+                      "paired differences from --plot_against).")
+  flags.DEFINE_string("plot_against", "nearest_centroid", "The baseline the figure's paired "
+                      "panel takes every other method's test records against.")
   app.run(main)

@@ -196,13 +196,6 @@ def table(results: Sequence[Inspection], num_latents: int, embedding_dim: int) -
   return "\n".join(lines) + "\n"
 
 
-def define_flags():
-  flags.DEFINE_string("run", None, "A runner.py run folder.", required=True)
-  # Not --tasks: config.py's --tasks names a file of tasks for the runner.
-  flags.DEFINE_integer("num_tasks", 500, "Validation and training tasks per checkpoint.")
-  flags.DEFINE_string("output", None, "Also write the tables to this file.")
-
-
 def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
@@ -225,5 +218,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
+  flags.DEFINE_string("run", None, "A runner.py run folder.", required=True)
+  # Not --tasks: config.py's --tasks names a file of tasks for the runner.
+  flags.DEFINE_integer("num_tasks", 500, "Validation and training tasks per checkpoint.")
+  flags.DEFINE_string("output", None, "Also write the tables to this file.")
   app.run(main)
