@@ -37,8 +37,7 @@ ProblemInstance = collections.namedtuple(
     ["tr_input", "tr_output", "tr_info", "val_input", "val_output", "val_info"])
 
 # Where `--dataset_name=icons` is found when no --data_path is given.
-BUNDLED_DATA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets",
-                                 "embeddings")
+BUNDLED_DATA_PATH = os.path.join(utils.REPOSITORY, "datasets", "embeddings")
 BUNDLED_DATASETS = ("icons",)
 DOWNLOAD_HINT = ("the unzipped embeddings.zip of the original LEO code "
                  "(http://storage.googleapis.com/leo-embeddings/embeddings.zip)")

@@ -12,7 +12,7 @@ are the softmax of the adapted classifier's logits. LEO's variables do not depen
 one model serves any support set, compiled once per (N, K).
 
 Images go through the backbone that made the run's embeddings (their PROVENANCE.json names it),
-read as `tools/embed_images.py` reads them. `read_support` and `read_queries` turn the
+read as `tools/data/embed_images.py` reads them. `read_support` and `read_queries` turn the
 command's inputs (folders, image files, embeddings files) into these arrays; `write` writes
 the predictions as CSV or JSON.
 """
@@ -34,8 +34,8 @@ import data
 import model
 import runfolder
 import storage
-from tools import image_folder
-from tools import pretrain_embeddings as pe
+from tools.data import image_folder
+from tools.data import pretrain_embeddings as pe
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The trained icons models shipped with leo (datasets/README.md), chosen by the support's K.
@@ -138,7 +138,7 @@ class Predictor:
 
   def embed(self, images: np.ndarray) -> np.ndarray:
     """Embeddings [n, D] of uint8 images [n, height, width, channels] (the backbone's input
-    shape), as tools/embed_images.py makes them."""
+    shape), as tools/data/embed_images.py makes them."""
     embed, image_shape = self._loaded_backbone()
     images = np.asarray(images)
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != image_shape:

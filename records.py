@@ -6,7 +6,7 @@
 
 A result record holds the per-task accuracies and a fingerprint of the tasks (the split's
 keys, the task shape and every task's sampled images), so two records are proved to be on
-identical tasks before they are compared pairwise (tools/compare.py). The same evaluation
+identical tasks before they are compared pairwise (tools/study/compare.py). The same evaluation
 repeated replaces only its own record. `<folder>` is the run folder for LEO and
 `--checkpoint_path` for a baseline.
 """
@@ -55,7 +55,7 @@ def record_name(method: str, split: str, num_classes: int, shots: int, queries: 
 
 
 # storage (and so TensorFlow) is imported by the functions that read or write files, not at
-# import: tools that read local records (tools/compare.py, tools/tune.py) start in a second.
+# import: tools that read local records (tools/study/compare.py, tools/tune.py) start in a second.
 
 def write_record(folder: str, record) -> str:
   """Writes `record` as `<folder>/results/<its name>.json` (durably, atomically)."""

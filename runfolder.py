@@ -49,9 +49,8 @@ DAMAGED_FOLDER = "damaged"
 CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
 MAX_CHECKPOINTS_TO_KEEP = 3
-_HERE = os.path.dirname(os.path.abspath(__file__))
 # The trained models shipped with leo: evaluating one leaves leo's tree as it is.
-SHIPPED_MODELS = os.path.join(_HERE, "datasets", "models")
+SHIPPED_MODELS = os.path.join(utils.REPOSITORY, "datasets", "models")
 PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
 LOCK_FILE = storage.RunLock.NAME
 # The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
@@ -199,9 +198,9 @@ def versions():
 def _git_commit() -> Optional[str]:
   """HEAD of leo's checkout (with "-dirty" if files differ from it), None outside git."""
   try:
-    commit = subprocess.run(["git", "-C", _HERE, "rev-parse", "HEAD"], capture_output=True,
+    commit = subprocess.run(["git", "-C", utils.REPOSITORY, "rev-parse", "HEAD"], capture_output=True,
                             text=True, timeout=10, check=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", _HERE, "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", utils.REPOSITORY, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=10, check=True).stdout
   except (OSError, subprocess.SubprocessError):
     return None

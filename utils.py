@@ -8,7 +8,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+# The checkout leo runs from: its bundled data, shipped models and commands are found from here.
+REPOSITORY = os.path.dirname(os.path.abspath(__file__))
 # Two-sided 95% quantile of the standard normal: tasks are many (thousands), so the normal
 # approximation of the mean's sampling distribution is what papers report.
 Z_95 = 1.959963984540054
@@ -27,7 +28,7 @@ class OwnLinesOrWarnings(logging.Filter):
   (and a virtual environment inside the checkout puts TF's files below leo's folder)."""
 
   def filter(self, record):
-    own = record.pathname.startswith(_HERE + os.sep) and "site-packages" not in record.pathname
+    own = record.pathname.startswith(REPOSITORY + os.sep) and "site-packages" not in record.pathname
     return record.levelno >= logging.WARNING or own
 
 

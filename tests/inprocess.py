@@ -2,7 +2,7 @@
 
 Starting Python with TF, Sonnet and TFP costs about 7 s a process, more than a tiny run's
 whole work, so the tests of what a command does run its file here, as `__main__`, as
-`python runner.py ...` or `python -m tools.compare ...` would: its own `app.run` parses the
+`python runner.py ...` or `python -m tools.study.compare ...` would: its own `app.run` parses the
 flags from a fresh state, stdout and stderr are captured at the file descriptors as well as
 in `sys.stdout`/`sys.stderr` (TF's C++ lines included), the exit status is taken from
 `SystemExit`, and an exception that escapes is printed as the interpreter would, with status

@@ -1,5 +1,5 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of tools/compare.py on hand-made result records (no training needed)."""
+"""Tests of tools/study/compare.py on hand-made result records (no training needed)."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import os
 import pytest
 
 import inprocess
-from tools import compare
+from tools.study import compare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -50,8 +50,8 @@ def write_record(folder, method="leo", seed=0, task_accuracies=(0.8, 0.6), tasks
 
 
 def run_compare(*args):
-  """`python -m tools.compare *args`, run in this process."""
-  return inprocess.run(["-m", "tools.compare", *args], cwd=ROOT)
+  """`python -m tools.study.compare *args`, run in this process."""
+  return inprocess.run(["-m", "tools.study.compare", *args], cwd=ROOT)
 
 
 def rows_of(text):
@@ -206,7 +206,7 @@ def test_pairing_an_unknown_row_is_a_one_line_error(tmp_path):
   write_record(tmp_path / "run", "leo", 0)
   result = run_compare(tmp_path, "--pair=R1,R9")
   assert result.returncode == 2 and result.stderr == (
-      "tools.compare: --pair=R1,R9: expected two different row ids (R1..R1) or record files "
+      "tools.study.compare: --pair=R1,R9: expected two different row ids (R1..R1) or record files "
       "among those compared\n")
 
 
@@ -230,7 +230,7 @@ def test_a_truncated_record_is_a_one_line_error_naming_the_file(tmp_path):
   result = run_compare(tmp_path)
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.count("\n") == 1 and result.stderr.startswith(
-      f"tools.compare: {path}: not a readable result record (JSONDecodeError: ")
+      f"tools.study.compare: {path}: not a readable result record (JSONDecodeError: ")
 
 
 def test_a_record_without_its_per_task_accuracies_is_a_one_line_error(tmp_path):
@@ -269,7 +269,7 @@ def test_an_output_into_a_missing_folder_is_refused_before_the_table(tmp_path):
   missing = tmp_path / "no-such-folder" / "RESULTS.md"
   result = run_compare(tmp_path, f"--output={missing}")
   assert result.returncode == 2 and result.stdout == ""
-  assert result.stderr == (f"tools.compare: --output={missing}: no folder "
+  assert result.stderr == (f"tools.study.compare: --output={missing}: no folder "
                            f"{missing.parent}; create it first\n")
 
 

@@ -1,6 +1,6 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Tests of embedding your own images: the image-folder reader, the saved backbone and
-tools/embed_images.py."""
+tools/data/embed_images.py."""
 
 import json
 import os
@@ -13,16 +13,16 @@ import tensorflow as tf
 
 import data
 import inprocess
-from tools import embed_images
-from tools import image_folder
-from tools import pretrain_embeddings as pe
+from tools.data import embed_images
+from tools.data import image_folder
+from tools.data import pretrain_embeddings as pe
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _embed_images(*flags):
-  """`python -m tools.embed_images *flags`, run in this process."""
-  return inprocess.run(["-m", "tools.embed_images", *flags], cwd=REPO_ROOT)
+  """`python -m tools.data.embed_images *flags`, run in this process."""
+  return inprocess.run(["-m", "tools.data.embed_images", *flags], cwd=REPO_ROOT)
 
 
 def _write_png(path, pixels):
@@ -42,7 +42,7 @@ def _image_folder(root, num_classes=10, per_class=6, side=16, seed=0):
   return root
 
 
-# ---- tools/image_folder.py ----
+# ---- tools/data/image_folder.py ----
 
 def test_read_image_folder_resizes_converts_and_composites_alpha_on_white(tmp_path):
   root = str(tmp_path / "images")
@@ -142,7 +142,7 @@ def test_random_split_is_seeded_in_minis_shares_and_keeps_five_classes_per_split
     image_folder.random_split(names[:14])
 
 
-# ---- The saved backbone and tools/embed_images.py ----
+# ---- The saved backbone and tools/data/embed_images.py ----
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):

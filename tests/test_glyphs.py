@@ -1,5 +1,5 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of tools/build_glyphs.py on the typefaces matplotlib ships (no download)."""
+"""Tests of tools/data/build_glyphs.py on the typefaces matplotlib ships (no download)."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import shutil
 import matplotlib
 import numpy as np
 
-from tools import build_glyphs
-from tools import pretrain_embeddings
+from tools.data import build_glyphs
+from tools.data import pretrain_embeddings
 
 MPL_FONTS = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
 TEXT_FACES = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSerif", "DejaVuSerif-Italic",

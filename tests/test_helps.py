@@ -1,10 +1,10 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""tools/helps.py: the "When LEO helps" table from hand-made records."""
+"""tools/study/helps.py: the "When LEO helps" table from hand-made records."""
 
 import pytest
 
 from test_compare import study, write_record
-from tools import helps
+from tools.study import helps
 import utils
 
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""tools/inspect_leo.py: its figures on hand-made matrices and on a tiny run's checkpoints."""
+"""tools/study/inspect_leo.py: its figures on hand-made matrices and on a tiny run's checkpoints."""
 
 import os
 
@@ -10,7 +10,7 @@ import evaluation
 import fixtures
 import inprocess
 import training
-from tools import inspect_leo
+from tools.study import inspect_leo
 
 tf = inspect_leo.tf
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +94,7 @@ def test_figures_of_a_tiny_run_agree_with_the_model(run):
 
 
 def test_not_a_run_folder_is_a_one_line_error(tmp_path):
-  done = inprocess.run(["-m", "tools.inspect_leo", f"--run={tmp_path}"], cwd=ROOT)
+  done = inprocess.run(["-m", "tools.study.inspect_leo", f"--run={tmp_path}"], cwd=ROOT)
   assert done.returncode == 2
-  assert done.stderr.strip() == (f"tools/inspect_leo.py: --run={tmp_path}: expected a run "
+  assert done.stderr.strip() == (f"tools/study/inspect_leo.py: --run={tmp_path}: expected a run "
                                  "folder (with config.json)")

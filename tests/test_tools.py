@@ -16,9 +16,9 @@ import tensorflow as tf
 
 import config
 import data
-from tools import build_icons
-from tools import nearest_centroid
-from tools import pretrain_embeddings
+from tools.data import build_icons
+from tools.study import nearest_centroid
+from tools.data import pretrain_embeddings
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_ICONS = os.path.join(REPO_ROOT, "datasets", "icons")
@@ -421,7 +421,7 @@ MIRRORED_STEP_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tools import pretrain_embeddings as pe
+    from tools.data import pretrain_embeddings as pe
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2

@@ -259,11 +259,11 @@ def test_a_seed_sweep_runs_each_seed_once_over_two_tuners_and_compares(server, d
   assert sorted(t.params["seed"] for t in trials) == [0, 1]
   assert all(t.state == TrialState.COMPLETE for t in trials)
   assert sorted(n for output in outputs for n in started_trials(output)) == [0, 1]
-  compare = subprocess.run([sys.executable, "-m", "tools.compare", str(study_dir / "trials")],
+  compare = subprocess.run([sys.executable, "-m", "tools.study.compare", str(study_dir / "trials")],
                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
   assert compare.returncode == 0, compare.stderr[-3000:]
   assert "2 seeds" in compare.stdout  # The mean over the seeds, one row.
-  assert "tools.compare" in (study_dir / "trials.md").read_text()
+  assert "tools.study.compare" in (study_dir / "trials.md").read_text()
 
 
 # ---- The storage errors a user meets first: one line, before any trial. ----

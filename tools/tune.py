@@ -38,7 +38,7 @@ waits for the trials other tuners are running, so the last one standing re-runs 
 
 A seed sweep is a study too: `--seeds=10` trains the configuration of the flags after `--`
 (say `--flagfile=<study_dir>/best_flags.txt`) once for each seed 0..9, tests it, and the
-run folders `<study_dir>/trials/<n>` feed `python -m tools.compare <study_dir>/trials`;
+run folders `<study_dir>/trials/<n>` feed `python -m tools.study.compare <study_dir>/trials`;
 every tuner sharing the storage takes the next seed nobody has taken.
 
 Outputs, rewritten after every trial: `<study_dir>/trials.md` (the table this prints),
@@ -78,7 +78,7 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 import records
 import utils
 
-RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runner.py")
+RUNNER = os.path.join(utils.REPOSITORY, "runner.py")
 VALIDATIONS_FILE = records.VALIDATIONS_FILE
 BEST_FILE = os.path.join("best_checkpoint", "best.json")
 STORAGE_FILE = "study.db"
@@ -726,7 +726,7 @@ def write_outputs(study: optuna.Study, settings: Settings, log=print):
           f"{summary(trials)}\n")
   complete = [t for t in trials if t.state == TrialState.COMPLETE]
   if settings.seeds:
-    text += ("\nTest accuracies over the seeds: python -m tools.compare "
+    text += ("\nTest accuracies over the seeds: python -m tools.study.compare "
              f"{os.path.join(settings.study_dir, TRIALS_FOLDER)}\n")
   elif complete:
     best = study.best_trial

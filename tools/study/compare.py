@@ -1,12 +1,12 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Compares result records: one markdown table of accuracies, pairs on identical tasks, seeds.
 
-    python -m tools.compare runs/                        # every record under runs/
-    python -m tools.compare runs/ --output=RESULTS.md    # the same table, also written there
-    python -m tools.compare runs/ --pair=R1,R4           # ask about two rows (or record files)
-    python -m tools.compare runs/ --plot=study.png       # validation curves, test accuracies and
+    python -m tools.study.compare runs/                        # every record under runs/
+    python -m tools.study.compare runs/ --output=RESULTS.md    # the same table, also written there
+    python -m tools.study.compare runs/ --pair=R1,R4           # ask about two rows (or record files)
+    python -m tools.study.compare runs/ --plot=study.png       # validation curves, test accuracies and
                                                          # paired differences from a baseline
-    python -m tools.compare runs/ --reference=           # pair any two records on equal tasks
+    python -m tools.study.compare runs/ --reference=           # pair any two records on equal tasks
 
 Rows, in this order for each evaluated setting (split, N-way K-shot, queries, tasks):
 - each record (`<folder>/results/*.json`, written by runner.py): mean ± 95% CI over its tasks;
@@ -656,7 +656,7 @@ def main(argv):
   try:
     paths = argv[1:]
     if not paths:
-      raise utils.LeoError("usage: python -m tools.compare PATH... (result records or folders)")
+      raise utils.LeoError("usage: python -m tools.study.compare PATH... (result records or folders)")
     asked = [tuple(pair.split(",")) for pair in values.pair]
     for pair in asked:
       if len(pair) != 2:
@@ -672,12 +672,12 @@ def main(argv):
       raise utils.LeoError(f"{' '.join(paths)}: no result records (JSON with \"record\": "
                            f"\"{RECORD_TAG}\") found")
     text = render_table(records, values.reference, asked,
-                        command=" ".join(["python -m tools.compare"] + sys.argv[1:]))
+                        command=" ".join(["python -m tools.study.compare"] + sys.argv[1:]))
     print(text, end="")
     if values.output:
       write_atomically("output", values.output, _write_text(text))
   except utils.LeoError as error:
-    print(f"tools.compare: {error}", file=sys.stderr)
+    print(f"tools.study.compare: {error}", file=sys.stderr)
     sys.exit(2)
 
 

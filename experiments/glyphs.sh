@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The glyphs check of datasets/README.md ("What to expect on your own images"): the icons
-# recipe, untuned, on a second real image set (tools/build_glyphs.py). Each run writes its
+# recipe, untuned, on a second real image set (tools/data/build_glyphs.py). Each run writes its
 # result records into its own folder; the committed copies under results/glyphs/ are those
 # folders' results/ and validations.jsonl, and each embedding's PROVENANCE.json.
-# Usage: [SEED=<seed>] bash results/glyphs.sh <embedding> <shots> <variant> [<out root>]
-#   embedding: shipped (the bundled icons backbone, tools/embed_images.py)
+# Usage: [SEED=<seed>] bash experiments/glyphs.sh <embedding> <shots> <variant> [<out root>]
+#   embedding: shipped (the bundled icons backbone, tools/data/embed_images.py)
 #              | own (a backbone pretrained on the 40 glyph train classes, the tool's defaults)
 #   variant:   leo (--preset=icons_<shots>shot) | baselines | baselines-val
 set -euo pipefail
@@ -12,12 +12,12 @@ embedding=$1 shots=$2 variant=$3 out=${4:-/tmp/glyphs-study}
 python=${PYTHON:-python}
 glyphs=$out/glyphs
 emb=$out/emb/$embedding
-[[ -e $glyphs/glyphs.npz ]] || "$python" -m tools.build_glyphs --output_dir="$glyphs"
+[[ -e $glyphs/glyphs.npz ]] || "$python" -m tools.data.build_glyphs --output_dir="$glyphs"
 if [[ ! -e $emb/glyphs/center/test_embeddings.pkl ]]; then
   case $embedding in
-    shipped) "$python" -m tools.embed_images --images="$glyphs/glyphs.npz" \
+    shipped) "$python" -m tools.data.embed_images --images="$glyphs/glyphs.npz" \
                --split="$glyphs/split.json" --dataset_name=glyphs --output_root="$emb" ;;
-    own) "$python" -m tools.pretrain_embeddings --images="$glyphs/glyphs.npz" \
+    own) "$python" -m tools.data.pretrain_embeddings --images="$glyphs/glyphs.npz" \
            --split="$glyphs/split.json" --protocol=paper --dataset_name=glyphs \
            --output_root="$emb" --num_threads=1 ;;
     *) echo "glyphs.sh: unknown embedding $embedding" >&2; exit 2 ;;

@@ -11,7 +11,7 @@ Input (--images), an .npz with:
   labels       int [n], each image's class: an index into class_names
   class_names  str [classes] (optional; default c000, c001, ...)
   image_names  str [n] (optional; default the row index): unique within a class
-or a folder of class folders (`tools/image_folder.py`: resized to 84x84, --image_channels),
+or a folder of class folders (`tools/data/image_folder.py`: resized to 84x84, --image_channels),
 and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]},
 optionally "pool": [class names outside the three splits]. --protocol chooses which of the
 train and pool classes the backbone trains on and which LEO meta-trains on (the train pickle);
@@ -20,7 +20,7 @@ the val and test classes are never seen in pretraining.
 Output: <output_root>/<dataset_name>/center/{train,val,test}_embeddings.pkl, the layout of
 the published LEO embeddings, and PROVENANCE.json beside them (the protocol, every class the
 backbone trained on, each pickle's classes, the command, seed, settings, input digests and
-versions), and the trained backbone (`backbone.npz`: `tools/embed_images.py` embeds other
+versions), and the trained backbone (`backbone.npz`: `tools/data/embed_images.py` embeds other
 images with it). A pickle is a dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n]
 (the class's position in the split's list) and `keys` str [n], each key
 `<split>-<class id>-<class id>_<image name>` where the class id is the class name's letters
@@ -32,8 +32,8 @@ Backbones (--backbone): `convnet`, a small stand-in that trains in minutes on 2 
 Wide ResNet 28-10 (640-d), for accelerators. Training: cross-entropy with label smoothing,
 SGD with momentum and a one-cycle learning rate, random affine augmentation, weight decay.
 
-    python -m tools.pretrain_embeddings          # the bundled icons benchmark
-    python -m tools.pretrain_embeddings --images=my.npz --split=my_split.json \\
+    python -m tools.data.pretrain_embeddings          # the bundled icons benchmark
+    python -m tools.data.pretrain_embeddings --images=my.npz --split=my_split.json \\
         --dataset_name=mine --output_root=/data/embeddings --protocol=paper
 
 Several GPUs, several machines (`--distribution_strategy`, the flag of runner.py): each step's
@@ -48,7 +48,7 @@ initial weights are drawn differently from the default strategy's (created eager
 rather than in the first step's trace), so its embeddings are not the default run's.
 
     # Every GPU of this machine (choose them with CUDA_VISIBLE_DEVICES).
-    python -m tools.pretrain_embeddings --backbone=wrn28_10 --distribution_strategy=mirrored
+    python -m tools.data.pretrain_embeddings --backbone=wrn28_10 --distribution_strategy=mirrored
 
     # Two machines: the same command on each, from a checkout with the same --images and --split
     # files, TF_CONFIG naming the cluster and this machine's place in it. Worker 0 is the chief:
@@ -56,12 +56,12 @@ rather than in the first step's trace), so its embeddings are not the default ru
     # on host-a:
     export TF_CONFIG='{"cluster": {"worker": ["host-a:2222", "host-b:2222"]},
                        "task": {"type": "worker", "index": 0}}'
-    python -m tools.pretrain_embeddings --backbone=wrn28_10 \\
+    python -m tools.data.pretrain_embeddings --backbone=wrn28_10 \\
         --distribution_strategy=multi_worker_mirrored
     # on host-b:
     export TF_CONFIG='{"cluster": {"worker": ["host-a:2222", "host-b:2222"]},
                        "task": {"type": "worker", "index": 1}}'
-    python -m tools.pretrain_embeddings --backbone=wrn28_10 \\
+    python -m tools.data.pretrain_embeddings --backbone=wrn28_10 \\
         --distribution_strategy=multi_worker_mirrored
 """
 
@@ -92,9 +92,9 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-positio
 # --distribution_strategy: the tool uses those flags, it does not define them.
 import distribute
 import storage
-from tools import image_folder
+from tools.data import image_folder
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = utils.REPOSITORY
 EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
 WRN_DIM = 640  # WRN-28-10's embedding size is fixed by its width.
 EMBEDDING_CROP = "center"
@@ -158,7 +158,7 @@ class InputError(ValueError):
 
 def load_image_set(path: str, channels: int = 1) -> ImageSet:
   """Reads and checks an images-with-labels .npz, or a folder of class folders
-  (`tools/image_folder.py`; its images read with `channels` channels)."""
+  (`tools/data/image_folder.py`; its images read with `channels` channels)."""
   if os.path.isdir(path):
     try:
       images, labels, class_names, image_names = image_folder.read_image_folder(path, channels)
@@ -619,7 +619,7 @@ def embedder(backbone: snt.Module, image_shape: Sequence[int],
       for i in range(0, len(images), EMBEDDING_BATCH_SIZE)])
 
 
-# ---- The trained backbone, saved for embedding other images (tools/embed_images.py). ----
+# ---- The trained backbone, saved for embedding other images (tools/data/embed_images.py). ----
 
 BACKBONE_FILE = "backbone.npz"  # Beside the pickles: every variable, and how to rebuild it.
 _SETTINGS = "settings"  # The npz entry of the JSON settings; variable i is "variables/<i>".
@@ -653,7 +653,7 @@ def load_backbone(path: str) -> Tuple[snt.Module, Tuple[int, ...], Standardiser]
     standardise = Standardiser(np.asarray(settings["mean"], np.float32),
                                np.asarray(settings["std"], np.float32))
   except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
-    raise InputError(f"{path}: not a backbone written by tools/pretrain_embeddings.py "
+    raise InputError(f"{path}: not a backbone written by tools/data/pretrain_embeddings.py "
                      f"({type(e).__name__}: {e})") from None
   backbone(tf.zeros([1, *image_shape]), is_training=False)  # Creates the variables.
   if len(arrays) != len(backbone.variables):
@@ -853,7 +853,7 @@ def main(argv):
                          batch_size=values.batch_size, learning_rate=values.learning_rate,
                          seed=values.seed, embedding_dim=values.embedding_dim,
                          protocol=values.protocol)
-    record = {"command": " ".join(["python -m tools.pretrain_embeddings"] + sys.argv[1:]),
+    record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
               "inputs": {name: {"file": os.path.basename(path), "sha256": file_digest(path)}
                          for name, path in (("images", values.images),
                                             ("split", values.split))}}

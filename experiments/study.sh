@@ -2,7 +2,7 @@
 # The icons study of RESULTS.md: every LEO variant and both baselines, 5-way 1-shot and
 # 5-shot, on identical test tasks per seed. Each run writes its result records into its own
 # folder; the committed copies under results/ are those folders' results/ and
-# validations.jsonl (and versions.json, which says at which leo commits a run was trained). Usage: bash results/study.sh <shots> <variant> <seed> [<out root>]
+# validations.jsonl (and versions.json, which says at which leo commits a run was trained). Usage: bash experiments/study.sh <shots> <variant> <seed> [<out root>]
 #   variant: defaults | tuned | tuned_train_on_val | tuned6000 | baselines | baselines-val
 set -euo pipefail
 shots=$1 variant=$2 seed=$3 out=${4:-/tmp/study}

@@ -20,7 +20,7 @@ The recipe (docs: bundled-benchmark.md):
    benchmark.
 7. Every other concept with >= 20 examples that is no variant of a val or test concept (no
    shared word, no twin: `related`) is the pool (`pool_classes`), for pretraining the backbone
-   and meta-training (tools/pretrain_embeddings.py --protocol says which).
+   and meta-training (tools/data/pretrain_embeddings.py --protocol says which).
 
 Outputs (in --output_dir, default datasets/icons): `icons.npz` (uint8 images [n, 84, 84],
 int32 labels [n], class_names [classes], image_names [n], sources [n]), `split.json`
@@ -28,8 +28,8 @@ int32 labels [n], class_names [classes], image_names [n], sources [n]), `split.j
 `ATTRIBUTION.md`. Every step is deterministic and the npz is written with fixed zip
 timestamps, so re-running regenerates byte-identical files:
 
-    python -m tools.build_icons                      # fetches the package with `npm pack`
-    python -m tools.build_icons --package_dir=DIR    # or an unpacked package folder
+    python -m tools.data.build_icons                      # fetches the package with `npm pack`
+    python -m tools.data.build_icons --package_dir=DIR    # or an unpacked package folder
 """
 
 import collections
@@ -51,11 +51,13 @@ import numpy as np
 import resvg_py
 import tensorflow as tf
 
+import utils
+
 PACKAGE = "@iconify/json"
 PACKAGE_VERSION = "2.2.535"  # Pinned: a new release adds icons and would change the classes.
 IMAGE_SIZE = 84  # miniImageNet's image size.
 DEFAULT_ICON_SIZE = 16  # Iconify's default width and height when a set gives none.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = utils.REPOSITORY
 DEFAULT_OUTPUT_DIR = os.path.join(REPO_ROOT, "datasets", "icons")
 
 # SPDX ids of licences that allow redistribution with attribution only.
@@ -523,7 +525,7 @@ def provenance(min_examples: int, split_sizes: Sequence[Tuple[str, int]],
                pool_min_examples: int) -> Dict[str, object]:
   """How the split file was made: the `made_by` entry of split.json."""
   return {
-      "tool": "tools/build_icons.py", "command": "python -m tools.build_icons",
+      "tool": "tools/data/build_icons.py", "command": "python -m tools.data.build_icons",
       "package": f"{PACKAGE}@{PACKAGE_VERSION}",
       "benchmark": f"the {sum(size for _, size in split_sizes)} concepts with most examples "
                    f"(>= {min_examples}), split {dict(split_sizes)} with seed {SPLIT_SEED}, "

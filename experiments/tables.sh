@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tables and figures of RESULTS.md, from the committed result records: one table per LEO
-# variant against the baselines on the same test tasks (tools/compare.py pairs them).
+# variant against the baselines on the same test tasks (tools/study/compare.py pairs them).
 set -euo pipefail
 python=${PYTHON:-python}
 cd "$(dirname "$0")/.."
@@ -9,21 +9,21 @@ for shots in 1 5; do
   for variant in defaults tuned tuned_train_on_val tuned6000; do
     runs=("$root"/$variant-seed*)
     [[ -e ${runs[0]} ]] || continue
-    "$python" -m tools.compare "${runs[@]}" "$root/baselines" --output="$root/$variant.md" \
+    "$python" -m tools.study.compare "${runs[@]}" "$root/baselines" --output="$root/$variant.md" \
       --plot="$root/$variant.png"
   done
 done
 # Tuned against defaults, seed by seed on the same test tasks (both rows are method "leo").
-"$python" -m tools.compare results/icons_1shot/defaults-seed* results/icons_1shot/tuned-seed* \
+"$python" -m tools.study.compare results/icons_1shot/defaults-seed* results/icons_1shot/tuned-seed* \
   --output=results/icons_1shot/tuned_vs_defaults.md
-# The glyphs check (datasets/README.md, results/glyphs.sh): LEO with the icons presets against
+# The glyphs check (datasets/README.md, experiments/glyphs.sh): LEO with the icons presets against
 # the baselines, per embedding (the shipped icons backbone, or one pretrained on the glyphs).
 for shots in 1 5; do
   root=results/glyphs_${shots}shot
   for embedding in shipped own; do
     runs=("$root"/$embedding-leo-seed*)
     [[ -e ${runs[0]} ]] || continue
-    "$python" -m tools.compare "${runs[@]}" "$root/$embedding-baselines" \
+    "$python" -m tools.study.compare "${runs[@]}" "$root/$embedding-baselines" \
       --output="$root/$embedding.md" --plot="$root/$embedding.png"
   done
 done

@@ -4,15 +4,15 @@
 For a small image set (tens of classes, tens of images each) a backbone pretrained on it alone
 sees too few classes to make good features (`datasets/README.md`, "Your own images"). leo ships
 the backbone of its bundled embeddings, a small convnet trained on 285 icon concepts, none of
-which is a benchmark class; this tool runs it (or any backbone `tools/pretrain_embeddings.py`
+which is a benchmark class; this tool runs it (or any backbone `tools/data/pretrain_embeddings.py`
 saved) over every image, batch norm in test mode, with no training:
 
-    python -m tools.embed_images --images=my_images/ --dataset_name=mine \\
+    python -m tools.data.embed_images --images=my_images/ --dataset_name=mine \\
         --output_root=/data/embeddings            # a folder of class folders; or an .npz
     python runner.py --data_path=/data/embeddings --dataset_name=mine --preset=icons_1shot
 
---images takes the .npz of `tools/pretrain_embeddings.py` or a folder with one sub-folder of
-images per class (`tools/image_folder.py`; read at the backbone's input size and channels).
+--images takes the .npz of `tools/data/pretrain_embeddings.py` or a folder with one sub-folder of
+images per class (`tools/data/image_folder.py`; read at the backbone's input size and channels).
 --split names each class's split (JSON {"train": [...], "val": [...], "test": [...]}); without
 one the classes are split at random (--seed) in miniImageNet's 64/16/20 shares, and the split
 is written beside the pickles. All of a split's classes go into its pickle (a "pool" list, if
@@ -30,8 +30,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tools import image_folder
-from tools import pretrain_embeddings as pe
+from tools.data import image_folder
+from tools.data import pretrain_embeddings as pe
 
 REPO_ROOT = pe.REPO_ROOT
 BUNDLED_BACKBONE = os.path.join(REPO_ROOT, "datasets", "embeddings", "icons",
@@ -69,7 +69,7 @@ def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
   Args:
     image_set: the images; their shape must be the backbone's input shape.
     splits: split -> class indices, for pe.SPLITS.
-    backbone_path: a `backbone.npz` of tools/pretrain_embeddings.py.
+    backbone_path: a `backbone.npz` of tools/data/pretrain_embeddings.py.
     output_dir: where the pickles go (<output_root>/<dataset_name>/center).
     record: entries added to PROVENANCE.json (the command, the inputs' digests).
     loaded: `pe.load_backbone(backbone_path)`, if the caller has it already.
@@ -106,11 +106,11 @@ def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
 def define_flags():
   """The tool's flags (config.py's --dataset_name and --seed are used too)."""
   flags.DEFINE_string("images", None, "A folder with one sub-folder of images per class, or "
-                      "an .npz of labelled images (tools/pretrain_embeddings.py).")
+                      "an .npz of labelled images (tools/data/pretrain_embeddings.py).")
   flags.DEFINE_string("split", None, 'JSON {"train": [class names], "val": [...], "test": '
                       "[...]}; default: the classes split at random (--seed) 64/16/20.")
   flags.DEFINE_string("backbone", BUNDLED_BACKBONE, "A backbone.npz written by "
-                      "tools/pretrain_embeddings.py; default: the bundled icons backbone.")
+                      "tools/data/pretrain_embeddings.py; default: the bundled icons backbone.")
   flags.DEFINE_string("output_root", None, "Pickles go to <output_root>/<dataset_name>/center/.")
   flags.mark_flags_as_required(["images", "output_root"])
   for name in ("dataset_name", "seed"):
@@ -153,7 +153,7 @@ def embed(values, output_dir: str):
       json.dump(named, f, indent=1)
       f.write("\n")
     splits = pe.load_split(split_file, image_set.class_names)
-  record = {"command": " ".join(["python -m tools.embed_images"] + sys.argv[1:]),
+  record = {"command": " ".join(["python -m tools.data.embed_images"] + sys.argv[1:]),
             "inputs": {name: {"file": os.path.abspath(path), "sha256": pe.file_digest(path)}
                        for name, path in (("images", values.images), ("split", split_file))}}
   embed_image_set(image_set, splits, values.backbone, output_dir, record, loaded)

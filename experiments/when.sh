@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # RESULTS.md's "When LEO helps", from the committed result records: one row per data setting
-# and task shape (tools/helps.py) into results/when_leo_helps.md, and the figures of icons
-# and glyphs (icons backbone), 1-shot, with their paired panels (tools/compare.py --plot).
-# Usage: bash results/when.sh
+# and task shape (tools/study/helps.py) into results/when_leo_helps.md, and the figures of icons
+# and glyphs (icons backbone), 1-shot, with their paired panels (tools/study/compare.py --plot).
+# Usage: bash experiments/when.sh
 set -euo pipefail
 python=${PYTHON:-python}
 cd "$(dirname "$0")/.."
-# The records of the given files and folders, comma-separated, as tools/helps.py takes them.
+# The records of the given files and folders, comma-separated, as tools/study/helps.py takes them.
 join() { local IFS=,; echo "$*"; }
 rows=()
 for shots in 1 5; do
@@ -27,9 +27,9 @@ for shots in 1 5; do
   rows+=("icons -> glyphs (cross-domain)=$(join $cross/icons-model-on-glyphs \
     $cross/icons-baselines results/glyphs_${shots}shot/shipped-baselines/results/{nearest_centroid,logistic_regression}-*)")
 done
-"$python" -m tools.helps "${rows[@]}" > results/when_leo_helps.md
-"$python" -m tools.compare results/icons_1shot/tuned6000-seed* results/icons_1shot/baselines \
+"$python" -m tools.study.helps "${rows[@]}" > results/when_leo_helps.md
+"$python" -m tools.study.compare results/icons_1shot/tuned6000-seed* results/icons_1shot/baselines \
   results/icons_1shot/baselines-val --plot=results/when_leo_helps_icons.png > /dev/null
-"$python" -m tools.compare results/glyphs_1shot/shipped-leo-seed* \
+"$python" -m tools.study.compare results/glyphs_1shot/shipped-leo-seed* \
   results/glyphs_1shot/shipped-baselines results/glyphs_1shot/shipped-baselines-val \
   --plot=results/when_leo_helps_glyphs.png > /dev/null

@@ -1,10 +1,10 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """When LEO helps: one table row per data setting, LEO beside every baseline, paired.
 
-    python -m tools.helps "icons, 1-shot=results/icons_1shot/tuned6000-seed0,..." ...
+    python -m tools.study.helps "icons, 1-shot=results/icons_1shot/tuned6000-seed0,..." ...
 
 Each argument is `<label>=<path>[,<path>...]`: the result records of one setting (files or
-folders, as tools/compare.py takes them; test-split records only). A row gives LEO's test
+folders, as tools/study/compare.py takes them; test-split records only). A row gives LEO's test
 accuracy and each baseline's, and under each baseline LEO's paired difference from it on
 identical tasks: over the seeds both have (a Student t interval, the number of seeds said),
 or over the tasks of one seed. The last column names the best baseline and whether LEO is
@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 from absl import app
 
 import config
-from tools import compare
+from tools.study import compare
 import utils
 
 METHODS = ("leo",) + config.BASELINES[1:]
@@ -122,11 +122,11 @@ def main(argv):
         raise utils.LeoError(f"{argument!r}: expected <label>=<path>[,<path>...]")
       rows.append((label, paths.split(",")))
     if not rows:
-      raise utils.LeoError("usage: python -m tools.helps <label>=<path>[,<path>...] ...")
-    print(render(rows, " ".join(["python -m tools.helps"]
+      raise utils.LeoError("usage: python -m tools.study.helps <label>=<path>[,<path>...] ...")
+    print(render(rows, " ".join(["python -m tools.study.helps"]
                                 + [f'"{argument}"' for argument in argv[1:]])), end="")
   except utils.LeoError as error:
-    print(f"tools.helps: {error}", file=sys.stderr)
+    print(f"tools.study.helps: {error}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -2,7 +2,7 @@
 """What meta-training changed in a LEO run: its learned rates, the subspaces its encoder and
 decoder use, and what each stage of the adaptation contributes, checkpoint by checkpoint.
 
-    python -m tools.inspect_leo --run=/tmp/leo-icons [--tasks=500] [--output=inspect.md]
+    python -m tools.study.inspect_leo --run=/tmp/leo-icons [--tasks=500] [--output=inspect.md]
 
 For the untrained model (rebuilt from the run's configuration and seed, exactly as the runner
 built it at step 0), every committed checkpoint of the run and its best checkpoint, it prints:
@@ -206,11 +206,11 @@ def main(argv):
     results = inspect(values.run, values.num_tasks, log=lambda line: None)
     configs = configs_of_run(values.run)
     text = (f"# What meta-training changed: {values.run}\n\n"
-            f"`python -m tools.inspect_leo --run={values.run} --num_tasks={values.num_tasks}`\n\n"
+            f"`python -m tools.study.inspect_leo --run={values.run} --num_tasks={values.num_tasks}`\n\n"
             + table(results, configs.inner.num_latents, results and len(
                 results[0].finetuning_lr)))
   except utils.LeoError as e:
-    sys.stderr.write(f"tools/inspect_leo.py: {e}\n")
+    sys.stderr.write(f"tools/study/inspect_leo.py: {e}\n")
     sys.exit(2)
   print(text, end="")
   if values.output:

@@ -2,12 +2,12 @@
 # Does LEO help on these embeddings? The baselines and LEO on identical tasks, seed by seed,
 # and the table of paired differences (RESULTS.md, "When LEO helps", reads it).
 # Usage: [SEEDS="0 1 2"] [TRIALS=<n>] [MODEL=<run folder>] \
-#          bash results/helps.sh <data_path> <dataset_name> <shots> <out> [runner flags...]
+#          bash experiments/helps.sh <data_path> <dataset_name> <shots> <out> [runner flags...]
 #   every baseline on the test split for each seed, and on validation (seed 0);
 #   LEO with --preset=icons_<shots>shot for each seed, or, with TRIALS=n, with the best flags
 #     of an n-trial tools/tune.py study on the validation classes (3,000 steps a trial);
 #   MODEL: also a LEO trained elsewhere (a run folder), tested on these embeddings;
-#   then tools/compare.py's table (<out>/helps.md) and figure (<out>/helps.png), paired
+#   then tools/study/compare.py's table (<out>/helps.md) and figure (<out>/helps.png), paired
 #   against LEO, with each method's difference from nearest centroid in the figure.
 # The runner flags go to every command (e.g. --num_test_tasks=2000 for a quick look).
 set -euo pipefail
@@ -44,5 +44,5 @@ if [[ -n ${MODEL:-} ]]; then
   done
   models=("$MODEL/results")
 fi
-"$python" -m tools.compare "$out"/leo-seed* "$out/baselines" "$out/baselines-val" \
+"$python" -m tools.study.compare "$out"/leo-seed* "$out/baselines" "$out/baselines-val" \
   "${models[@]}" --output="$out/helps.md" --plot="$out/helps.png"

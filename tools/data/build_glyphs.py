@@ -20,7 +20,7 @@ Steps:
    other's: picture fonts that put images on the letter keys. A lower-case drawing that is its
    upper case's (cosine > 0.97: an all-capitals face) is dropped.
 5. --num_faces typefaces (seeded) from those kept; within a character, near-duplicate drawings
-   are dropped (tools/build_icons.py's rule: cosine > 0.97, the first in name order kept).
+   are dropped (tools/data/build_icons.py's rule: cosine > 0.97, the first in name order kept).
 6. Split by character 40 / 10 / 12 (miniImageNet's shares), seeded; look-alike characters stay
    in one split: each letter's two cases, and 0 with o, 1 with i and l.
 
@@ -29,7 +29,7 @@ the typeface's file name) and split.json with a `made_by` record (package, versi
 settings, counts). The images are not committed: the package's digest and a seeded build make
 them again.
 
-    python -m tools.build_glyphs --output_dir=/tmp/glyphs
+    python -m tools.data.build_glyphs --output_dir=/tmp/glyphs
 """
 
 import hashlib
@@ -50,7 +50,7 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
-from tools import build_icons
+from tools.data import build_icons
 
 PACKAGE = "fonts-aenigma"
 PACKAGE_VERSION = "0.0.20080511+dfsg-4"  # Debian 12's; pinned with its digest.
@@ -212,7 +212,7 @@ def build(fonts_dir: str, output_dir: str, num_faces: int = NUM_FACES, seed: int
   split = build_icons.split_classes(classes, TWIN_GROUPS, split_sizes, seed)
   counts = np.bincount(labels, minlength=len(classes))
   record = {
-      **(made_by or {}), "tool": "tools/build_glyphs.py", "seed": seed,
+      **(made_by or {}), "tool": "tools/data/build_glyphs.py", "seed": seed,
       "font_files": len(paths), "faces_drawing_half": len(covered),
       "faces_readable": len(readable), "faces_chosen": chosen,
       "images_per_class": {"min": int(counts.min()), "max": int(counts.max())},

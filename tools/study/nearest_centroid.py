@@ -1,7 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Sanity check of embeddings: cosine nearest-centroid accuracy on random few-shot episodes.
 
-    python -m tools.nearest_centroid \\
+    python -m tools.study.nearest_centroid \\
         --embeddings=datasets/embeddings/icons/center/test_embeddings.pkl
 """
 
