@@ -9,7 +9,8 @@ names that such files need are allowed, anything else is refused before it is im
 
 Episodes are sampled as TF ops on tensors kept in memory, from a seeded
 `tf.random.Generator`, so sampling can live inside the compiled training step and its state
-can be checkpointed.
+can be checkpointed. `Episodes` holds the samplers of a run's splits and the protocol's task
+shapes, for training and evaluation alike.
 """
 
 import _codecs
@@ -520,3 +521,40 @@ def data_digest(providers: Sequence[DataProvider]) -> str:
     digest.update(f"{provider.split.value}:{provider.keys_digest}:"
                   f"{provider.embeddings_digest}\n".encode("ascii"))
   return digest.hexdigest()
+
+
+class Episodes:
+  """The splits' samplers and the task shapes of the protocol.
+
+  Training loads train, val and test; an evaluation loads only `eval_split`, of
+  `data_config` (`Configs.evaluated_data`; default the run's).
+  """
+
+  def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test",
+               data_config: Optional[config_lib.DataConfig] = None):
+    outer, seed = configs.outer, configs.run.seed
+    shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
+    evaluated = data_config or configs.data
+    self.train = DataProvider("train", configs.data, seed) if need_train else None
+    self.valid = (DataProvider("val", evaluated, seed)
+                  if need_train or eval_split == "val" else None)
+    self.test = (DataProvider("test", evaluated, seed)
+                 if need_train or eval_split == "test" else None)
+    fixed = outer.num_eval_examples_per_class
+    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
+    self.test_queries = self.test and self.test.remaining_examples_per_class(shots, fixed)
+    # Every shape is checked now, before anything is written or trained.
+    if need_train:
+      self.train.check_task_shape(num_classes, shots, outer.num_val_examples_per_class)
+    for provider, queries in ((self.valid, self.valid_queries), (self.test, self.test_queries)):
+      if provider:
+        provider.check_task_shape(num_classes, shots, queries)
+    dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
+    if len(dims) != 1:
+      raise DataError(f"the splits of --dataset_name={evaluated.dataset_name} have "
+                           f"different embedding sizes {sorted(dims)}")
+    self.embedding_dim = dims.pop()
+
+  def split(self, name: str):
+    """(provider, queries per class) of the evaluation split `name` ("val" or "test")."""
+    return (self.valid, self.valid_queries) if name == "val" else (self.test, self.test_queries)

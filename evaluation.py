@@ -1,7 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Evaluation: fresh tasks of a split, scored by LEO or a baseline, reported as papers do.
 
-    episodes = Episodes(configs, need_train=False, eval_split="test")
+    episodes = data.Episodes(configs, need_train=False, eval_split="test")
     result = evaluate(Method("leo", LEOScores(leo), config_json, trained), episodes, configs,
                       "test")
     line = describe(result, configs)     # `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`
@@ -34,6 +34,7 @@ import runfolder
 import sizes
 import storage
 import tasks as tasks_lib
+import trained
 import utils
 
 PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
@@ -43,43 +44,6 @@ EVAL_CHUNK_BYTES = 64 * 2**20
 # Tasks per compiled call of a scorer that does not gather the queries (LEOScores), ~100 KB
 # each on miniImageNet (their rows, their classes' logits); BENCHMARKS.md compares sizes.
 EVAL_TASKS_PER_CALL = 200
-
-
-class Episodes:
-  """The splits' samplers and the task shapes of the protocol.
-
-  Training loads train, val and test; an evaluation loads only `eval_split`, of
-  `data_config` (`Configs.evaluated_data`; default the run's).
-  """
-
-  def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test",
-               data_config: Optional[config_lib.DataConfig] = None):
-    outer, seed = configs.outer, configs.run.seed
-    shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
-    evaluated = data_config or configs.data
-    self.train = data.DataProvider("train", configs.data, seed) if need_train else None
-    self.valid = (data.DataProvider("val", evaluated, seed)
-                  if need_train or eval_split == "val" else None)
-    self.test = (data.DataProvider("test", evaluated, seed)
-                 if need_train or eval_split == "test" else None)
-    fixed = outer.num_eval_examples_per_class
-    self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)
-    self.test_queries = self.test and self.test.remaining_examples_per_class(shots, fixed)
-    # Every shape is checked now, before anything is written or trained.
-    if need_train:
-      self.train.check_task_shape(num_classes, shots, outer.num_val_examples_per_class)
-    for provider, queries in ((self.valid, self.valid_queries), (self.test, self.test_queries)):
-      if provider:
-        provider.check_task_shape(num_classes, shots, queries)
-    dims = {p.embedding_dim for p in (self.train, self.valid, self.test) if p}
-    if len(dims) != 1:
-      raise data.DataError(f"the splits of --dataset_name={evaluated.dataset_name} have "
-                           f"different embedding sizes {sorted(dims)}")
-    self.embedding_dim = dims.pop()
-
-  def split(self, name: str):
-    """(provider, queries per class) of the evaluation split `name` ("val" or "test")."""
-    return (self.valid, self.valid_queries) if name == "val" else (self.test, self.test_queries)
 
 
 def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
@@ -269,7 +233,7 @@ def trained_info(config_json, prefix: str, step, valid_accuracy, folder: str):
           "leo_commits": runfolder.training_commits(folder, step)}
 
 
-def evaluate(method: Method, episodes: Episodes, configs: config_lib.Configs, split: str,
+def evaluate(method: Method, episodes: data.Episodes, configs: config_lib.Configs, split: str,
              strategy=None, progress: bool = False,
              given: Optional[tasks_lib.Tasks] = None, export=None) -> Result:
   """`method` on the protocol's tasks of `split` ("test" or "val"), or on the `given` tasks
@@ -370,7 +334,7 @@ def report(line: str, log=None):
     log.write(line)
 
 
-def evaluate_and_record(method: Method, episodes: Episodes, configs: config_lib.Configs,
+def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config_lib.Configs,
                         split: str, strategy=None, folder: Optional[str] = None,
                         log=None, given: Optional[tasks_lib.Tasks] = None) -> Result:
   """Evaluates (on the `given` tasks, if any); with a `folder` (the chief's), also prints the
@@ -429,7 +393,7 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
     leo = model.build(configs.inner, configs.outer.num_classes,
                       configs.outer.num_tr_examples_per_class, episodes.embedding_dim,
                       configs.run.seed)
-  found = restore(leo, found, configs.run.checkpoint_path)
+  found = trained.restore(leo, found, configs.run.checkpoint_path)
   logging.info(distribute.threads_line(configs))
   logging.info("Evaluating %s on the %s split", found.prefix, split)
   config_json = {key: found.config_json[key] for key in
@@ -440,31 +404,6 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
                                found.folder))
   folder = runfolder.results_folder(found.folder) if distribute.is_chief(strategy) else None
   return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
-
-
-def restore(leo, found: runfolder.FoundCheckpoint, path: str) -> runfolder.FoundCheckpoint:
-  """Restores the checkpoint `found` (`runfolder.find_checkpoint(path)`) into `leo`, once
-  every tensor of it read back intact, and returns what was restored.
-
-  A run training in the folder may replace its best between the read of best.json and the
-  restore, and delete the old files: then the new best is restored, once, and a warning says
-  so. A checkpoint damaged in place is one line.
-  """
-  def read(checkpoint: runfolder.FoundCheckpoint) -> runfolder.FoundCheckpoint:
-    runfolder.check_intact(checkpoint.prefix, checkpoint.folder)
-    tf.train.Checkpoint(model=leo).read(checkpoint.prefix).expect_partial(
-    ).assert_existing_objects_matched()
-    return checkpoint
-
-  try:
-    return read(found)
-  except (storage.StorageError, tf.errors.NotFoundError) as e:
-    moved = runfolder.find_checkpoint(path)
-    if moved.prefix == found.prefix:
-      raise storage.StorageError(utils.first_line(e)) from None
-  logging.warning("%s was replaced while it was read (a run training in %s elected a new "
-                  "best): evaluating %s instead", found.prefix, found.folder, moved.prefix)
-  return read(moved)
 
 
 def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
@@ -497,8 +436,8 @@ def evaluated_episodes(configs: config_lib.Configs):
   """(configs, Episodes of the evaluated data's `--eval_split`, the `--tasks` file's tasks or
   None); with a tasks file, the configs hold its task shape, so a model is built for it."""
   split = configs.run.eval_split
-  episodes = Episodes(configs, need_train=False, eval_split=split,
-                      data_config=configs.evaluated_data())
+  episodes = data.Episodes(configs, need_train=False, eval_split=split,
+                           data_config=configs.evaluated_data())
   if not configs.run.tasks:
     return configs, episodes, None
   provider, _ = episodes.split(split)

@@ -34,6 +34,7 @@ import data
 import model
 import runfolder
 import storage
+import trained
 from tools.data import image_folder
 from tools.data import pretrain_embeddings as pe
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -104,15 +105,9 @@ class Predictor:
   def load(cls, checkpoint_path: str) -> "Predictor":
     """The model `checkpoint_path` names, as an evaluation finds it: a run folder (its best
     checkpoint), a best_checkpoint folder or a checkpoint prefix."""
-    found = runfolder.find_checkpoint(checkpoint_path)
-    runfolder.check_intact(found.prefix, found.folder)
-    saved = found.config_json
-    inner = config_lib.InnerModelConfig(**saved["inner_model_config"])
-    leo = model.build(inner, 2, 1, saved["embedding_dim"], saved.get("seed", 0))
-    tf.train.Checkpoint(model=leo).read(found.prefix).expect_partial(
-    ).assert_existing_objects_matched()
-    return cls(leo, inner, data_config=config_lib.DataConfig(**saved["data_config"]),
-               name=found.prefix)
+    loaded = trained.load(checkpoint_path)
+    return cls(loaded.leo, loaded.inner_config, data_config=loaded.data_config,
+               name=loaded.checkpoint.prefix)
 
   # ---- Embeddings and the model. ----
 

@@ -29,6 +29,7 @@ import records
 import runfolder
 import sizes
 import storage
+import trained
 import utils
 
 
@@ -298,7 +299,7 @@ def train(configs: config_lib.Configs, strategy=None, stop: Optional["StopReques
   (`sizes.check`). `stop` (Ctrl-C, installed by the command) ends the loop at a safe point.
   """
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   sizes.check(configs, episodes.embedding_dim, episodes.train)
   config_json = configs.to_json(episodes.embedding_dim, data.data_digest(
       [episodes.train, episodes.valid, episodes.test]))
@@ -428,15 +429,16 @@ class Loop:
     self.folder.write_summaries(self.current, scalars)
 
 
-def test_best(leo, folder: TrainingFolder, episodes: evaluation.Episodes,
+def test_best(leo, folder: TrainingFolder, episodes: data.Episodes,
               configs: config_lib.Configs, strategy, step: int):
   """Tests the run's best checkpoint: its result line, record and summaries."""
   info = folder.best.info
-  tf.train.Checkpoint(model=leo).read(folder.best.prefix).expect_partial()
+  best = trained.restore(leo, runfolder.FoundCheckpoint(
+      folder.best.prefix, folder.config_json, info["step"], info["accuracy"], folder.path))
   method = evaluation.Method(
       "leo", evaluation.LEOScores(leo, configs.run.jit_compile), folder.config_json,
-      evaluation.trained_info(folder.config_json, folder.best.prefix, info["step"],
-                              info["accuracy"], folder.path))
+      evaluation.trained_info(folder.config_json, best.prefix, best.step, best.valid_accuracy,
+                              folder.path))
   result = evaluation.evaluate_and_record(method, episodes, configs, "test", strategy,
                                           folder.results_folder, folder.log)
   accuracy, ci95 = result.accuracy_and_ci95

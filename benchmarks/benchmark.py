@@ -243,7 +243,7 @@ def benchmark_training(root, shots, steps, rows, rate, jit):
   """leo's step, beside the per-task reference (and leo's with XLA), of one shot count;
   returns leo's median (s)."""
   configs = configs_for(root, shots)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   outer = configs.outer
   variants = [("vectorised", None, training.make_train_step),
               ("per-task map_fn, original arithmetic", original_formulation_leo(),
@@ -306,7 +306,7 @@ def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
   (`several_steps_per_call`), each round `steps_per_call` steps of each, interleaved; each
   call's metrics read back as the runner reads them."""
   configs = configs_for(root, shots)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   one, several = (make(*training.build_model(configs, episodes.embedding_dim), episodes.train,
                        configs.outer)
                   for make in (training.make_train_step, several_steps_per_call))
@@ -377,7 +377,7 @@ def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, 
 def benchmark_replicas(root, shots, steps, rows):
   """The vectorised step on one device and split between 2 replicas (2 logical CPUs)."""
   configs = configs_for(root, shots)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   medians = []
   for strategy in (tf.distribute.get_strategy(),
                    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
@@ -405,7 +405,7 @@ def gathered_leo_scores(leo):
 
 def benchmark_evaluation(configs, num_tasks, batch_size, rows, label):
   """Seconds for `num_tasks` evaluation tasks with all remaining queries (after a warm-up)."""
-  episodes = evaluation.Episodes(configs, need_train=False)
+  episodes = data.Episodes(configs, need_train=False)
   leo, _ = training.build_model(configs, episodes.embedding_dim)
   outer = configs.outer
   queries = episodes.test_queries
@@ -428,7 +428,7 @@ def benchmark_evaluation_against_gathered(configs, num_tasks, rounds, rows):
   shots = outer.num_tr_examples_per_class
   evaluators = []
   for make_scores in (evaluation.LEOScores, gathered_leo_scores):
-    episodes = evaluation.Episodes(configs, need_train=False)  # Same seed: the same tasks.
+    episodes = data.Episodes(configs, need_train=False)  # Same seed: the same tasks.
     leo, _ = training.build_model(configs, episodes.embedding_dim)
     evaluators.append(evaluation.Evaluator(make_scores(leo), episodes.test, 200, outer.num_classes,
                                        shots, episodes.test_queries))
@@ -563,7 +563,7 @@ def print_probe(root, shots, steps):
   """The --probe_shots mode: the two steps' medians, then with --probe_matmuls the matmul
   rates, on one line."""
   configs = configs_for(root, shots)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   functions = []
   for leo_class, make in ((None, training.make_train_step),
                           (original_formulation_leo(), per_task_train_step)):

@@ -21,7 +21,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {root!r})
     import tensorflow as tf
-    import config, evaluation, training
+    import config, data, evaluation, training
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -34,7 +34,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         run=config.RunConfig(checkpoint_path="unused"))
     results = {{}}
     for name, strategy in (("one device", tf.distribute.get_strategy()), ("mirrored", mirrored)):
-      episodes = evaluation.Episodes(configs, need_train=True)  # Same seed: same episodes.
+      episodes = data.Episodes(configs, need_train=True)  # Same seed: same episodes.
       leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim, strategy)
       if name == "one device":
         initial = [v.numpy() for v in leo.trainable_variables]

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import data
 import evaluation
 import fixtures
 import inprocess
@@ -56,7 +57,7 @@ def test_the_untrained_model_is_the_runs_step_0_checkpoint(run):
       ("untrained", 0), ("model.ckpt-0", 0), ("model.ckpt-2", 2)]
   assert found[-1][0].startswith("best (step ")
   configs = inspect_leo.configs_of_run(run)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   rebuilt, _ = training.build_model(configs, episodes.embedding_dim)
   reader = tf.train.load_checkpoint(found[1][2])
   saved = {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(found[1][2])
@@ -83,7 +84,7 @@ def test_figures_of_a_tiny_run_agree_with_the_model(run):
     assert 0.0 < result.decoder_share["val"] < 1.0 and 1.0 <= result.decoder_rank <= 4.0
   # The fine-tuned stage is the model's own evaluation accuracy on those tasks.
   configs = inspect_leo.configs_of_run(run)
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   leo, _ = training.build_model(configs, episodes.embedding_dim)
   batch = episodes.valid.get_batch(4, 5, 1, episodes.valid_queries)
   stages, _ = inspect_leo.stage_accuracies(leo, [batch])

@@ -34,7 +34,7 @@ def test_jit_compiled_training_and_evaluation_compute_the_plain_numbers(tmp_path
   results = []
   for jit_compile in (False, True):
     configs = _configs(str(tmp_path), jit_compile)
-    episodes = evaluation.Episodes(configs, need_train=True)  # Same seed: same episodes.
+    episodes = data.Episodes(configs, need_train=True)  # Same seed: same episodes.
     leo, meta_optimizer = training.build_model(configs, episodes.embedding_dim)
     step = training.make_train_step(leo, meta_optimizer, episodes.train, configs.outer,
                                   jit_compile=jit_compile)

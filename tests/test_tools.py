@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -537,9 +538,21 @@ def test_batch_size_not_a_multiple_of_the_replicas_is_a_one_line_error(tmp_path)
 
 def test_nearest_centroid_is_perfect_on_separated_classes():
   unit = np.repeat(np.eye(6), 20, axis=0)  # 6 classes, 20 identical unit vectors each.
-  rows = [np.arange(20) + 20 * c for c in range(6)]
+  rows_by_class = [np.arange(20) + 20 * c for c in range(6)]
   rng = np.random.default_rng(0)
-  assert nearest_centroid.episode_accuracy(rows, unit, shots=1, rng=rng) == 1.0
+  rows = np.stack([nearest_centroid.sample_rows(rows_by_class, 1, rng) for _ in range(3)])
+  assert rows.shape == (3, nearest_centroid.NUM_CLASSES, 1 + nearest_centroid.NUM_QUERIES)
+  np.testing.assert_array_equal(nearest_centroid.episode_accuracies(unit, rows, shots=1), 1.0)
+
+
+def test_nearest_centroid_tool_scores_with_the_baseline():
+  # Class 1's queries lie nearer class 0's support in 2 of 3 queries: accuracy (3 + 1) / 6.
+  unit = np.array([[1, 0], [0, 1], [1, 0], [1, 0], [1, 0], [0.6, 0.8], [0.8, 0.6], [0.8, 0.6]])
+  unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+  rows = np.array([[[0, 2, 3, 4], [1, 5, 6, 7]]])  # 2 classes, 1 shot, 3 queries.
+  with mock.patch.object(nearest_centroid, "NUM_CLASSES", 2):
+    accuracy = nearest_centroid.episode_accuracies(unit, rows, shots=1)
+  np.testing.assert_allclose(accuracy, [4 / 6])
 
 
 # ---- The bundled benchmark. ----

@@ -39,10 +39,10 @@ tf = utils.import_tensorflow()
 import baselines
 import config
 import data
-import evaluation
 import runfolder
 import training
 import storage
+import trained
 
 SPLITS = ("train", "val", "test")
 
@@ -128,9 +128,9 @@ def stage_accuracies(leo, batches: Sequence[data.ProblemInstance]) -> tuple:
 def inspect(run: str, num_tasks: int = 500, batch_size: int = 50,
             log=print) -> List[Inspection]:
   """The figures of every checkpoint of `run` (see the module docstring)."""
-  configs = configs_of_run(run)
+  configs, saved = configs_of_run(run), runfolder.read_config(run)
   outer = configs.outer
-  episodes = evaluation.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True)
   # With train_on_val the train split's classes include the val classes.
   directions = {split: between_class_directions(data.load_split(
       configs.data, data.MetaSplit(split))) for split in SPLITS}
@@ -147,7 +147,7 @@ def inspect(run: str, num_tasks: int = 500, batch_size: int = 50,
   for name, step, prefix in checkpoints_of_run(run):
     leo, _ = training.build_model(configs, episodes.embedding_dim)
     if prefix is not None:
-      tf.train.Checkpoint(model=leo).read(prefix).expect_partial()
+      trained.restore(leo, runfolder.FoundCheckpoint(prefix, saved, step, None, run))
     log(f"inspecting {name}")
     w_mu = leo.decoder_weights.numpy()[:, :leo.embedding_dim]
     encoder = leo.encoder_weights.numpy().T
