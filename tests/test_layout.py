@@ -1,0 +1,44 @@
+# Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
+"""Tests of the line between libraries and commands: no top-level module imports a command."""
+
+import ast
+import glob
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMAND_PACKAGES = ("tools", "benchmarks")  # Commands only; the top-level commands follow.
+TOP_LEVEL_COMMANDS = ("runner", "predict")
+
+
+def imported_modules(source: str):
+  """The top-level package of every module `source` imports, anywhere (in functions too)."""
+  names = set()
+  for node in ast.walk(ast.parse(source)):
+    if isinstance(node, ast.Import):
+      names.update(alias.name.split(".")[0] for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+      names.add(node.module.split(".")[0])
+  return names
+
+
+def test_imported_modules_sees_every_form_of_import():
+  source = ("import a.b, c\nfrom d.e import f\nimport g as h\n"
+            "def late():\n  from i import j as k\n  import tools.data.x\n")
+  assert imported_modules(source) == {"a", "c", "d", "g", "i", "tools"}
+
+
+def test_no_top_level_module_imports_a_command():
+  """The libraries import neither tools/, benchmarks/ nor runner.py or predict.py; runner.py
+  and predict.py import no other command either."""
+  modules = sorted(glob.glob(os.path.join(ROOT, "*.py")))
+  assert {"prediction.py", "backbone.py", "images.py", "runner.py"} <= {
+      os.path.basename(path) for path in modules}
+  offenders = {}
+  for path in modules:
+    with open(path) as f:
+      imported = imported_modules(f.read())
+    name = os.path.splitext(os.path.basename(path))[0]
+    forbidden = set(COMMAND_PACKAGES) | (set(TOP_LEVEL_COMMANDS) - {name})
+    if imported & forbidden:
+      offenders[name] = sorted(imported & forbidden)
+  assert offenders == {}
