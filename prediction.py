@@ -11,10 +11,10 @@ predicted for a test task's queries are those `evaluation.LEOScores` scored. The
 are the softmax of the adapted classifier's logits. LEO's variables do not depend on N or K:
 one model serves any support set, compiled once per (N, K).
 
-Images go through the backbone that made the run's embeddings (their PROVENANCE.json names it),
-read as `tools/data/embed_images.py` reads them. `read_support` and `read_queries` turn the
-command's inputs (folders, image files, embeddings files) into these arrays; `write` writes
-the predictions as CSV or JSON.
+Images are read by `images.py` and embedded by `backbone.py`, through the backbone that made
+the run's embeddings (their PROVENANCE.json names it): as `tools/data/embed_images.py` embeds
+a user's images. `read_support` and `read_queries` turn the command's inputs (folders, image
+files, embeddings files) into these arrays; `write` writes the predictions as CSV or JSON.
 """
 
 import csv
@@ -29,14 +29,14 @@ import utils
 
 tf = utils.import_tensorflow()
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import backbone as backbone_lib
 import config as config_lib
 import data
+import images as images_lib
 import model
 import runfolder
 import storage
 import trained
-from tools.data import image_folder
-from tools.data import pretrain_embeddings as pe
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The trained icons models shipped with leo (datasets/README.md), chosen by the support's K.
@@ -58,25 +58,10 @@ def default_model(shots: int) -> str:
 def backbone_of(data_config: config_lib.DataConfig) -> str:
   """The backbone file that made a run's embeddings, as their PROVENANCE.json names it."""
   folder = os.path.dirname(data.split_path(data_config, data.MetaSplit.TEST))
-  path = os.path.join(folder, pe.PROVENANCE_FILE)
   try:
-    with open(path) as f:
-      named = json.load(f).get("backbone_file") or {}
-  except (OSError, ValueError) as e:
-    raise PredictionError(f"{path}: cannot read which backbone made the run's embeddings "
-                          f"({utils.first_line(e)}); give embeddings files instead of images"
-                          ) from None
-  if not named.get("file"):
-    raise PredictionError(f"{path}: names no backbone file; give embeddings files instead "
-                          "of images")
-  backbone = os.path.join(folder, named["file"])  # A relative name is beside the pickles.
-  if not os.path.isfile(backbone):
-    raise PredictionError(f"{backbone}: the backbone that made the run's embeddings ({path}) "
-                          "is not there; give embeddings files instead of images")
-  if pe.file_digest(backbone) != named.get("sha256"):
-    raise PredictionError(f"{backbone}: not the backbone that made the run's embeddings "
-                          f"(its sha256 differs from {path}'s)")
-  return backbone
+    return backbone_lib.embeddings_backbone(folder)
+  except utils.LeoError as e:
+    raise PredictionError(f"{e}; give embeddings files instead of images") from None
 
 
 class Predictor:
@@ -119,11 +104,8 @@ class Predictor:
           raise PredictionError(f"{self.name}: no backbone to embed images with; give "
                                 "embeddings instead")
         self.backbone_path = backbone_of(self._data_config)
-      try:
-        backbone, image_shape, standardise = pe.load_backbone(self.backbone_path)
-      except pe.InputError as e:
-        raise PredictionError(str(e)) from None
-      self._backbone = pe.embedder(backbone, image_shape, standardise), image_shape
+      network, image_shape, standardise = backbone_lib.load_backbone(self.backbone_path)
+      self._backbone = backbone_lib.embedder(network, image_shape, standardise), image_shape
     return self._backbone
 
   @property
@@ -227,10 +209,7 @@ def read_support(path: str, predictor: Predictor) -> Support:
     embeddings = loaded.embeddings[np.stack(loaded.rows_by_class)]
     return Support(loaded.class_names, predictor.check_embeddings(embeddings, path, rank=3))
   height, _, channels = predictor.image_shape
-  try:
-    images, labels, class_names, _ = image_folder.read_image_folder(path, channels, height)
-  except image_folder.FolderError as e:
-    raise PredictionError(str(e)) from None
+  images, labels, class_names, _ = images_lib.read_image_folder(path, channels, height)
   counts = np.bincount(labels, minlength=len(class_names))
   _same_shots(path, class_names, counts)
   # The folder's images are read class by class: its labels are sorted.
@@ -251,19 +230,12 @@ def read_queries(spec: str, predictor: Predictor) -> Queries:
                             "of a list")
     if not os.path.exists(item):
       raise PredictionError(f"{item}: no such image file or folder")
-    try:
-      paths += image_folder.image_files(item) if os.path.isdir(item) else [item]
-    except image_folder.FolderError as e:
-      raise PredictionError(str(e)) from None
+    paths += images_lib.image_files(item) if os.path.isdir(item) else [item]
   if not paths:
     raise PredictionError(f"{spec!r}: expected a folder of images, an image file, a "
                           "comma-separated list of them, or an embeddings file")
   height, _, channels = predictor.image_shape
-  try:
-    images = image_folder.read_images(paths, channels, height)
-  except image_folder.FolderError as e:
-    raise PredictionError(str(e)) from None
-  return Queries(paths, predictor.embed(images))
+  return Queries(paths, predictor.embed(images_lib.read_images(paths, channels, height)))
 
 
 def load_for_support(support_path: str, checkpoint_path: Optional[str] = None

@@ -1,4 +1,5 @@
-"""Tiny embeddings datasets in the published layout, in both pickle flavours.
+"""Tiny embeddings datasets in the published layout, in both pickle flavours, and tiny image
+folders.
 
 The published `embeddings.zip` was written by Python 2: its pickles hold Python 2 `str`
 objects (opcode BINSTRING), which Python 3 can only read with `encoding="latin1"`. Python 3
@@ -11,6 +12,7 @@ import pickle
 import struct
 
 import numpy as np
+import tensorflow as tf
 
 SPLITS = ("train", "val", "test")
 
@@ -150,4 +152,25 @@ def make_dataset(root: str, dataset_name: str = "tiny", embedding_crop: str = "c
     contents = make_split(split, num_classes, images_per_class, dim, rng, keys_as)
     write_pickle(os.path.join(root, dataset_name, embedding_crop, f"{split}_embeddings.pkl"),
                  contents, flavour)
+  return root
+
+
+# ---- Image folders (images.py). ----
+
+def write_png(path: str, pixels: np.ndarray):
+  """pixels: uint8 [height, width, channels]."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tf.io.write_file(path, tf.io.encode_png(pixels))
+
+
+def image_folder(root: str, num_classes: int = 10, per_class: int = 6, side: int = 16,
+                 seed: int = 0) -> str:
+  """Class folders `class-<i>` of noisy copies of one random grayscale pattern each, as PNGs
+  `img-<j>.png`; returns `root`."""
+  rng = np.random.default_rng(seed)
+  for label in range(num_classes):
+    pattern = rng.integers(0, 256, size=(side, side, 1))
+    for i in range(per_class):
+      noisy = np.clip(pattern + rng.integers(-20, 21, size=pattern.shape), 0, 255)
+      write_png(os.path.join(root, f"class-{label}", f"img-{i}.png"), noisy.astype(np.uint8))
   return root

@@ -25,11 +25,6 @@ SHIPPED = {1: prediction.SHIPPED_1SHOT, 5: prediction.SHIPPED_5SHOT}
 SHIPPED_LIMIT_BYTES = 10 * 1024 * 1024
 
 
-def _write_png(path, pixels):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tf.io.write_file(path, tf.io.encode_png(pixels))
-
-
 def _drawing(rng, side=12):
   """A random black-on-white grayscale drawing, uint8 [side, side, 1]."""
   return np.where(rng.random((side, side, 1)) < 0.3, 0, 255).astype(np.uint8)
@@ -44,10 +39,10 @@ def _support_and_queries(root, shots=(1, 1, 1), queries_per_class=2, seed=0):
     copies = [np.where(rng.random(drawing.shape) < 0.05, 255 - drawing, drawing)
               for _ in range(count + queries_per_class)]
     for i, copy in enumerate(copies[:count]):
-      _write_png(os.path.join(root, "support", name, f"{i}.png"), copy)
+      fixtures.write_png(os.path.join(root, "support", name, f"{i}.png"), copy)
     for i, copy in enumerate(copies[count:]):
       folder = os.path.join(root, "queries", *(["more"] if c == 0 else []))
-      _write_png(os.path.join(folder, f"{name}{i}.png"), copy)
+      fixtures.write_png(os.path.join(folder, f"{name}{i}.png"), copy)
   return os.path.join(root, "support"), os.path.join(root, "queries")
 
 
@@ -158,7 +153,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
   read = lambda path: lambda: prediction.read_support(path, predictor)
 
   os.makedirs(tmp_path / "empty" / "a")
-  _write_png(str(tmp_path / "empty" / "b" / "0.png"), _drawing(np.random.default_rng(0)))
+  fixtures.write_png(str(tmp_path / "empty" / "b" / "0.png"), _drawing(np.random.default_rng(0)))
   assert "a class folder with no image" in _error(read(str(tmp_path / "empty")))
 
   unequal, _ = _support_and_queries(str(tmp_path / "unequal"), shots=(2, 1, 2))
@@ -178,6 +173,12 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
   assert "takes 640-d embeddings" in _error(read(pickle_path))
   assert "takes 640-d embeddings" in _error(
       lambda: prediction.read_queries(pickle_path, predictor))
+  # Images need the backbone that made a run's embeddings; these have no record of one.
+  no_record = config.DataConfig(data_path=small, dataset_name="tiny")
+  record = os.path.join(small, "tiny", "center", "PROVENANCE.json")
+  assert _error(lambda: prediction.backbone_of(no_record)) == (
+      f"{record}: damaged or unreadable ({record}; No such file or directory); it is the "
+      "record of how the embeddings beside it were made; give embeddings files instead of images")
 
   (tmp_path / "run").mkdir()
   (tmp_path / "run" / runfolder.CONFIG_FILE).write_text("{}")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import backbone as backbone_lib
 import config
 import data
 from tools.data import build_icons
@@ -277,7 +278,7 @@ def _check_provenance(paths):
   """The folder's PROVENANCE.json names the pickles' classes, and no val or test class
   (read from the pickles' keys) among the backbone's."""
   folder = os.path.dirname(paths["train"])
-  with open(os.path.join(folder, pretrain_embeddings.PROVENANCE_FILE)) as f:
+  with open(os.path.join(folder, backbone_lib.PROVENANCE_FILE)) as f:
     record = json.load(f)
   backbone = set(record["backbone_trained_on"]["class_ids"])
   for split, path in paths.items():
@@ -324,15 +325,8 @@ def test_plan_says_what_each_protocol_trains_on():
   backbone, pickles = pretrain_embeddings.plan(splits, "pool_halves")
   assert len(backbone) == 2 and pickles["train"][:2] == [0, 1]
   assert sorted(backbone + pickles["train"][2:]) == [4, 5, 6, 7]  # The halves are disjoint.
-  with pytest.raises(pretrain_embeddings.InputError, match="--protocol=pool needs"):
+  with pytest.raises(backbone_lib.InputError, match="--protocol=pool needs"):
     pretrain_embeddings.plan({"train": [0], "val": [1], "test": [2], "pool": []}, "pool")
-
-
-def test_embedding_dim_sets_the_convnet_width_and_wrn28_10_refuses_another():
-  network = pretrain_embeddings.make_backbone("convnet", embedding_dim=24)
-  assert network(tf.zeros([2, 16, 16, 1]), is_training=False).shape == (2, 24)
-  with pytest.raises(pretrain_embeddings.InputError, match="--embedding_dim=320: wrn28_10"):
-    pretrain_embeddings.make_backbone("wrn28_10", embedding_dim=320)
 
 
 @pytest.mark.slow  # The paper's 36M-weight backbone; its shape is checked below, fast.
@@ -346,14 +340,6 @@ def test_pretrain_wrn28_10_takes_a_step_and_embeds_to_640(tmp_path):
   _check_layout(paths, {"train": 2, "val": 1, "test": 1}, images_per_class=2)
 
 
-def test_wide_resnet_28_10_has_the_paper_shape():
-  network = pretrain_embeddings.WideResNet()
-  assert network(tf.zeros([1, 8, 8, 1]), is_training=False).shape == (1, 640)
-  convolutions = [v for v in network.variables if v.name.endswith("w:0")]
-  assert len(convolutions) == 1 + 12 * 2 + 3  # Stem, 12 blocks of 2, 3 shortcuts.
-  assert {v.shape[-1] for v in convolutions} == {16, 160, 320, 640}
-
-
 def test_load_image_set_defaults_names_and_explains_bad_files(tmp_path):
   path = str(tmp_path / "plain.npz")
   np.savez(path, images=np.zeros((4, 5, 5, 3), np.uint8), labels=np.array([0, 1, 1, 0]))
@@ -362,20 +348,20 @@ def test_load_image_set_defaults_names_and_explains_bad_files(tmp_path):
   assert image_set.image_names == ["0", "1", "2", "3"]
   assert image_set.images.shape == (4, 5, 5, 3)
   np.savez(path, x=np.zeros(3), labels=np.zeros(3, np.int64))
-  with pytest.raises(pretrain_embeddings.InputError, match="expected key 'images'"):
+  with pytest.raises(backbone_lib.InputError, match="expected key 'images'"):
     pretrain_embeddings.load_image_set(path)
   np.savez(path, images=np.zeros((2, 5, 5), np.float32), labels=np.zeros(2, np.int64))
-  with pytest.raises(pretrain_embeddings.InputError, match="expected uint8"):
+  with pytest.raises(backbone_lib.InputError, match="expected uint8"):
     pretrain_embeddings.load_image_set(path)
 
 
 def test_load_split_refuses_unknown_or_repeated_classes(tmp_path):
   path = tmp_path / "split.json"
   path.write_text(json.dumps({"train": ["a"], "val": ["b"], "test": ["a"]}))
-  with pytest.raises(pretrain_embeddings.InputError, match="appears twice"):
+  with pytest.raises(backbone_lib.InputError, match="appears twice"):
     pretrain_embeddings.load_split(str(path), ["a", "b"])
   path.write_text(json.dumps({"train": ["a"], "val": ["b"], "test": ["z"]}))
-  with pytest.raises(pretrain_embeddings.InputError, match=r"\['z'\]"):
+  with pytest.raises(backbone_lib.InputError, match=r"\['z'\]"):
     pretrain_embeddings.load_split(str(path), ["a", "b"])
 
 
@@ -385,9 +371,9 @@ def test_class_ids_and_keys_have_the_three_part_layout():
   keys = pretrain_embeddings.make_keys("test", ids, [0, 2], ["fa6-solid", "x"])
   assert keys.tolist() == ["test-arrowleft-arrowleft_fa6_solid", "test-c017-c017_x"]
   assert data.parse_key(keys[0]) == ("arrowleft", "arrowleft_fa6_solid")
-  with pytest.raises(pretrain_embeddings.InputError, match="rename"):
+  with pytest.raises(backbone_lib.InputError, match="rename"):
     pretrain_embeddings.class_ids(["arrow-left", "arrowleft"])
-  with pytest.raises(pretrain_embeddings.InputError, match="same name"):
+  with pytest.raises(backbone_lib.InputError, match="same name"):
     pretrain_embeddings.make_keys("train", ids, [0, 0], ["a-b", "a_b"])
 
 
@@ -422,6 +408,7 @@ MIRRORED_STEP_SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import backbone as backbone_lib
     from tools.data import pretrain_embeddings as pe
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -431,7 +418,7 @@ MIRRORED_STEP_SCRIPT = textwrap.dedent("""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(BATCH, *SHAPE)).astype(np.uint8)
     labels = np.arange(BATCH) % CLASSES
-    standardise = pe.standardiser(images)
+    standardise = backbone_lib.standardiser(images)
     # The first step's rate is peak / 25: 0.1 here, so that the update is large next to rounding.
     config = pe.TrainConfig(batch_size=BATCH, learning_rate=2.5)
 
@@ -485,7 +472,7 @@ MIRRORED_STEP_SCRIPT = textwrap.dedent("""
       pe.make_train_step(two, CLASSES, 10, pe.TrainConfig(batch_size=5), standardise, SHAPE,
                          mirrored)
       raise AssertionError("batch_size=5 accepted")
-    except pe.InputError as e:
+    except backbone_lib.InputError as e:
       assert str(e) == ("--batch_size=5: expected a multiple of the 2 replicas, which share "
                         "each batch equally"), e
 
@@ -522,13 +509,13 @@ def test_two_mirrored_replicas_take_the_one_device_step(tmp_path):
 def test_batch_size_not_a_multiple_of_the_replicas_is_a_one_line_error(tmp_path):
   three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
   config = pretrain_embeddings.TrainConfig(batch_size=8)
-  with pytest.raises(pretrain_embeddings.InputError) as raised:
+  with pytest.raises(backbone_lib.InputError) as raised:
     pretrain_embeddings.train(None, np.zeros((16, 4, 4, 1), np.uint8), np.zeros(16, np.int64),
                               config, None, three_replicas)
   assert str(raised.value) == ("--batch_size=8: expected a multiple of the 3 replicas, which "
                                "share each batch equally")
   image_set = pretrain_embeddings.load_image_set(_tiny_image_set(str(tmp_path / "tiny.npz")))
-  with pytest.raises(pretrain_embeddings.InputError, match="--batch_size=8: expected a multiple"):
+  with pytest.raises(backbone_lib.InputError, match="--batch_size=8: expected a multiple"):
     pretrain_embeddings.pretrain(image_set, {"train": [0], "val": [1], "test": [2]}, config,
                                  str(tmp_path / "out"), three_replicas)
   assert not (tmp_path / "out").exists()  # Refused before anything was built or written.
@@ -580,7 +567,7 @@ def test_bundled_icons_have_the_documented_classes_and_sizes():
 
 def test_bundled_embeddings_load_match_the_split_and_saw_no_held_out_class_in_pretraining():
   split = _bundled_split()
-  with open(os.path.join(BUNDLED_EMBEDDINGS, pretrain_embeddings.PROVENANCE_FILE)) as f:
+  with open(os.path.join(BUNDLED_EMBEDDINGS, backbone_lib.PROVENANCE_FILE)) as f:
     record = json.load(f)
   total_bytes = sum(os.path.getsize(os.path.join(folder, name))
                     for folder in (BUNDLED_ICONS, BUNDLED_EMBEDDINGS)
@@ -606,14 +593,14 @@ def test_the_bundled_backbone_makes_the_bundled_embeddings():
   """The shipped backbone is the one the bundled pickles came from: it embeds the val
   images (read from icons.npz, in the pickle's order) to the val pickle's numbers."""
   pe = pretrain_embeddings
-  backbone_path = os.path.join(BUNDLED_EMBEDDINGS, pe.BACKBONE_FILE)
-  with open(os.path.join(BUNDLED_EMBEDDINGS, pe.PROVENANCE_FILE)) as f:
-    assert json.load(f)["backbone_file"]["sha256"] == pe.file_digest(backbone_path)
+  backbone_path = os.path.join(BUNDLED_EMBEDDINGS, backbone_lib.BACKBONE_FILE)
+  # PROVENANCE.json names it, with its digest.
+  assert backbone_lib.embeddings_backbone(BUNDLED_EMBEDDINGS) == backbone_path
   image_set = pe.load_image_set(os.path.join(BUNDLED_ICONS, "icons.npz"))
   splits = pe.load_split(os.path.join(BUNDLED_ICONS, "split.json"), image_set.class_names)
-  backbone, image_shape, standardise = pe.load_backbone(backbone_path)
+  network, image_shape, standardise = backbone_lib.load_backbone(backbone_path)
   rows = np.flatnonzero(np.isin(image_set.labels, splits["val"]))
-  embeddings = pe.embedder(backbone, image_shape, standardise)(image_set.images[rows])
+  embeddings = backbone_lib.embedder(network, image_shape, standardise)(image_set.images[rows])
   with open(os.path.join(BUNDLED_EMBEDDINGS, "val_embeddings.pkl"), "rb") as f:
     bundled = pickle.load(f)
   keys = pe.make_keys("val", pe.class_ids(image_set.class_names), image_set.labels[rows],

@@ -12,7 +12,7 @@ saved) over every image, batch norm in test mode, with no training:
     python runner.py --data_path=/data/embeddings --dataset_name=mine --preset=icons_1shot
 
 --images takes the .npz of `tools/data/pretrain_embeddings.py` or a folder with one sub-folder of
-images per class (`tools/data/image_folder.py`; read at the backbone's input size and channels).
+images per class (`images.py`; read at the backbone's input size and channels).
 --split names each class's split (JSON {"train": [...], "val": [...], "test": [...]}); without
 one the classes are split at random (--seed) in miniImageNet's 64/16/20 shares, and the split
 is written beside the pickles. All of a split's classes go into its pickle (a "pool" list, if
@@ -30,25 +30,16 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tools.data import image_folder
+import backbone as backbone_lib
+import images as images_lib
+import utils
 from tools.data import pretrain_embeddings as pe
 
 REPO_ROOT = pe.REPO_ROOT
 BUNDLED_BACKBONE = os.path.join(REPO_ROOT, "datasets", "embeddings", "icons",
-                                pe.EMBEDDING_CROP, pe.BACKBONE_FILE)
+                                pe.EMBEDDING_CROP, backbone_lib.BACKBONE_FILE)
 SPLIT_FILE = "split.json"  # The random split, when no --split is given.
 PROTOCOL = "backbone"  # PROVENANCE.json's protocol: an already trained backbone, no training.
-
-
-def backbone_record(backbone_path: str, digest: str) -> Optional[Dict[str, object]]:
-  """The PROVENANCE.json beside a backbone file, if it is there and names that file (by its
-  sha256 `digest`)."""
-  path = os.path.join(os.path.dirname(backbone_path), pe.PROVENANCE_FILE)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    record = json.load(f)
-  return record if record.get("backbone_file", {}).get("sha256") == digest else None
 
 
 def seen_classes(image_set: pe.ImageSet, record: Optional[Mapping[str, object]]):
@@ -72,25 +63,25 @@ def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
     backbone_path: a `backbone.npz` of tools/data/pretrain_embeddings.py.
     output_dir: where the pickles go (<output_root>/<dataset_name>/center).
     record: entries added to PROVENANCE.json (the command, the inputs' digests).
-    loaded: `pe.load_backbone(backbone_path)`, if the caller has it already.
+    loaded: `backbone.load_backbone(backbone_path)`, if the caller has it already.
 
   Returns:
     split -> path of its pickle.
   """
-  backbone, image_shape, standardise = loaded or pe.load_backbone(backbone_path)
+  network, image_shape, standardise = loaded or backbone_lib.load_backbone(backbone_path)
   if tuple(image_set.images.shape[1:]) != image_shape:
-    raise pe.InputError(f"images of shape {list(image_set.images.shape[1:])}, but the "
-                        f"backbone {backbone_path} takes {list(image_shape)}: resize them (a "
-                        "folder of images is read at the backbone's size)")
-  paths = pe.write_splits(image_set, splits, pe.embedder(backbone, image_shape, standardise),
-                          output_dir)
-  digest = pe.file_digest(backbone_path)
-  trained = backbone_record(backbone_path, digest)
+    raise backbone_lib.InputError(
+        f"images of shape {list(image_set.images.shape[1:])}, but the backbone "
+        f"{backbone_path} takes {list(image_shape)}: resize them (a folder of images is read "
+        "at the backbone's size)")
+  embed = backbone_lib.embedder(network, image_shape, standardise)
+  paths = pe.write_splits(image_set, splits, embed, output_dir)
+  trained = backbone_lib.backbone_record(backbone_path)
   seen = seen_classes(image_set, trained)
-  pe.write_provenance(output_dir, {
+  backbone_lib.write_provenance(output_dir, {
       "protocol": PROTOCOL,
       "protocol_means": "an already trained backbone embeds every image; nothing is trained",
-      "backbone_file": {"file": os.path.abspath(backbone_path), "sha256": digest},
+      **backbone_lib.backbone_file_entry(backbone_path, os.path.abspath(backbone_path)),
       "backbone_trained_on": trained["backbone_trained_on"] if trained else None,
       "backbone_train_config": trained["train_config"] if trained else None,
       "classes_the_backbone_saw": seen,
@@ -122,7 +113,8 @@ def main(argv):
   values = flags.FLAGS
   output_dir = os.path.join(values.output_root, values.dataset_name, pe.EMBEDDING_CROP)
   outputs = [os.path.join(output_dir, name) for name in
-             [SPLIT_FILE, pe.PROVENANCE_FILE] + [f"{split}_embeddings.pkl" for split in pe.SPLITS]]
+             [SPLIT_FILE, backbone_lib.PROVENANCE_FILE]
+             + [f"{split}_embeddings.pkl" for split in pe.SPLITS]]
   new_outputs = [path for path in outputs if not os.path.exists(path)]
   try:
     embed(values, output_dir)
@@ -132,7 +124,7 @@ def main(argv):
     for path in new_outputs:
       if os.path.exists(path):
         os.remove(path)
-    if not isinstance(e, (pe.InputError, image_folder.FolderError)):
+    if not isinstance(e, utils.LeoError):
       raise
     sys.stderr.write(f"embed_images: error: {e}\n")
     sys.exit(2)
@@ -140,13 +132,13 @@ def main(argv):
 
 def embed(values, output_dir: str):
   """The command: reads the images and the split (or makes and writes one), embeds them."""
-  loaded = pe.load_backbone(values.backbone)
+  loaded = backbone_lib.load_backbone(values.backbone)
   image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
   if values.split:
     splits = pe.load_split(values.split, image_set.class_names)
     split_file = values.split
   else:
-    named = image_folder.random_split(image_set.class_names, values.seed)
+    named = images_lib.random_split(image_set.class_names, values.seed)
     os.makedirs(output_dir, exist_ok=True)
     split_file = os.path.join(output_dir, SPLIT_FILE)
     with open(split_file, "w") as f:
@@ -154,7 +146,8 @@ def embed(values, output_dir: str):
       f.write("\n")
     splits = pe.load_split(split_file, image_set.class_names)
   record = {"command": " ".join(["python -m tools.data.embed_images"] + sys.argv[1:]),
-            "inputs": {name: {"file": os.path.abspath(path), "sha256": pe.file_digest(path)}
+            "inputs": {name: {"file": os.path.abspath(path),
+                              "sha256": backbone_lib.file_digest(path)}
                        for name, path in (("images", values.images), ("split", split_file))}}
   embed_image_set(image_set, splits, values.backbone, output_dir, record, loaded)
 

@@ -11,7 +11,7 @@ Input (--images), an .npz with:
   labels       int [n], each image's class: an index into class_names
   class_names  str [classes] (optional; default c000, c001, ...)
   image_names  str [n] (optional; default the row index): unique within a class
-or a folder of class folders (`tools/data/image_folder.py`: resized to 84x84, --image_channels),
+or a folder of class folders (`images.py`: resized to 84x84, --image_channels),
 and a split file (--split), JSON: {"train": [class names], "val": [...], "test": [...]},
 optionally "pool": [class names outside the three splits]. --protocol chooses which of the
 train and pool classes the backbone trains on and which LEO meta-trains on (the train pickle);
@@ -20,9 +20,10 @@ the val and test classes are never seen in pretraining.
 Output: <output_root>/<dataset_name>/center/{train,val,test}_embeddings.pkl, the layout of
 the published LEO embeddings, and PROVENANCE.json beside them (the protocol, every class the
 backbone trained on, each pickle's classes, the command, seed, settings, input digests and
-versions), and the trained backbone (`backbone.npz`: `tools/data/embed_images.py` embeds other
-images with it). A pickle is a dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n]
-(the class's position in the split's list) and `keys` str [n], each key
+versions), and the trained backbone (`backbone.npz`, the format of `backbone.py`, which the
+networks come from: `tools/data/embed_images.py` embeds other images with it). A pickle is a
+dict with `embeddings` float32 [n, --embedding_dim], `labels` int32 [n] (the class's position
+in the split's list) and `keys` str [n], each key
 `<split>-<class id>-<class id>_<image name>` where the class id is the class name's letters
 and digits (so it has no '-' or '_') and '-' in image names becomes '_'.
 
@@ -66,8 +67,6 @@ rather than in the first step's trace), so its embeddings are not the default ru
 """
 
 import dataclasses
-import hashlib
-import io
 import json
 import math
 import os
@@ -90,17 +89,14 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-positio
 
 # config.py (imported by distribute) defines --seed, --dataset_name and
 # --distribution_strategy: the tool uses those flags, it does not define them.
+import backbone as backbone_lib
 import distribute
-import storage
-from tools.data import image_folder
+import images as images_lib
 
 REPO_ROOT = utils.REPOSITORY
-EMBEDDING_DIM = 640  # LEO's NDIM: the channels of WRN-28-10's last stage.
-WRN_DIM = 640  # WRN-28-10's embedding size is fixed by its width.
 EMBEDDING_CROP = "center"
 SPLITS = ("train", "val", "test")
 POOL = "pool"  # Optional list of the split file: classes outside the benchmark's three splits.
-PROVENANCE_FILE = "PROVENANCE.json"
 # Which classes the backbone trains on and which classes LEO meta-trains on (the train pickle).
 # The val and test classes are never in either.
 PROTOCOLS = {
@@ -122,8 +118,6 @@ MAX_TRANSLATION = 0.1  # Fraction of the image side.
 
 WARMUP_FRACTION = 0.3  # One-cycle schedule: linear warm-up over this share of the steps ...
 WARMUP_START_DIVISOR = 25.0  # ... from peak / 25, then cosine annealing to 0.
-BATCH_NORM_DECAY = 0.99  # Moving statistics over ~100 steps: a run is a few thousand steps.
-EMBEDDING_BATCH_SIZE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +131,7 @@ class TrainConfig:
   weight_decay: float = 5e-4
   label_smoothing: float = 0.1
   seed: int = 0
-  embedding_dim: int = EMBEDDING_DIM
+  embedding_dim: int = backbone_lib.EMBEDDING_DIM
   protocol: str = "paper"  # A key of PROTOCOLS.
 
 
@@ -150,49 +144,47 @@ class ImageSet:
   image_names: List[str]
 
 
-class InputError(ValueError):
-  """An input file that does not have the documented form."""
-
-
 # ---- Inputs and keys. ----
 
 def load_image_set(path: str, channels: int = 1) -> ImageSet:
   """Reads and checks an images-with-labels .npz, or a folder of class folders
-  (`tools/data/image_folder.py`; its images read with `channels` channels)."""
+  (`images.read_image_folder`; its images read with `channels` channels)."""
   if os.path.isdir(path):
-    try:
-      images, labels, class_names, image_names = image_folder.read_image_folder(path, channels)
-    except image_folder.FolderError as e:
-      raise InputError(str(e)) from None
-    return ImageSet(images, labels, class_names, image_names)
+    return ImageSet(*images_lib.read_image_folder(path, channels))
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {name: npz[name] for name in npz.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise InputError(f"{path}: not a readable .npz of images and labels, nor a folder of "
-                     f"class folders ({type(e).__name__}: {e})") from None
+    raise backbone_lib.InputError(
+        f"{path}: not a readable .npz of images and labels, nor a folder of "
+        f"class folders ({type(e).__name__}: {e})") from None
   for name in ("images", "labels"):
     if name not in arrays:
-      raise InputError(f"{path}: expected key {name!r}, found keys {sorted(arrays)} (images: "
-                       "uint8 [n, height, width(, channels)], labels: int [n])")
+      raise backbone_lib.InputError(
+          f"{path}: expected key {name!r}, found keys {sorted(arrays)} (images: "
+          "uint8 [n, height, width(, channels)], labels: int [n])")
   images, labels = arrays["images"], arrays["labels"]
   if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) == 0:
-    raise InputError(f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}, "
-                     "expected uint8 [n, height, width] or [n, height, width, channels]")
+    raise backbone_lib.InputError(
+        f"{path}: 'images' has shape {images.shape} and dtype {images.dtype}, "
+        "expected uint8 [n, height, width] or [n, height, width, channels]")
   if images.ndim == 3:
     images = images[..., None]
   if labels.shape != (len(images),) or labels.dtype.kind not in "iu":
-    raise InputError(f"{path}: 'labels' has shape {labels.shape} and dtype {labels.dtype}, "
-                     f"expected int [{len(images)}]")
+    raise backbone_lib.InputError(
+        f"{path}: 'labels' has shape {labels.shape} and dtype {labels.dtype}, "
+        f"expected int [{len(images)}]")
   num_classes = int(labels.max()) + 1
   class_names = [str(name) for name in arrays.get(
       "class_names", [f"c{label:03d}" for label in range(num_classes)])]
   if labels.min() < 0 or num_classes > len(class_names):
-    raise InputError(f"{path}: labels range over [{labels.min()}, {labels.max()}], expected "
-                     f"indices into the {len(class_names)} class_names")
+    raise backbone_lib.InputError(
+        f"{path}: labels range over [{labels.min()}, {labels.max()}], expected "
+        f"indices into the {len(class_names)} class_names")
   image_names = [str(name) for name in arrays.get("image_names", range(len(images)))]
   if len(image_names) != len(images):
-    raise InputError(f"{path}: {len(image_names)} image_names for {len(images)} images")
+    raise backbone_lib.InputError(
+        f"{path}: {len(image_names)} image_names for {len(images)} images")
   return ImageSet(images, labels.astype(np.int64), class_names, image_names)
 
 
@@ -204,21 +196,23 @@ def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
     with open(path) as f:
       split = json.load(f)
   except (OSError, ValueError) as e:
-    raise InputError(f"{path}: not a readable split file ({type(e).__name__}: "
-                     f"{' '.join(str(e).split())})") from None
+    raise backbone_lib.InputError(f"{path}: not a readable split file ({type(e).__name__}: "
+                                  f"{' '.join(str(e).split())})") from None
   if isinstance(split, dict):
     split = {name: names for name, names in split.items() if name != "made_by"}
     split.setdefault(POOL, [])
   if not isinstance(split, dict) or sorted(split) != sorted(SPLITS + (POOL,)):
-    raise InputError(f"{path}: expected a JSON object with the keys {list(SPLITS)} (and "
-                     f"optionally {POOL!r}), each a list of class names")
+    raise backbone_lib.InputError(
+        f"{path}: expected a JSON object with the keys {list(SPLITS)} (and "
+        f"optionally {POOL!r}), each a list of class names")
   index = {name: i for i, name in enumerate(class_names)}
   unknown = sorted(name for names in split.values() for name in names if name not in index)
   if unknown:
-    raise InputError(f"{path}: classes {unknown[:5]} are not in the images' class_names")
+    raise backbone_lib.InputError(
+        f"{path}: classes {unknown[:5]} are not in the images' class_names")
   named = [name for names in split.values() for name in names]
   if len(set(named)) != len(named):
-    raise InputError(f"{path}: a class appears twice; each class belongs to one split")
+    raise backbone_lib.InputError(f"{path}: a class appears twice; each class belongs to one split")
   return {name: [index[class_name] for class_name in split[name]] for name in SPLITS + (POOL,)}
 
 
@@ -236,8 +230,9 @@ def plan(splits: Mapping[str, Sequence[int]], protocol: str
   """
   train, pool = list(splits["train"]), list(splits.get(POOL, []))
   if protocol != "paper" and not pool:
-    raise InputError(f"--protocol={protocol} needs the split file's {POOL!r} list of classes "
-                     "outside the three splits; without one use --protocol=paper")
+    raise backbone_lib.InputError(
+        f"--protocol={protocol} needs the split file's {POOL!r} list of classes "
+        "outside the three splits; without one use --protocol=paper")
   if protocol == "paper":
     backbone, meta_train = train, train
   elif protocol == "pool":
@@ -250,7 +245,7 @@ def plan(splits: Mapping[str, Sequence[int]], protocol: str
     backbone = [pool[i] for i in sorted(order[:half])]
     meta_train = train + [pool[i] for i in sorted(order[half:])]
   else:
-    raise InputError(f"--protocol={protocol}: expected one of {sorted(PROTOCOLS)}")
+    raise backbone_lib.InputError(f"--protocol={protocol}: expected one of {sorted(PROTOCOLS)}")
   return backbone, {"train": meta_train, "val": list(splits["val"]),
                     "test": list(splits["test"])}
 
@@ -261,8 +256,9 @@ def class_ids(class_names: Sequence[str]) -> List[str]:
   ids = [re.sub(r"[^A-Za-z0-9]", "", name) for name in class_names]
   if "" in ids or len(set(ids)) != len(ids):
     clashes = sorted({name for name, i in zip(class_names, ids) if not i or ids.count(i) > 1})
-    raise InputError(f"class names {clashes[:5]} give empty or equal class ids once reduced "
-                     "to letters and digits: rename them")
+    raise backbone_lib.InputError(
+        f"class names {clashes[:5]} give empty or equal class ids once reduced "
+        "to letters and digits: rename them")
   return ids
 
 
@@ -273,127 +269,11 @@ def make_keys(split: str, ids: Sequence[str], labels: Sequence[int],
           for label, name in zip(labels, image_names)]
   if len(set(keys)) != len(keys):
     duplicate = next(key for key in keys if keys.count(key) > 1)
-    raise InputError(f"two images of a class have the same name: key {duplicate!r}")
+    raise backbone_lib.InputError(f"two images of a class have the same name: key {duplicate!r}")
   return np.asarray(keys)
 
 
-# ---- Networks. ----
-
-def _conv(channels: int, kernel: int = 3, stride: int = 1, name: Optional[str] = None):
-  # He initialisation: the convolutions feed ReLUs.
-  return snt.Conv2D(channels, kernel, stride=stride, with_bias=False, name=name,
-                    w_init=snt.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal"))
-
-
-def _batch_norm(cross_replica: bool = False, name: Optional[str] = None):
-  """Batch norm; `cross_replica`: with the statistics of all replicas' batches together.
-
-  A distributed step (see `make_train_step`) runs each replica on its share of the global batch.
-  Plain batch norm would normalise each share by its own statistics (the usual per-replica
-  behaviour): the step would then differ from the one-device step on the same batch, its result
-  only equal in distribution, and noisier as the shares shrink. CrossReplicaBatchNorm
-  all-reduces the mean and the mean of squares instead (two all-reduces of one value per
-  channel, forward and backward), so each replica normalises by the global batch's statistics
-  and the step is the one-device step up to float rounding. It is used only under a
-  distribution strategy: the default strategy keeps snt.BatchNorm (fused), and with it the
-  bundled embeddings. The two differ in rounding (variance as E(x^2) - E(x)^2 against the fused
-  kernel's) and in the moving variance, which the fused kernel updates with the unbiased batch
-  variance (a factor n / (n - 1), n the images times positions in the batch).
-  """
-  if cross_replica:
-    with tf.name_scope(name or "cross_replica_batch_norm"):
-      moving_mean = snt.ExponentialMovingAverage(BATCH_NORM_DECAY, name="moving_mean")
-      moving_variance = snt.ExponentialMovingAverage(BATCH_NORM_DECAY, name="moving_variance")
-    return snt.distribute.CrossReplicaBatchNorm(
-        create_scale=True, create_offset=True, moving_mean=moving_mean,
-        moving_variance=moving_variance, name=name)
-  return snt.BatchNorm(create_scale=True, create_offset=True, decay_rate=BATCH_NORM_DECAY,
-                       name=name)
-
-
-class ConvNet(snt.Module):
-  """The small stand-in backbone: four conv stages, 640 channels, global average pool."""
-
-  def __init__(self, widths: Sequence[int] = (32, 64, 128),
-               embedding_dim: int = EMBEDDING_DIM, cross_replica_batch_norm: bool = False,
-               name: str = "convnet"):
-    super().__init__(name=name)
-    bn = lambda: _batch_norm(cross_replica_batch_norm)
-    self._blocks = [[(_conv(width), bn()) for _ in range(2)] for width in widths]
-    self._head = (_conv(embedding_dim), bn())
-
-  def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
-    """Embeds images [batch, height, width, channels] to [batch, embedding_dim]."""
-    net = tf.nn.avg_pool2d(images, 2, 2, "SAME")  # 84x84 -> 42x42: icons need no more.
-    for block in self._blocks:
-      for conv, batch_norm in block:
-        net = tf.nn.relu(batch_norm(conv(net), is_training=is_training))
-      net = tf.nn.max_pool2d(net, 2, 2, "SAME")
-    conv, batch_norm = self._head
-    net = tf.nn.relu(batch_norm(conv(net), is_training=is_training))
-    return tf.reduce_mean(net, axis=[1, 2])
-
-
-class WideBlock(snt.Module):
-  """A pre-activation wide residual block: (BN-ReLU-conv3x3) x2, 1x1 conv on a changed shape."""
-
-  def __init__(self, width: int, stride: int, cross_replica_batch_norm: bool = False,
-               name: Optional[str] = None):
-    super().__init__(name=name)
-    self._width, self._stride = width, stride
-    self._bn1 = _batch_norm(cross_replica_batch_norm)
-    self._conv1 = _conv(width, stride=stride)
-    self._bn2, self._conv2 = _batch_norm(cross_replica_batch_norm), _conv(width)
-    self._shortcut = None
-
-  def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    activated = tf.nn.relu(self._bn1(inputs, is_training=is_training))
-    if self._shortcut is None and (self._stride != 1 or inputs.shape[-1] != self._width):
-      self._shortcut = _conv(self._width, kernel=1, stride=self._stride, name="shortcut")
-    shortcut = inputs if self._shortcut is None else self._shortcut(activated)
-    net = self._conv1(activated)
-    net = self._conv2(tf.nn.relu(self._bn2(net, is_training=is_training)))
-    return net + shortcut
-
-
-class WideResNet(snt.Module):
-  """WRN-depth-k (Zagoruyko & Komodakis 2016); WRN-28-10 ends with 640 channels."""
-
-  def __init__(self, depth: int = 28, widen_factor: int = 10,
-               cross_replica_batch_norm: bool = False, name: str = "wide_resnet"):
-    super().__init__(name=name)
-    if (depth - 4) % 6:
-      raise ValueError(f"depth {depth}: expected 6n + 4")
-    blocks_per_stage = (depth - 4) // 6
-    self._stem = _conv(16)
-    self._blocks = [WideBlock(base * widen_factor, stride if i == 0 else 1,
-                              cross_replica_batch_norm)
-                    for base, stride in ((16, 1), (32, 2), (64, 2))
-                    for i in range(blocks_per_stage)]
-    self._final_bn = _batch_norm(cross_replica_batch_norm)
-
-  def __call__(self, images: tf.Tensor, is_training: bool) -> tf.Tensor:
-    """Embeds images [batch, height, width, channels] to [batch, 64 * widen_factor]."""
-    net = self._stem(images)
-    for block in self._blocks:
-      net = block(net, is_training)
-    net = tf.nn.relu(self._final_bn(net, is_training=is_training))
-    return tf.reduce_mean(net, axis=[1, 2])
-
-
-BACKBONES = ("convnet", "wrn28_10")
-
-
-def make_backbone(name: str, embedding_dim: int = EMBEDDING_DIM,
-                  cross_replica_batch_norm: bool = False) -> snt.Module:
-  """A backbone of BACKBONES embedding to `embedding_dim` (wrn28_10: 640 only)."""
-  if name == "wrn28_10":
-    if embedding_dim != WRN_DIM:
-      raise InputError(f"--embedding_dim={embedding_dim}: wrn28_10 embeds to {WRN_DIM} (the "
-                       "channels of its last stage)")
-    return WideResNet(cross_replica_batch_norm=cross_replica_batch_norm)
-  return ConvNet(embedding_dim=embedding_dim, cross_replica_batch_norm=cross_replica_batch_norm)
-
+# ---- The pretraining network. ----
 
 class Classifier(snt.Module):
   """A backbone and a linear layer over its embedding: the pretraining network."""
@@ -419,8 +299,9 @@ def is_default(strategy) -> bool:
 def check_batch_size(batch_size: int, replicas: int):
   """Each replica takes an equal share of the global batch."""
   if batch_size % replicas:
-    raise InputError(f"--batch_size={batch_size}: expected a multiple of the {replicas} "
-                     "replicas, which share each batch equally")
+    raise backbone_lib.InputError(
+        f"--batch_size={batch_size}: expected a multiple of the {replicas} "
+        "replicas, which share each batch equally")
 
 
 def _first_replica_updates(next_creator, **kwargs):
@@ -434,7 +315,7 @@ def _first_replica_updates(next_creator, **kwargs):
 
 
 def make_classifier(backbone: str, num_classes: int, image_shape: Sequence[int],
-                    strategy=None, embedding_dim: int = EMBEDDING_DIM) -> Classifier:
+                    strategy=None, embedding_dim: int = backbone_lib.EMBEDDING_DIM) -> Classifier:
   """The pretraining network for images [batch, *image_shape].
 
   Under the default strategy its variables are created by the first training step, inside its
@@ -445,10 +326,10 @@ def make_classifier(backbone: str, num_classes: int, image_shape: Sequence[int],
   """
   strategy = strategy or tf.distribute.get_strategy()
   if is_default(strategy):
-    return Classifier(make_backbone(backbone, embedding_dim), num_classes)
+    return Classifier(backbone_lib.make_backbone(backbone, embedding_dim), num_classes)
   with strategy.scope(), tf.variable_creator_scope(_first_replica_updates):
-    model = Classifier(make_backbone(backbone, embedding_dim, cross_replica_batch_norm=True),
-                       num_classes)
+    network = backbone_lib.make_backbone(backbone, embedding_dim, cross_replica_batch_norm=True)
+    model = Classifier(network, num_classes)
     # Cross-replica batch norm runs in replica context only; in test mode it updates nothing.
     strategy.run(lambda: model(tf.zeros([1, *image_shape]), is_training=False))
   return model
@@ -489,25 +370,8 @@ def random_affine(images: tf.Tensor, generator: tf.random.Generator) -> tf.Tenso
       interpolation="BILINEAR", fill_mode="NEAREST")
 
 
-@dataclasses.dataclass(frozen=True)
-class Standardiser:
-  """Maps uint8 images [..., channels] to float32 with per-channel `mean` 0 and `std` 1."""
-  mean: np.ndarray  # float32 [channels]
-  std: np.ndarray  # float32 [channels]
-
-  def __call__(self, images: tf.Tensor) -> tf.Tensor:
-    return (tf.cast(images, tf.float32) / 255.0 - self.mean) / self.std
-
-
-def standardiser(train_images: np.ndarray) -> Standardiser:
-  """The standardiser of the backbone's train images [n, height, width, channels]."""
-  pixels = train_images.reshape(-1, train_images.shape[-1]).astype(np.float64) / 255.0
-  mean, std = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6  # 1e-6: a constant channel.
-  return Standardiser(mean.astype(np.float32), std.astype(np.float32))
-
-
 def make_train_step(model: Classifier, num_classes: int, total_steps: int,
-                    config: TrainConfig, standardise: Standardiser,
+                    config: TrainConfig, standardise: backbone_lib.Standardiser,
                     image_shape: Sequence[int], strategy=None):
   """The compiled training step and the variable holding its learning rate.
 
@@ -571,7 +435,7 @@ def make_train_step(model: Classifier, num_classes: int, total_steps: int,
 
 
 def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
-          standardise: Standardiser, strategy=None) -> float:
+          standardise: backbone_lib.Standardiser, strategy=None) -> float:
   """Trains `model` on uint8 images [n, h, w, c] with labels [n] in [0, classes).
 
   Every worker of a multi-worker strategy runs this loop in step, on the same batches. The
@@ -581,8 +445,8 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
   strategy = strategy or tf.distribute.get_strategy()
   check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
   if len(images) < config.batch_size:
-    raise InputError(f"{len(images)} train images: fewer than one batch of "
-                     f"{config.batch_size}; lower --batch_size")
+    raise backbone_lib.InputError(f"{len(images)} train images: fewer than one batch of "
+                                  f"{config.batch_size}; lower --batch_size")
   steps_per_epoch = len(images) // config.batch_size  # Full batches only: one trace.
   total_steps = steps_per_epoch * config.epochs
   num_classes = int(labels.max()) + 1
@@ -606,69 +470,6 @@ def train(model: Classifier, images: np.ndarray, labels: np.ndarray, config: Tra
   return time.time() - start
 
 
-def embedder(backbone: snt.Module, image_shape: Sequence[int],
-             standardise: Standardiser
-             ) -> Callable[[np.ndarray], np.ndarray]:
-  """A function from uint8 images [n, *image_shape] to embeddings float32 [n, dim], batch
-  norm in test mode, compiled once for any n."""
-  spec = tf.TensorSpec([None, *image_shape], tf.uint8)
-  forward = tf.function(lambda batch: backbone(standardise(batch), is_training=False),
-                        input_signature=[spec], autograph=False)
-  return lambda images: np.concatenate([
-      forward(images[i:i + EMBEDDING_BATCH_SIZE]).numpy()
-      for i in range(0, len(images), EMBEDDING_BATCH_SIZE)])
-
-
-# ---- The trained backbone, saved for embedding other images (tools/data/embed_images.py). ----
-
-BACKBONE_FILE = "backbone.npz"  # Beside the pickles: every variable, and how to rebuild it.
-_SETTINGS = "settings"  # The npz entry of the JSON settings; variable i is "variables/<i>".
-
-
-def save_backbone(path: str, backbone: snt.Module, config: TrainConfig,
-                  image_shape: Sequence[int], standardise: Standardiser):
-  """Writes a trained backbone as one .npz (no pickled objects): its variables by position,
-  batch norm's moving statistics included, and the settings `load_backbone` rebuilds it from
-  (backbone, embedding size, input shape, the standardiser of its train images)."""
-  settings = {"backbone": config.backbone, "embedding_dim": config.embedding_dim,
-              "image_shape": [int(d) for d in image_shape],
-              "mean": standardise.mean.tolist(), "std": standardise.std.tolist()}
-  # By position: the order of a module's `variables` is fixed by its structure, while their
-  # names depend on where the network was built (eagerly, or in a step's trace).
-  arrays = {f"variables/{i:03d}": v.numpy() for i, v in enumerate(backbone.variables)}
-  arrays[_SETTINGS] = np.asarray(json.dumps(settings, sort_keys=True))
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  storage.atomic_write(path, buffer.getvalue())
-
-
-def load_backbone(path: str) -> Tuple[snt.Module, Tuple[int, ...], Standardiser]:
-  """The backbone `save_backbone` wrote: (network, input shape, standardiser)."""
-  try:
-    with np.load(path, allow_pickle=False) as npz:
-      arrays = {name: npz[name] for name in npz.files}
-    settings = json.loads(str(arrays.pop(_SETTINGS)))
-    backbone = make_backbone(settings["backbone"], settings["embedding_dim"])
-    image_shape = tuple(settings["image_shape"])
-    standardise = Standardiser(np.asarray(settings["mean"], np.float32),
-                               np.asarray(settings["std"], np.float32))
-  except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
-    raise InputError(f"{path}: not a backbone written by tools/data/pretrain_embeddings.py "
-                     f"({type(e).__name__}: {e})") from None
-  backbone(tf.zeros([1, *image_shape]), is_training=False)  # Creates the variables.
-  if len(arrays) != len(backbone.variables):
-    raise InputError(f"{path}: {len(arrays)} variables, expected the "
-                     f"{len(backbone.variables)} of a {settings['backbone']} backbone")
-  for i, variable in enumerate(backbone.variables):
-    value = arrays.get(f"variables/{i:03d}")
-    if value is None or value.shape != tuple(variable.shape):
-      raise InputError(f"{path}: variable {i} ({variable.name}) has shape "
-                       f"{None if value is None else value.shape}, expected "
-                       f"{tuple(variable.shape)}")
-    variable.assign(value)
-  return backbone, image_shape, standardise
-
-
 def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys: np.ndarray):
   """Writes one split in the published layout: a plain dict of numpy arrays."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -686,13 +487,6 @@ def class_record(image_set: ImageSet, indices: Sequence[int]) -> Dict[str, objec
   return {"classes": [image_set.class_names[i] for i in indices],
           "class_ids": [ids[i] for i in indices],
           "images": int(sum(counts[i] for i in indices))}
-
-
-def write_provenance(output_dir: str, record: Mapping[str, object]):
-  """Writes a pickle folder's PROVENANCE.json."""
-  with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
-    json.dump(record, f, indent=1)
-    f.write("\n")
 
 
 def write_splits(image_set: ImageSet, pickle_classes: Mapping[str, Sequence[int]],
@@ -763,7 +557,7 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
   # Labels of the backbone's classes: the class's position in its list.
   position = {label: i for i, label in enumerate(train_classes)}
   train_labels = np.asarray([position[label] for label in image_set.labels[train_rows]])
-  standardise = standardiser(image_set.images[train_rows])
+  standardise = backbone_lib.standardiser(image_set.images[train_rows])
   model = make_classifier(config.backbone, len(train_classes), image_set.images.shape[1:],
                           strategy, config.embedding_dim)
   seconds = train(model, image_set.images[train_rows], train_labels, config, standardise,
@@ -772,35 +566,16 @@ def pretrain(image_set: ImageSet, splits: Mapping[str, Sequence[int]], config: T
     return {}
   logging.info("trained %s on %d images of %d classes in %.0f s", config.backbone,
                len(train_rows), len(train_classes), seconds)
-  backbone_path = os.path.join(output_dir, BACKBONE_FILE)
+  backbone_path = os.path.join(output_dir, backbone_lib.BACKBONE_FILE)
   os.makedirs(output_dir, exist_ok=True)
-  save_backbone(backbone_path, model.backbone, config, image_set.images.shape[1:], standardise)
-  embed = embedder(model.backbone, image_set.images.shape[1:], standardise)
+  backbone_lib.save_backbone(backbone_path, model.backbone, config.backbone, config.embedding_dim,
+                             image_set.images.shape[1:], standardise)
+  embed = backbone_lib.embedder(model.backbone, image_set.images.shape[1:], standardise)
   paths = write_splits(image_set, pickle_classes, embed, output_dir)
-  backbone_file = {"backbone_file": {"file": BACKBONE_FILE,
-                                     "sha256": file_digest(backbone_path)}}
-  write_provenance(output_dir, provenance(image_set, backbone_classes, pickle_classes, config,
-                                          {**(record or {}), **backbone_file}))
+  backbone_file = backbone_lib.backbone_file_entry(backbone_path, backbone_lib.BACKBONE_FILE)
+  backbone_lib.write_provenance(output_dir, provenance(
+      image_set, backbone_classes, pickle_classes, config, {**(record or {}), **backbone_file}))
   return paths
-
-
-def file_digest(path: str) -> str:
-  """sha256 of a file's bytes; of a folder, of its files' relative paths and digests, sorted."""
-  digest = hashlib.sha256()
-  if os.path.isdir(path):
-    for folder, _, files in sorted(os.walk(path)):
-      for name in sorted(files):
-        file_path = os.path.join(folder, name)
-        relative = os.path.relpath(file_path, path).replace(os.sep, "/")
-        digest.update(f"{relative}\0{file_digest(file_path)}\n".encode("utf-8"))
-    return digest.hexdigest()
-  try:
-    with open(path, "rb") as f:
-      for block in iter(lambda: f.read(1 << 20), b""):
-        digest.update(block)
-  except OSError as e:
-    raise InputError(f"{path}: unreadable ({e.strerror or e}); remove it or restore it") from None
-  return digest.hexdigest()
 
 
 def define_flags():
@@ -818,11 +593,11 @@ def define_flags():
   flags.FLAGS.set_default("dataset_name", "icons")
   for name in ("dataset_name", "seed", "distribution_strategy"):
     flags.declare_key_flag(name)
-  flags.DEFINE_enum("backbone", "convnet", sorted(BACKBONES), "Embedding network.")
+  flags.DEFINE_enum("backbone", "convnet", sorted(backbone_lib.BACKBONES), "Embedding network.")
   flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
   flags.DEFINE_integer("batch_size", TrainConfig.batch_size, "Images per training step.")
   flags.DEFINE_float("learning_rate", TrainConfig.learning_rate, "Peak learning rate.")
-  flags.DEFINE_integer("embedding_dim", EMBEDDING_DIM,
+  flags.DEFINE_integer("embedding_dim", backbone_lib.EMBEDDING_DIM,
                        "Embedding size of the convnet backbone (wrn28_10: 640 only).")
   flags.DEFINE_enum("protocol", DEFAULT_PROTOCOL, sorted(PROTOCOLS),
                     "Which classes the backbone and LEO train on; val and test classes never. "
@@ -854,13 +629,14 @@ def main(argv):
                          seed=values.seed, embedding_dim=values.embedding_dim,
                          protocol=values.protocol)
     record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
-              "inputs": {name: {"file": os.path.basename(path), "sha256": file_digest(path)}
+              "inputs": {name: {"file": os.path.basename(path),
+                                "sha256": backbone_lib.file_digest(path)}
                          for name, path in (("images", values.images),
                                             ("split", values.split))}}
     pretrain(image_set, splits, config,
              os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
              record)
-  except InputError as e:
+  except utils.LeoError as e:
     sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
     sys.exit(2)
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
-"""Reads a folder of labelled images, one sub-folder per class, as the embedding tools' arrays.
+"""Image folders: labelled images, one sub-folder per class, read as the arrays a backbone embeds.
 
     my_images/
       cat/  a.jpg  b.png ...
@@ -11,6 +11,10 @@ the square side without keeping the aspect ratio (area averaging when it shrinks
 grayscale or RGB as the backbone takes. Transparent pixels are composited on white, the
 background of the bundled icons. Classes are the folder names in sorted order, images the
 file names (without extension) in sorted order, so a folder always gives the same arrays.
+
+`prediction.py` reads a support folder (`read_image_folder`) and queries (`image_files`,
+`read_images`) with it; the embedding tools (`tools/data/`) read the folders a user embeds,
+and split their classes (`random_split`) when no split file is given.
 """
 
 import os
@@ -32,7 +36,7 @@ MIN_SPLIT_CLASSES = 5  # One 5-way task.
 MAX_IMAGE_PIXELS = 40_000_000
 
 
-class FolderError(ValueError):
+class FolderError(utils.LeoError, ValueError):
   """A folder or image that does not have the documented form."""
 
 
