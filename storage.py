@@ -41,7 +41,7 @@ class StorageError(utils.LeoError):
 TEMPORARY_MARKER = ".leo-tmp-"
 _TEMPORARY = re.compile(r".+" + re.escape(TEMPORARY_MARKER) + r"\d+")
 FILE_SCHEME = "file://"
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Not on Windows, which has no symbolic links here.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no such flag.
 
 
 def temporary_name(path: str) -> str:
@@ -132,18 +132,16 @@ def glob(pattern: str) -> List[str]:
 def remove(path: str):
   """Deletes a file or a folder tree, if it exists; a symbolic link is removed, never what
   it points to (nor what a link inside the tree points to)."""
-  if is_link(path):
-    os.remove(_os_path(path))
+  if is_local(path):
+    local = _os_path(path)
+    if os.path.isdir(local) and not os.path.islink(local):
+      shutil.rmtree(local)
+    elif os.path.lexists(local):
+      os.remove(local)
   elif isdir(path):
-    if is_local(path):
-      shutil.rmtree(_os_path(path))
-    else:
-      _gfile().rmtree(path)
+    _gfile().rmtree(path)
   elif exists(path):
-    if is_local(path):
-      os.remove(_os_path(path))
-    else:
-      _gfile().remove(path)
+    _gfile().remove(path)
 
 
 def rename(source: str, target: str):
