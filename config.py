@@ -32,10 +32,6 @@ FITTED_BASELINES = ("whitened_nearest_centroid", "simpleshot")
 BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
 
-# Values of a run's configuration that only extend or observe it: a run folder may be rerun
-# with other values of these. Every other value defines what is trained (runfolder.claim).
-RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
-                                  "metatest_batch_size"})
 # Flags that choose what one command does, not what the run is: left out of its flags.txt.
 # So is the run folder: a replay (`--flagfile=<run>/flags.txt`) can never write into the run
 # it replays, whatever the order of its flags.

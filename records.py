@@ -13,9 +13,13 @@ repeated replaces only its own record. `<folder>` is the run folder for LEO and
 
 import hashlib
 import json
-from typing import List, Optional
+import math
+import os
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
+
+import storage
 
 RECORD_KIND = "leo-result"
 RECORD_VERSION = 1
@@ -54,12 +58,8 @@ def record_name(method: str, split: str, num_classes: int, shots: int, queries: 
   return name + (f"-step{step}" if step is not None else "")
 
 
-# storage (and so TensorFlow) is imported by the functions that read or write files, not at
-# import: tools that read local records (tools/study/compare.py, tools/tune.py) start in a second.
-
 def write_record(folder: str, record) -> str:
   """Writes `record` as `<folder>/results/<its name>.json` (durably, atomically)."""
-  import storage  # pylint: disable=g-import-not-at-top
   results = storage.join(folder, RESULTS_FOLDER)
   storage.makedirs(results)
   trained = record.get("trained") or {}
@@ -71,40 +71,116 @@ def write_record(folder: str, record) -> str:
   return path
 
 
+_WHAT = "a result record: rerun the evaluation that made it"
+# What a record must hold to be compared, with the type each must have.
+_REQUIRED_FIELDS = {
+    "method": str, "split": str, "num_classes": int, "num_tr_examples_per_class": int,
+    "queries_per_class": int, "num_tasks": int, "seed": int, "accuracy": (int, float),
+    "ci95": (int, float), "task_accuracies": list, "task_fingerprint": str, "config": dict}
+
+
 def read_record(path: str):
-  """A result record; a damaged file or a JSON object of another kind is a one-line error."""
-  import storage  # pylint: disable=g-import-not-at-top
-  record = storage.read_json(path, "a result record: rerun the evaluation that made it")
+  """The result record in `path`, checked: its version, the fields a comparison needs and
+  their types, one accuracy per task, every accuracy a number in [0, 1]. A damaged file, a
+  JSON object of another kind or a record that fails a check is a one-line StorageError."""
+  record = storage.read_json(path, _WHAT)
   if record.get("record") != RECORD_KIND:
     raise storage.StorageError(f"{path}: not a leo result record (no \"record\": "
                                f"\"{RECORD_KIND}\")")
+  return _checked(path, record)
+
+
+def find_records(folder: str) -> List[Tuple[str, dict]]:
+  """(path, record) of every result record below `folder`, at any depth (hidden names
+  aside), by path: each `*.json` file that is a JSON object of the record kind, checked as
+  `read_record` checks it. Other JSON is passed over, and so is a file that does not
+  parse, except in a `results/` folder: there it is a damaged record (a truncated one may
+  have lost its kind)."""
+  found = []
+  for path in sorted(_json_files(folder)):
+    try:
+      record = storage.read_json(path, _WHAT)
+    except storage.StorageError:
+      if os.path.basename(os.path.dirname(path)) == RESULTS_FOLDER:
+        raise
+      continue
+    if record.get("record") == RECORD_KIND:
+      found.append((path, _checked(path, record)))
+  return found
+
+
+def _json_files(folder: str) -> Iterator[str]:
+  for name in storage.listdir(folder):
+    if name.startswith("."):  # As a shell's `**/*.json` would: no .git, no .venv.
+      continue
+    path = storage.join(folder, name)
+    if storage.isdir(path):
+      yield from _json_files(path)
+    elif name.endswith(".json"):
+      yield path
+
+
+def _checked(path: str, record: dict) -> dict:
+  problem = _problem(record)
+  if problem:
+    raise storage.StorageError(f"{path}: {problem}")
   return record
 
 
+def _problem(record: dict) -> Optional[str]:
+  """What is wrong with a record's fields (see `read_record`), or None."""
+  if record.get("version") != RECORD_VERSION:
+    return f"record version {record.get('version')!r}, leo reads version {RECORD_VERSION}"
+  for name, kind in _REQUIRED_FIELDS.items():
+    if not _is_a(record.get(name), kind):
+      return (f"expected field {name!r} of type {getattr(kind, '__name__', 'number')}, "
+              f"found {record.get(name)!r:.40}")
+  if record["num_tasks"] < 1 or len(record["task_accuracies"]) != record["num_tasks"]:
+    return (f"{len(record['task_accuracies'])} task_accuracies for num_tasks="
+            f"{record['num_tasks']}, expected one per task and at least one")
+  for name, values in (("accuracy", [record["accuracy"]]), ("ci95", [record["ci95"]]),
+                       ("task_accuracies", record["task_accuracies"])):
+    bad = [value for value in values if not _is_accuracy(value)]
+    if bad:
+      return f"{name} holds {bad[0]!r:.40}, expected numbers in [0, 1]"
+  return None
+
+
+def _is_a(value, kind) -> bool:
+  """isinstance, a bool not being a number."""
+  return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _is_accuracy(value) -> bool:
+  """A finite number in [0, 1] (an accuracy, or the half-width of its interval)."""
+  return _is_a(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1
+
+
 def append_validation(folder: str, entry):
-  import storage  # pylint: disable=g-import-not-at-top
   storage.append_line(storage.join(folder, VALIDATIONS_FILE), json.dumps(entry, sort_keys=True))
 
 
-def read_validations(folder: str):
-  """The validations of a run, by step (see `parse_validations`)."""
-  import storage  # pylint: disable=g-import-not-at-top
+def read_validations(folder: str) -> List[dict]:
+  """The validations of the run in `folder`, by step (see `_parse_validations`); [] before
+  the first."""
   path = storage.join(folder, VALIDATIONS_FILE)
   if not storage.exists(path):
     return []
-  return parse_validations(storage.read_bytes(path).decode("utf-8", "replace"))
+  return _parse_validations(storage.read_bytes(path).decode("utf-8", "replace"))
 
 
-def parse_validations(text: str) -> List[dict]:
+def _parse_validations(text: str) -> List[dict]:
   """The entries of a validations.jsonl text in step order: a re-validated step (a resumed
-  run appends it again) keeps its last line, and a torn line (a crash mid-append) is
-  skipped."""
+  run appends it again) keeps its last line, and a torn line (a crash mid-append) or one
+  without an integer step and a numeric accuracy is skipped."""
   by_step = {}
   for line in text.splitlines():
     try:
       entry = json.loads(line)
     except ValueError:
       continue
-    if isinstance(entry, dict) and isinstance(entry.get("step"), int):
+    if (isinstance(entry, dict) and _is_a(entry.get("step"), int)
+        and _is_a(entry.get("accuracy"), (int, float))):
       by_step[entry["step"]] = entry
   return [by_step[step] for step in sorted(by_step)]
+

@@ -33,9 +33,7 @@ from typing import List, NamedTuple, Optional, Set
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
-import config
 import records
 import storage
 import utils
@@ -89,6 +87,10 @@ def foreign_files(folder: str) -> List[str]:
 # ---- Identity: a folder belongs to one configuration. ----
 
 DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
+# Values of a run's configuration that only extend or observe it: a run folder may be rerun
+# with other values of these. Every other value defines what is trained (`claim`).
+RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
+                                  "metatest_batch_size"})
 
 
 def identity_differences(saved, current) -> List[str]:
@@ -96,7 +98,7 @@ def identity_differences(saved, current) -> List[str]:
   differences = []
   for section in ("data_config", "inner_model_config", "outer_model_config"):
     for name in sorted(set(saved.get(section, {})) | set(current[section])):
-      if name in config.RUN_EXTENDING_FIELDS:
+      if name in RUN_EXTENDING_FIELDS:
         continue
       old, new = saved.get(section, {}).get(name), current[section].get(name)
       if old != new:
@@ -118,7 +120,7 @@ def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
   """Makes `folder` this configuration's run folder, or refuses if it belongs to another.
 
   A new folder gets config.json and flags.txt. A folder of the same configuration may be
-  rerun with other run-extending or observing flags (config.RUN_EXTENDING_FIELDS): its
+  rerun with other run-extending or observing flags (RUN_EXTENDING_FIELDS): its
   files then record the new values; its training values are never rewritten. A folder whose
   leo names are symbolic links is refused (`foreign_files`).
 
@@ -162,10 +164,9 @@ def prepare(folder: str):
   try:
     storage.makedirs(folder)
     probe = storage.temporary_name(storage.join(folder, ".write-test"))  # Cleaned if killed.
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("ok")
+    storage.atomic_write_text(probe, "ok")
     storage.remove(probe)
-  except (OSError, tf.errors.OpError) as e:
+  except storage.io_errors() as e:
     reason = getattr(e, "strerror", None) or utils.first_line(e, "?")
     raise utils.LeoError(f"--checkpoint_path={folder}: cannot write there ({reason})") from None
 
@@ -177,7 +178,7 @@ def writing_to(folder: str, cleanups=()):
   checkpoints stay as they were."""
   try:
     yield
-  except (OSError, tf.errors.OpError) as e:
+  except storage.io_errors() as e:
     for cleanup in cleanups:
       cleanup()
     raise utils.LeoError(f"--checkpoint_path={folder}: writing failed ({utils.first_line(e)}); "
@@ -186,6 +187,7 @@ def writing_to(folder: str, cleanups=()):
 
 def versions():
   """The versions that compute a run's numbers."""
+  tf = utils.import_tensorflow()
   import sonnet  # pylint: disable=g-import-not-at-top
   import tensorflow_probability  # pylint: disable=g-import-not-at-top
   return {"leo": _git_commit(), "python": platform.python_version(),
@@ -209,11 +211,9 @@ def _git_commit() -> Optional[str]:
 
 def record_session(folder: str, step: int):
   """Appends this session's versions to versions.json (a resumed run may change them)."""
-  path = storage.join(folder, VERSIONS_FILE)
-  sessions = (storage.read_json(path, "the run's version history; remove it to start a new "
-                                "one")["sessions"] if storage.exists(path) else [])
+  sessions = _sessions(folder)
   sessions.append(dict(versions(), started=now(), step=int(step)))
-  storage.atomic_write_json(path, {"sessions": sessions})
+  storage.atomic_write_json(storage.join(folder, VERSIONS_FILE), {"sessions": sessions})
 
 
 def training_commits(folder: str, step: Optional[int]) -> List[str]:
@@ -222,12 +222,22 @@ def training_commits(folder: str, step: Optional[int]) -> List[str]:
   once; [] where the run has no versions.json. Sessions at other commits compute the same
   math with other float roundings at most, but a run made in one piece is what a reader can
   reproduce."""
+  sessions = _sessions(folder)
+  trained = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
+  return list(dict.fromkeys(str(s.get("leo")) for s in trained))
+
+
+def _sessions(folder: str) -> List[dict]:
+  """The sessions of the run's versions.json, oldest first; [] where it has none."""
   path = storage.join(folder, VERSIONS_FILE)
   if not storage.exists(path):
     return []
-  sessions = storage.read_json(path, "the run's version history")["sessions"]
-  trained = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
-  return list(dict.fromkeys(str(s.get("leo")) for s in trained))
+  what = "the run's version history; remove it to start a new one"
+  sessions = storage.read_json(path, what).get("sessions")
+  if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+    raise storage.StorageError(f"{path}: expected \"sessions\", a list of objects; it is "
+                               f"{what}")
+  return sessions
 
 
 def now() -> str:
@@ -251,7 +261,7 @@ class LogFile(logging_lib.Handler):
   def write(self, line: str):
     try:
       storage.append_line(self.path, line)
-    except (OSError, tf.errors.OpError) as e:
+    except storage.io_errors() as e:
       raise utils.LeoError(f"{self.path}: writing failed ({e})") from None
 
 
@@ -259,8 +269,7 @@ class LogFile(logging_lib.Handler):
 
 def checkpoint_files(prefix: str) -> List[str]:
   """The files of the TF checkpoint `prefix` (its index and data shards)."""
-  return sorted(tf.io.gfile.glob(prefix + ".index")
-                + tf.io.gfile.glob(prefix + ".data-?????-of-?????"))
+  return sorted(storage.glob(prefix + ".index") + storage.glob(prefix + ".data-?????-of-?????"))
 
 
 def damage(prefix: str) -> Optional[str]:
@@ -270,7 +279,7 @@ def damage(prefix: str) -> Optional[str]:
     return "its .index file is missing"
   try:
     # Not tf.train.load_checkpoint: on ram:// it takes the prefix for a folder.
-    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    reader = utils.import_tensorflow().compat.v1.train.NewCheckpointReader(prefix)
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)
   except Exception as e:  # pylint: disable=broad-except
@@ -335,11 +344,11 @@ class Checkpoints:
 
   A checkpoint's files are written and fsynced first; then the state file naming it is
   replaced atomically; then checkpoints beyond the newest MAX_CHECKPOINTS_TO_KEEP are deleted.
-  `tf.train.latest_checkpoint(<run>)` reads the same state file.
+  `tf.train.latest_checkpoint(<run>)` reads the same state file. `checkpoint` is the
+  `tf.train.Checkpoint` saved and restored (None to only read the folder).
   """
 
-  def __init__(self, folder: str, checkpoint: tf.train.Checkpoint,
-               keep: int = MAX_CHECKPOINTS_TO_KEEP):
+  def __init__(self, folder: str, checkpoint, keep: int = MAX_CHECKPOINTS_TO_KEEP):
     self.folder, self.checkpoint, self.keep = folder, checkpoint, keep
     self.state_path = storage.join(folder, STATE_FILE)
 
@@ -349,7 +358,7 @@ class Checkpoints:
       return []
     try:
       text = storage.read_bytes(self.state_path).decode("utf-8")
-    except (OSError, tf.errors.OpError, UnicodeDecodeError) as e:
+    except (*storage.io_errors(), UnicodeDecodeError) as e:
       text, reason = None, utils.first_line(e)
     else:
       reason = "expected TF's checkpoint state (model_checkpoint_path: \"...\" lines)"

@@ -1,6 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Small helpers shared by the modules of leo."""
 
+import functools
 import logging
 import math
 import os
@@ -81,8 +82,10 @@ def cpu_model() -> str:
   return platform.processor() or platform.machine() or "unknown"
 
 
+@functools.cache
 def import_tensorflow():
-  """Imports and returns TensorFlow with its start-up chatter silenced.
+  """Imports and returns TensorFlow with its start-up chatter silenced (once: later calls
+  return the module).
 
   TF 2.21 prints `I0000 ...` lines at import and a `failed call to cuInit` error on machines
   without a GPU whatever TF_CPP_MIN_LOG_LEVEL says, so file descriptor 2 points at /dev/null

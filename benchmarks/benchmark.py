@@ -19,7 +19,6 @@ step's shapes).
 
 import dataclasses
 import functools
-import json
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ import data
 import distribute
 import evaluation
 import model
+import records
 import training
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -361,8 +361,7 @@ def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, 
       start = time.perf_counter()
       training.train(configs)
       seconds = time.perf_counter() - start
-      with open(os.path.join(run_dir, "validations.jsonl")) as f:
-        validations = [json.loads(line)["seconds"] for line in f]
+      validations = [entry["seconds"] for entry in records.read_validations(run_dir)]
   finally:
     logger.removeHandler(rates)
     logger.setLevel(level)

@@ -217,6 +217,7 @@ def test_other_json_files_are_skipped_and_each_record_counted_once(tmp_path):
   (tmp_path / "run" / "config.json").write_text(json.dumps({"seed": 0}))
   os.makedirs(tmp_path / "run" / "best_checkpoint")
   (tmp_path / "run" / "best_checkpoint" / "best.json").write_text(json.dumps({"step": 1}))
+  (tmp_path / "run" / "notes.json").write_text('{"draft": ')  # A user's, outside results/.
   assert [record.path for record in compare.load_records([tmp_path, path])] == [
       str(tmp_path / "run" / "results" / os.path.basename(path))]
 
@@ -230,7 +231,8 @@ def test_a_truncated_record_is_a_one_line_error_naming_the_file(tmp_path):
   result = run_compare(tmp_path)
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.count("\n") == 1 and result.stderr.startswith(
-      f"tools.study.compare: {path}: not a readable result record (JSONDecodeError: ")
+      f"tools.study.compare: {path}: damaged or unreadable (Unterminated string")
+  assert result.stderr.endswith("; it is a result record: rerun the evaluation that made it\n")
 
 
 def test_a_record_without_its_per_task_accuracies_is_a_one_line_error(tmp_path):
@@ -274,15 +276,17 @@ def test_an_output_into_a_missing_folder_is_refused_before_the_table(tmp_path):
 
 
 def test_the_output_file_is_whole_or_the_old_one(tmp_path, monkeypatch):
+  write_record(tmp_path / "run", "leo", 0)
   path = tmp_path / "RESULTS.md"
   path.write_text("old table\n")
-  def full_disk(temporary):
-    with open(temporary, "w") as f:
-      f.write("half a ")
+  def full_disk(descriptor):  # The new table's bytes were written; they cannot be stored.
     raise OSError(28, "No space left on device")
-  with pytest.raises(compare.utils.LeoError, match="--output=.*: writing failed .No space"):
-    compare.write_atomically("output", str(path), full_disk)
-  assert path.read_text() == "old table\n" and os.listdir(tmp_path) == ["RESULTS.md"]
+  monkeypatch.setattr(os, "fsync", full_disk)
+  result = run_compare(tmp_path / "run", f"--output={path}")
+  assert result.returncode == 2 and result.stderr == (
+      f"tools.study.compare: --output={path}: writing failed (No space left on device)\n")
+  assert path.read_text() == "old table\n" and sorted(os.listdir(tmp_path)) == [
+      "RESULTS.md", "run"]
 
 
 def test_no_record_is_a_one_line_error(tmp_path):
@@ -338,8 +342,8 @@ def test_a_record_trained_across_several_commits_is_marked(tmp_path):
     json.dump(record, f)
   records = compare.load_records([str(tmp_path)])
   by_seed = {r.fields["seed"]: r for r in records}
-  assert compare.training_commits(by_seed[0]) == ["d" * 40]
-  assert compare.training_commits(by_seed[1]) == ["a" * 40, "b" * 40]
+  assert compare.record_commits(by_seed[0]) == ["d" * 40]
+  assert compare.record_commits(by_seed[1]) == ["a" * 40, "b" * 40]
   text = compare.render_table(records)
   rows = rows_of(text)
   assert "2 commits" in " ".join(rows["R2"]) and "commits" not in " ".join(rows["R1"])

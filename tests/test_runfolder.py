@@ -4,6 +4,8 @@ identity, result records and fingerprints, on local disk and TF's in-memory file
 import json
 import math
 import os
+import subprocess
+import sys
 
 from absl.testing import flagsaver
 import numpy as np
@@ -17,6 +19,7 @@ import storage
 import utils
 
 ROOTS = ["local", "ram"]
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(params=ROOTS)
@@ -67,6 +70,53 @@ def test_atomic_write_replaces_and_leaves_no_temporary(root):
   storage.atomic_write_json(path, {"x": 2})
   assert storage.read_json(path, "a test file") == {"x": 2}
   assert storage.listdir(root) == ["a.json"]
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(root, monkeypatch):
+  path = storage.join(root, "trials.md")
+  storage.atomic_write_text(path, "old")
+  def full_disk(source, target):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(storage, "rename", full_disk)
+  with pytest.raises(OSError, match="No space left"):
+    storage.atomic_write_text(path, "new")
+  assert storage.read_bytes(path) == b"old" and storage.listdir(root) == ["trials.md"]
+
+
+def test_local_files_need_no_tensorflow_and_other_file_systems_load_it():
+  """The foundation and the tools that read local records start without TF (seconds less
+  per command); `file://` is local too, and `ram://` goes through TF."""
+  script = (
+      "import os, sys, tempfile\n"
+      "import storage, records, runfolder\n"
+      "import tools.tune, tools.study.compare\n"
+      "folder = 'file://' + tempfile.mkdtemp()\n"
+      "records.append_validation(folder, {'step': 1, 'accuracy': 0.5})\n"
+      "with storage.RunLock(folder):\n"
+      "  storage.atomic_write_json(storage.join(folder, 'a.json'), {'x': 1})\n"
+      "print(sorted(storage.listdir(folder)), records.read_validations(folder))\n"
+      "storage.remove(folder)\n"
+      "loaded = lambda: [m for m in sys.modules if m.split('.')[0] == 'tensorflow']\n"
+      "print(loaded(), storage.exists(folder))\n"
+      "storage.makedirs('ram://x')\n"
+      "print('tensorflow' in loaded())\n")
+  result = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=120, check=True)
+  assert result.stdout.splitlines() == [
+      "['.lock', 'a.json', 'validations.jsonl'] [{'accuracy': 0.5, 'step': 1}]",
+      "[] False", "True"]
+
+
+def test_removing_a_tree_removes_its_links_never_what_they_point_to(tmp_path):
+  (tmp_path / "thesis").mkdir()
+  (tmp_path / "thesis" / "main.tex").write_text("years of work")
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "linked").symlink_to(tmp_path / "thesis")
+  (tmp_path / "link").symlink_to(tmp_path / "thesis")
+  storage.remove(str(tmp_path / "run"))
+  storage.remove(str(tmp_path / "link"))
+  assert sorted(os.listdir(tmp_path)) == ["thesis"]
+  assert (tmp_path / "thesis" / "main.tex").read_text() == "years of work"
 
 
 def test_atomic_write_syncs_the_data_before_the_rename_commits_it(tmp_path, monkeypatch):
@@ -121,6 +171,18 @@ def test_run_lock_refuses_a_second_holder_and_releases(tmp_path):
         pass
   with storage.RunLock(str(tmp_path)):  # Released: a later run may take it.
     pass
+
+
+def test_a_file_lock_is_held_once_names_its_holder_and_is_seen_by_others(tmp_path):
+  path = str(tmp_path / "trial.lock")
+  assert not storage.is_locked(path) and not os.path.exists(path)  # Looking makes no file.
+  with storage.FileLock(path):
+    assert storage.is_locked(path)
+    with pytest.raises(storage.LockHeld, match=f"locked by pid {os.getpid()}$"):
+      with storage.FileLock(path):
+        pass
+    assert storage.is_locked(path)  # The refused second holder released nothing.
+  assert os.path.exists(path) and not storage.is_locked(path)
 
 
 def test_run_lock_never_writes_through_a_symbolic_link(tmp_path):
@@ -420,14 +482,20 @@ def test_a_fingerprint_is_equal_only_for_identical_tasks():
     records.TaskFingerprint("k", 3, 1, 2).update(rows)
 
 
+def _record(**fields):
+  """A result record's fields as evaluation.py writes them (but the provenance)."""
+  return dict(dict(method="leo", split="val", num_classes=3, num_tr_examples_per_class=5,
+                   queries_per_class=10, num_tasks=2, seed=2, trained={"step": 20},
+                   accuracy=0.5, ci95=0.1, task_accuracies=[0.4, 0.6], task_fingerprint="f",
+                   config={}), **fields)
+
+
 def test_records_are_named_after_what_they_measured_and_replaced_only_by_their_own(root):
-  record = dict(method="leo", split="val", num_classes=3, num_tr_examples_per_class=5,
-                queries_per_class=10, num_tasks=100, seed=2, trained={"step": 20},
-                accuracy=0.5)
+  record = _record()
   path = records.write_record(root, record)
-  assert path == storage.join(root, "results", "leo-val-3way5shot-q10-t100-seed2-step20.json")
+  assert path == storage.join(root, "results", "leo-val-3way5shot-q10-t2-seed2-step20.json")
   other = records.write_record(root, dict(record, method="nearest_centroid", trained=None))
-  assert other.endswith("nearest_centroid-val-3way5shot-q10-t100-seed2.json")
+  assert other.endswith("nearest_centroid-val-3way5shot-q10-t2-seed2.json")
   records.write_record(root, dict(record, accuracy=0.6))
   assert records.read_record(path)["accuracy"] == 0.6
   assert records.read_record(other)["accuracy"] == 0.5
@@ -453,6 +521,17 @@ def test_validations_keep_the_last_line_of_a_step_and_skip_a_torn_line(root):
   assert json.loads(storage.read_bytes(
       storage.join(root, records.VALIDATIONS_FILE)).splitlines()[0]) == {"step": 0,
                                                                         "accuracy": 0.2}
+
+
+def test_validations_are_none_before_the_first_and_a_line_torn_mid_file_is_skipped(root):
+  assert records.read_validations(root) == []
+  # A crash tore the line of step 3; the resumed run appended its first line to it.
+  storage.append_line(storage.join(root, records.VALIDATIONS_FILE),
+                      '{"step": 3, "acc' + json.dumps({"step": 3, "accuracy": 0.5}))
+  for entry in ({"step": 6, "accuracy": 0.4}, {"step": 9, "accuracy": "0.9"},
+                {"step": True, "accuracy": 0.9}):
+    records.append_validation(root, entry)
+  assert records.read_validations(root) == [{"step": 6, "accuracy": 0.4}]
 
 
 # ---- Commit files are checked. ----

@@ -3,7 +3,6 @@
 then end to end on fixture data with runner.py."""
 
 import datetime
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,9 @@ import pytest
 
 import config
 import fixtures
+import records
+import runfolder
+import storage
 from tools import tune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,33 +84,6 @@ def test_suggest_draws_in_the_ranges_and_replays_an_enqueued_value():
 
 
 # ---- Run-folder records. ----
-
-def _record(step, accuracy):
-  return json.dumps({"step": step, "accuracy": accuracy, "ci95": 0.01, "loss": 1.0,
-                     "num_tasks": 2000, "queries_per_class": 15, "seconds": 1.0,
-                     "time": "2026-12-01T20:00:00"})
-
-
-def test_validations_in_step_order_the_last_line_of_a_step_wins_a_torn_last_line_ignored(
-    tmp_path):
-  path = tmp_path / "validations.jsonl"
-  path.write_text("\n".join([_record(0, 0.2), _record(3, 0.5), _record(6, 0.4),
-                             _record(3, 0.6), '{"step": 9, "accur']))
-  assert [(r["step"], r["accuracy"]) for r in tune.read_validations(str(path))] == [
-      (0, 0.2), (3, 0.6), (6, 0.4)]
-
-
-def test_no_validations_file_is_no_validations_yet(tmp_path):
-  assert tune.read_validations(str(tmp_path / "validations.jsonl")) == []
-
-
-def test_a_line_torn_by_a_crash_before_a_resumed_runs_lines_is_skipped(tmp_path):
-  path = tmp_path / "validations.jsonl"
-  path.write_text("\n".join([_record(0, 0.2), '{"step": 3, "acc' + _record(3, 0.5),
-                             _record(6, 0.4)]) + "\n")
-  assert [(r["step"], r["accuracy"]) for r in tune.read_validations(str(path))] == [
-      (0, 0.2), (6, 0.4)]
-
 
 def test_reported_values_are_the_best_validation_up_to_each_step():
   records = [{"step": 0, "accuracy": 0.2}, {"step": 3, "accuracy": 0.5},
@@ -295,7 +270,7 @@ def test_a_running_trial_whose_tuner_holds_its_lock_is_waited_for_then_rerun(tmp
   held, ended = threading.Event(), threading.Event()
 
   def other_tuner():  # Holds the lock for a while, then ends without telling the study.
-    with tune.holding(folder + ".lock"):
+    with storage.FileLock(folder + ".lock"):
       held.set()
       ended.wait(1.5)
 
@@ -326,7 +301,12 @@ def test_a_trial_of_another_machine_is_rerun_once_its_heartbeat_is_stale_seconds
 
 # ---- run_trial with a stand-in for runner.py: reporting, pruning, failures. ----
 
-FAKE_RUNNER = textwrap.dedent('''
+# What runner.py's best.json holds besides the step and the accuracy (of step 0).
+BEST_JSON = '''
+    BEST_JSON_SECTIONS = {"checkpoint": "model.ckpt-0", "data_config": {},
+                          "inner_model_config": {}, "outer_model_config": {}}
+'''
+FAKE_RUNNER = textwrap.dedent(BEST_JSON + '''
     """Writes validations of accuracy --kl_weight at steps 0..3, then best.json."""
     import json, os, sys, time
     flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)
@@ -343,7 +323,7 @@ FAKE_RUNNER = textwrap.dedent('''
         sys.exit(0)
     os.makedirs(os.path.join(folder, "best_checkpoint"))
     with open(os.path.join(folder, "best_checkpoint", "best.json"), "w") as f:
-        json.dump({"step": 0, "accuracy": accuracy}, f)
+        json.dump(dict(BEST_JSON_SECTIONS, step=0, accuracy=accuracy), f)
 ''')
 
 
@@ -374,7 +354,7 @@ def test_run_trial_reports_each_validation_prunes_and_records_failures(tmp_path)
   assert "| 1 | pruned | 0.3 | 30.00% | 0 | " in table and "pruned at step 1" in table
 
 
-TRAINED_RUNNER = textwrap.dedent('''
+TRAINED_RUNNER = textwrap.dedent(BEST_JSON + '''
     """Validates 0.9 untrained, then 0.6, 0.8, 0.7, and selects step 0 as its best."""
     import json, os, sys
     folder = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)[
@@ -384,7 +364,7 @@ TRAINED_RUNNER = textwrap.dedent('''
         f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\\n")
     os.makedirs(os.path.join(folder, "best_checkpoint"))
     with open(os.path.join(folder, "best_checkpoint", "best.json"), "w") as f:
-      json.dump({"step": 0, "accuracy": 0.9}, f)
+      json.dump(dict(BEST_JSON_SECTIONS, step=0, accuracy=0.9), f)
 ''')
 
 
@@ -460,8 +440,7 @@ def _kill_mid_trial(command, folder):
   tuner = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
   deadline = tune.time.time() + 240
-  validations = os.path.join(folder, tune.VALIDATIONS_FILE)
-  while not tune.read_validations(validations):
+  while not records.read_validations(folder):
     assert tuner.poll() is None and tune.time.time() < deadline
     tune.time.sleep(0.05)
   runner, = _children(tuner.pid)
@@ -502,24 +481,19 @@ def scenario(tmp_path_factory):
               trials=optuna.load_study(study_name="leo", storage=storage).trials)
 
 
-def _best_json(folder):
-  with open(os.path.join(folder, tune.BEST_FILE)) as f:
-    return json.load(f)
-
-
 @pytest.mark.slow
 def test_two_trials_value_their_run_folders_records_and_never_touch_the_test_split(scenario):
   study_dir, before = scenario["study_dir"], scenario["before"]
   assert [t.state for t in before] == [TrialState.COMPLETE] * 2
   for trial in before:
     folder = str(study_dir / "trials" / str(trial.number))
-    validations = tune.read_validations(os.path.join(folder, tune.VALIDATIONS_FILE))
+    validations = records.read_validations(folder)
     assert [r["step"] for r in validations] == [0, 2, 4]
     trained = validations[1:]  # The default objective: meta-trained models only.
     best = max(trained, key=lambda r: r["accuracy"])
     assert trial.value == best["accuracy"] and trial.user_attrs["best_step"] == best["step"]
     assert trial.intermediate_values == dict(tune.running_best(trained))
-    assert os.path.exists(os.path.join(folder, tune.BEST_FILE))
+    assert runfolder.BestCheckpoint(os.path.join(folder, runfolder.BEST_FOLDER)).info
     assert not [name for name in os.listdir(folder) if "test" in name]
     results = os.path.join(folder, "results")
     assert not os.path.isdir(results) or not [n for n in os.listdir(results) if "-test-" in n]
@@ -551,8 +525,7 @@ def test_the_best_flagfile_replays_the_best_trial(scenario):
   assert replay.returncode == 0, replay.stderr[-3000:]
   best = max((t for t in scenario["trials"] if t.state == TrialState.COMPLETE),
              key=lambda t: t.value)
-  accuracies = lambda folder: [r["accuracy"] for r in tune.read_validations(
-      os.path.join(folder, tune.VALIDATIONS_FILE))]
+  accuracies = lambda folder: [r["accuracy"] for r in records.read_validations(folder)]
   trial_folder = str(scenario["study_dir"] / best.user_attrs["run_folder"])
   assert accuracies(str(scenario["replay_dir"])) == pytest.approx(accuracies(trial_folder),
                                                                   abs=1e-6)

@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 import pytest
 
 import fixtures
+import records
 from test_tune import ENV, ROOT, TINY, _children
 from tools import tune
 
@@ -155,8 +156,8 @@ def shared_study(server, data, tmp_path_factory):
   wait_for(lambda: started_trials(outputs[0]), tuners[0])
   tuners += [start(command, output) for command, output in zip(commands[1:], outputs[1:])]
   killed_trial, = started_trials(outputs[0])
-  validations = study_dir / "trials" / str(killed_trial) / tune.VALIDATIONS_FILE
-  wait_for(lambda: tune.read_validations(str(validations)), tuners[0])
+  trial_folder = str(study_dir / "trials" / str(killed_trial))
+  wait_for(lambda: records.read_validations(trial_folder), tuners[0])
   runner, = _children(tuners[0].pid)
   os.kill(runner, signal.SIGSTOP)  # Frozen first, so that it cannot finish in between.
   tuners[0].kill()

@@ -51,9 +51,7 @@ import contextlib
 import ctypes
 import dataclasses
 import datetime
-import fcntl
 import functools
-import json
 import math
 import os
 import signal
@@ -76,11 +74,11 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
 
 import records
+import runfolder
+import storage as file_storage  # `storage` here is the study's (Optuna's).
 import utils
 
 RUNNER = os.path.join(utils.REPOSITORY, "runner.py")
-VALIDATIONS_FILE = records.VALIDATIONS_FILE
-BEST_FILE = os.path.join("best_checkpoint", "best.json")
 STORAGE_FILE = "study.db"
 TABLE_FILE = "trials.md"
 FLAGFILE = "best_flags.txt"
@@ -221,28 +219,11 @@ def trial_flags(settings: Settings, values: Dict[str, float]) -> List[str]:
 
 def write_flagfile(path: str, flags: Sequence[str], comments: Sequence[str]):
   """An absl flagfile: `# comment` lines, then one flag per line."""
-  atomic_write_text(path, "".join(f"# {line}\n" for line in comments)
-                    + "".join(f"{flag}\n" for flag in flags))
-
-
-def atomic_write_text(path: str, text: str):
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  file_storage.atomic_write_text(path, "".join(f"# {line}\n" for line in comments)
+                                 + "".join(f"{flag}\n" for flag in flags))
 
 
 # ---- A run folder's records. ----
-
-def read_validations(path: str) -> List[dict]:
-  """The validations in `<run>/validations.jsonl` (records.parse_validations' rules)."""
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8", errors="replace") as f:
-    return records.parse_validations(f.read())
-
 
 def running_best(validations: Sequence[dict]) -> List[tuple]:
   """(step, best accuracy up to that step) after each validation: what pruning compares."""
@@ -284,11 +265,10 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
   command = [sys.executable, runner, *flags, f"--checkpoint_path={run_folder}",
              f"--evaluate_after_training={str(test).lower()}"]
   reported = set()
-  validations_path = os.path.join(run_folder, VALIDATIONS_FILE)
 
   def counted_validations():
-    return [record for record in read_validations(validations_path)
-            if not trained_only or int(record["step"]) > 0]
+    return [record for record in records.read_validations(run_folder)
+            if not trained_only or record["step"] > 0]
 
   with open(f"{run_folder}.log", "a") as log:
     log.write(f"$ {' '.join(command)}\n")
@@ -316,13 +296,15 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
   if process.returncode != 0:
     with open(f"{run_folder}.log") as log:
       raise TrialFailed(error_line(log.read()))
-  best_path = os.path.join(run_folder, BEST_FILE)
-  if not os.path.exists(best_path):
-    raise TrialFailed(f"runner.py exited without writing {best_path}")
-  if not trained_only:
-    with open(best_path) as f:
-      best = json.load(f)
-  else:
+  best_checkpoint = runfolder.BestCheckpoint(os.path.join(run_folder, runfolder.BEST_FOLDER))
+  try:
+    best = best_checkpoint.info
+  except file_storage.StorageError as e:
+    raise TrialFailed(str(e)) from None
+  if best is None:
+    raise TrialFailed(f"runner.py exited without writing "
+                      f"{os.path.join(best_checkpoint.folder, best_checkpoint.INFO)}")
+  if trained_only:
     trained = counted_validations()
     if not trained:
       raise TrialFailed(f"runner.py validated nothing after step 0 in {run_folder}: "
@@ -345,29 +327,11 @@ def _stop(process: subprocess.Popen):
 # ---- Trials left running by a killed tuner. ----
 
 
-@contextlib.contextmanager
-def holding(lock_path: str):
-  """Holds an exclusive lock on `lock_path` (released however the process ends)."""
-  with open(lock_path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    yield
-
-
-def is_locked(lock_path: str) -> bool:
-  if not os.path.exists(lock_path):
-    return False
-  try:
-    with holding(lock_path):
-      return False
-  except OSError:
-    return True
-
-
 def gone_from_this_machine(trial: optuna.trial.FrozenTrial) -> bool:
   """Whether a RUNNING trial of this machine has lost its tuner: its lock is free."""
   lock = trial.user_attrs.get("lock")
   return (trial.user_attrs.get("host") == HOST and lock is not None and os.path.exists(lock)
-          and not is_locked(lock))
+          and not file_storage.is_locked(lock))
 
 
 def retry_stale_trials(study: optuna.Study, storage, study_name: str):
@@ -601,7 +565,8 @@ def run_one(study: optuna.Study, storage, trial: optuna.Trial, settings: Setting
   run_folder = os.path.join(settings.study_dir, relative)
   with heartbeat(storage, trial_id):
     os.makedirs(run_folder, exist_ok=True)
-    with holding(run_folder + ".lock"):  # Held first: a trial with a lock attr is locked.
+    # Held first: a trial with a lock attr is locked.
+    with file_storage.FileLock(run_folder + ".lock"):
       for name, value in (("run_folder", relative), ("host", HOST), ("pid", os.getpid()),
                           ("lock", os.path.abspath(run_folder + ".lock"))):
         trial.set_user_attr(name, value)
@@ -739,7 +704,7 @@ def write_outputs(study: optuna.Study, settings: Settings, log=print):
              f"{best.user_attrs.get('best_step')}; flags in {path}.\n")
   if settings.importance:
     text += "\n" + importance_table(study)
-  atomic_write_text(os.path.join(settings.study_dir, TABLE_FILE), text)
+  file_storage.atomic_write_text(os.path.join(settings.study_dir, TABLE_FILE), text)
   log(text)
 
 

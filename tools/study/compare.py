@@ -21,12 +21,13 @@ Records on different tasks are never paired; a one-line note says why.
 
 import collections
 import glob
+import io
 import json
 import math
 import os
 import sys
 import textwrap
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -34,17 +35,12 @@ import numpy as np
 from scipy import stats
 
 import records
+import runfolder
+import storage
 import utils
 
-RECORD_TAG = records.RECORD_KIND
-RECORD_VERSION = records.RECORD_VERSION
 VALID_ACCURACY_TAG = "metavalid_valid_accuracy"
 CONFIDENCE = 0.95
-# What a record must hold for the comparisons, with the type each must have.
-REQUIRED_FIELDS = {
-    "method": str, "split": str, "num_classes": int, "num_tr_examples_per_class": int,
-    "queries_per_class": int, "num_tasks": int, "seed": int, "accuracy": (int, float),
-    "ci95": (int, float), "task_accuracies": list, "task_fingerprint": str, "config": dict}
 
 
 class Record(NamedTuple):
@@ -54,65 +50,20 @@ class Record(NamedTuple):
 
 # ---- Loading. ----
 
-def _record_files(path: str) -> Iterable[str]:
-  if os.path.isdir(path):
-    yield from sorted(glob.glob(os.path.join(path, "**", "*.json"), recursive=True))
-  elif os.path.isfile(path):
-    yield path
-  else:
-    raise utils.LeoError(f"{path}: no such file or folder")
-
-
-def _parse_record(path: str, explicit: bool) -> Optional[dict]:
-  """The record in `path`, None for other JSON; raises LeoError for a broken record.
-
-  A file that does not parse is a broken record when it was named on the command line or
-  lies in a `results/` folder (a truncated record may have lost its "record" key).
-  """
-  try:
-    with open(path) as f:
-      fields = json.load(f)
-  except (OSError, UnicodeDecodeError, ValueError) as error:
-    if explicit or os.path.basename(os.path.dirname(path)) == "results":
-      raise utils.LeoError(f"{path}: not a readable result record "
-                           f"({type(error).__name__}: {error})") from None
-    return None
-  if not isinstance(fields, dict) or fields.get("record") != RECORD_TAG:
-    return None
-  if fields.get("version") != RECORD_VERSION:
-    raise utils.LeoError(f"{path}: record version {fields.get('version')!r}, this tool reads "
-                         f"version {RECORD_VERSION}")
-  for name, kind in REQUIRED_FIELDS.items():
-    if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool):
-      raise utils.LeoError(f"{path}: expected field {name!r} of type "
-                           f"{getattr(kind, '__name__', 'number')}, found {fields.get(name)!r:.40}")
-  if fields["num_tasks"] < 1 or len(fields["task_accuracies"]) != fields["num_tasks"]:
-    raise utils.LeoError(f"{path}: {len(fields['task_accuracies'])} task_accuracies for "
-                         f"num_tasks={fields['num_tasks']}, expected one per task and at "
-                         "least one")
-  for name, values in (("accuracy", [fields["accuracy"]]), ("ci95", [fields["ci95"]]),
-                       ("task_accuracies", fields["task_accuracies"])):
-    if not all(_is_accuracy(value) for value in values):
-      bad = next(value for value in values if not _is_accuracy(value))
-      raise utils.LeoError(f"{path}: {name} holds {bad!r:.40}, expected numbers in [0, 1]")
-  return fields
-
-
-def _is_accuracy(value) -> bool:
-  """A finite number in [0, 1] (an accuracy, or the half-width of its interval)."""
-  return (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and 0 <= value <= 1)
-
-
 def load_records(paths: Sequence[str]) -> List[Record]:
-  """Every result record in `paths` (files, or folders searched recursively), each once."""
-  records = {}
-  for path in paths:
-    for file in _record_files(path):
-      fields = _parse_record(file, explicit=file == path)
-      if fields is not None:
-        records.setdefault(os.path.realpath(file), Record(file, fields))
-  return list(records.values())
+  """Every result record in `paths` (record files, or folders searched at any depth:
+  `records.find_records`), each once."""
+  found = {}
+  for path in map(os.fspath, paths):
+    if os.path.isdir(path):
+      in_path = records.find_records(path)
+    elif os.path.isfile(path):
+      in_path = [(path, records.read_record(path))]
+    else:
+      raise utils.LeoError(f"{path}: no such file or folder")
+    for file, fields in in_path:
+      found.setdefault(os.path.realpath(file), Record(file, fields))
+  return list(found.values())
 
 
 # ---- Statistics. ----
@@ -243,28 +194,24 @@ def _trained(fields: dict) -> str:
   return ", ".join(parts)
 
 
-def training_commits(record: Record) -> List[str]:
+def record_commits(record: Record) -> List[str]:
   """leo's commits that trained a LEO record's checkpoint: the record's own list, or for a
-  record made before records held it, the run's versions.json beside its results/ folder
-  (sessions that started before the checkpoint's step); [] where unknown or a baseline."""
+  record made before records held it, its run's (`runfolder.training_commits` of the folder
+  holding its results/ folder); [] where unknown or a baseline."""
   trained = record.fields.get("trained") or {}
   if "leo_commits" in trained:
     return list(trained["leo_commits"])
-  versions = os.path.join(os.path.dirname(os.path.dirname(record.path)), "versions.json")
   try:
-    with open(versions) as f:
-      sessions = json.load(f)["sessions"]
-  except (OSError, ValueError, KeyError, TypeError):
-    return []
-  step = trained.get("step")
-  started = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
-  return list(dict.fromkeys(str(s.get("leo")) for s in started))
+    return runfolder.training_commits(os.path.dirname(os.path.dirname(record.path)),
+                                      trained.get("step"))
+  except storage.StorageError:
+    return []  # A note the table can do without.
 
 
 def _commit_notes(ordered: List[Record], ids: Dict[str, str]) -> List[str]:
   notes = []
   for record in ordered:
-    commits = training_commits(record)
+    commits = record_commits(record)
     if len(commits) > 1:
       notes.append(f"{ids[record.path]} was trained across {len(commits)} leo commits "
                    f"({', '.join(commit[:12] for commit in commits)}): a run made in one "
@@ -328,7 +275,7 @@ def _setting_cells(record: Record, seeds: int = 1) -> list:
 
 def _record_row(record: Record, ids: Dict[str, str]) -> list:
   fields = record.fields
-  commits = len(training_commits(record))
+  commits = len(record_commits(record))
   checkpoint = ", ".join([_trained(fields)] * bool(_trained(fields))
                          + [f"{commits} commits"] * (commits > 1))
   return [ids[record.path], "record", fields["method"], *_setting_cells(record),
@@ -471,11 +418,8 @@ def validation_curve(run: str) -> Dict[int, float]:
         for value in event.summary.value:
           if value.tag == VALID_ACCURACY_TAG:
             curve[event.step] = float(tf.make_ndarray(value.tensor))
-  validations = os.path.join(run, records.VALIDATIONS_FILE)
-  if not curve and os.path.exists(validations):
-    with open(validations, encoding="utf-8", errors="replace") as f:
-      curve = {v["step"]: float(v["accuracy"]) for v in records.parse_validations(f.read())
-               if isinstance(v.get("accuracy"), (int, float))}
+  if not curve:
+    curve = {v["step"]: float(v["accuracy"]) for v in records.read_validations(run)}
   return dict(sorted(curve.items()))
 
 
@@ -616,10 +560,10 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
                     title=f"Paired difference from {against.replace('_', ' ')}")
     paired_axes.grid(axis="x", alpha=0.3)
   figure.tight_layout()
-  image_format = os.path.splitext(path)[1][1:] or "png"
-  write_atomically("plot", path, lambda temporary: figure.savefig(temporary, dpi=150,
-                                                                  format=image_format))
+  image = io.BytesIO()
+  figure.savefig(image, dpi=150, format=os.path.splitext(path)[1][1:] or "png")
   pyplot.close(figure)
+  write_output("plot", path, image.getvalue())
 
 
 def _check_writable(flag: str, path: Optional[str]):
@@ -629,26 +573,13 @@ def _check_writable(flag: str, path: Optional[str]):
     raise utils.LeoError(f"--{flag}={path}: no folder {folder}; create it first")
 
 
-def write_atomically(flag: str, path: str, write: Callable[[str], None]):
-  """`write(temporary path)`, then the rename that makes `path` whole or leaves the old file
-  (a full disk, a killed process)."""
-  temporary = f"{path}.tmp-{os.getpid()}"
+def write_output(flag: str, path: str, contents: bytes):
+  """Writes `path` whole, or leaves the old file (a full disk, a killed process)."""
   try:
-    write(temporary)
-    os.replace(temporary, path)
+    storage.atomic_write(path, contents)
   except OSError as error:
     raise utils.LeoError(f"--{flag}={path}: writing failed "
                          f"({error.strerror or error})") from None
-  finally:
-    if os.path.exists(temporary):
-      os.remove(temporary)
-
-
-def _write_text(text: str) -> Callable[[str], None]:
-  def write(path):
-    with open(path, "w") as f:
-      f.write(text)
-  return write
 
 
 def main(argv):
@@ -663,19 +594,19 @@ def main(argv):
         raise utils.LeoError(f"--pair={','.join(pair)}: expected two rows or records, A,B")
     for flag in ("output", "plot"):
       _check_writable(flag, values[flag].value)
-    records = load_records(paths)
+    found = load_records(paths)
     if values.plot:
-      plot(values.plot, find_runs(paths), records, values.reference, values.plot_against)
-    if not records:
+      plot(values.plot, find_runs(paths), found, values.reference, values.plot_against)
+    if not found:
       if values.plot:
         return
       raise utils.LeoError(f"{' '.join(paths)}: no result records (JSON with \"record\": "
-                           f"\"{RECORD_TAG}\") found")
-    text = render_table(records, values.reference, asked,
+                           f"\"{records.RECORD_KIND}\") found")
+    text = render_table(found, values.reference, asked,
                         command=" ".join(["python -m tools.study.compare"] + sys.argv[1:]))
     print(text, end="")
     if values.output:
-      write_atomically("output", values.output, _write_text(text))
+      write_output("output", values.output, text.encode("utf-8"))
   except utils.LeoError as error:
     print(f"tools.study.compare: {error}", file=sys.stderr)
     sys.exit(2)
