@@ -265,7 +265,8 @@ def read_json(path: str, what: str):
   try:
     contents = json.loads(read_bytes(path).decode("utf-8"))
   except (*io_errors(), UnicodeDecodeError, ValueError) as e:
-    reason = utils.first_line(e)
+    # A local file's OSError repeats the path; its strerror alone is what the line lacks.
+    reason = getattr(e, "strerror", None) or utils.first_line(e)
     raise StorageError(f"{path}: damaged or unreadable ({reason}); it is {what}") from None
   if not isinstance(contents, dict):
     raise StorageError(f"{path}: expected a JSON object, found {type(contents).__name__}; "

@@ -177,7 +177,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
   no_record = config.DataConfig(data_path=small, dataset_name="tiny")
   record = os.path.join(small, "tiny", "center", "PROVENANCE.json")
   assert _error(lambda: prediction.backbone_of(no_record)) == (
-      f"{record}: damaged or unreadable ({record}; No such file or directory); it is the "
+      f"{record}: damaged or unreadable (No such file or directory); it is the "
       "record of how the embeddings beside it were made; give embeddings files instead of images")
 
   (tmp_path / "run").mkdir()
