@@ -41,6 +41,7 @@ from tools.data import pretrain_embeddings as pe
 # The trained icons models shipped with leo (datasets/README.md), chosen by the support's K.
 SHIPPED_1SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_1shot")
 SHIPPED_5SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_5shot")
+MIN_CLASSES = 2  # LEO tells classes apart: one class leaves nothing to tell.
 EMBEDDINGS_SUFFIXES = (".pkl", ".pkl" + data.GZIP_SUFFIX)
 OUTPUT_FORMATS = (".csv", ".json")
 
@@ -181,8 +182,9 @@ class Predictor:
     """The classifier adapted to `support` [N, K, D] (row n: class n): weights [N, D]; the
     logits of a query x are x · weights[n], x L2-normalised."""
     support = self.check_embeddings(support, "the support set", rank=3)
-    if len(support) < 2:
-      raise PredictionError(f"a support set of {len(support)} class: LEO tells apart 2 or more")
+    if len(support) < MIN_CLASSES:
+      raise PredictionError(f"a support set of {len(support)} class: LEO tells apart "
+                            f"{MIN_CLASSES} or more")
     return self._adapt(tf.constant(support))
 
   def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
