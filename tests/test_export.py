@@ -111,7 +111,8 @@ _WITHOUT_LEO = textwrap.dedent("""
     loaded = tf.saved_model.load(export)
     for case in json.loads(open(inputs).read()):
       arrays = {name: np.load(path) for name, path in case["inputs"].items()}
-      outputs = loaded.signatures[case["signature"]](**{k: tf.constant(v) for k, v in arrays.items()})
+      signature = loaded.signatures[case["signature"]]
+      outputs = signature(**{name: tf.constant(value) for name, value in arrays.items()})
       for name, value in outputs.items():
         np.save(case["outputs"][name], value.numpy())
     assert not set(leo_modules) & set(sys.modules), "a leo module was imported"
