@@ -115,8 +115,7 @@ class Predictor:
     self.backbone_path, self.name = backbone_path, name
     self._data_config = data_config
     self.leo = leo
-    # Compiled once per (N, K): known shapes make a faster graph than one for any.
-    self._adapt = tf.function(lambda support: adapted_weights(leo, support), autograph=False)
+    self._adapters = {}  # (N, K) -> `adapted_weights` compiled for that shape.
     self._backbone = None  # `loaded_backbone()`'s, loaded by the first use.
     self._embedder = None  # Compiled by the first `embed`.
 
@@ -185,7 +184,11 @@ class Predictor:
     if len(support) < MIN_CLASSES:
       raise PredictionError(f"a support set of {len(support)} class: LEO tells apart "
                             f"{MIN_CLASSES} or more")
-    return self._adapt(tf.constant(support))
+    shape = support.shape[:2]
+    if shape not in self._adapters:  # One function retraced per shape would warn of it.
+      self._adapters[shape] = tf.function(lambda tr_input: adapted_weights(self.leo, tr_input),
+                                          autograph=False)
+    return self._adapters[shape](tf.constant(support))
 
   def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Class probabilities [queries, N] of the queries [queries, D] after adapting to the
