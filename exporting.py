@@ -15,9 +15,10 @@ H, W, C are the input of the backbone that made the run's embeddings (their PROV
 names it: the one `prediction.Predictor.embed` runs, standardiser included), D the model's
 embedding size. Row n of the support set is class n. The computation is prediction.py's, traced
 once with N and K unknown: `adapted_weights` (LEO's evaluation-mode adaptation: latent steps and
-fine-tuning, no sampling, no dropout) and `class_probabilities`. A support set of fewer than 2
-classes or of no shots, and embeddings that are not finite, fail with an error naming the
-input; a wrong rank, size or dtype fails on the signature's shapes.
+fine-tuning, no sampling, no dropout) and `class_probabilities`. A wrong rank or size (checked in
+the graph too: a signature called with tensors checks nothing itself), a support set of fewer
+than 2 classes or of no shots, and embeddings that are not finite fail with TensorFlow's error
+naming the input.
 
 Layout of an export:
 
@@ -30,8 +31,9 @@ Layout of an export:
 
 The export is written into `<output>.leo-tmp-<pid>` beside the output and renamed to `<output>`
 once complete and on disk; an earlier export at `<output>` is replaced, anything else there is
-refused. An interrupted export leaves its temporary folder (leo's temporary marker), never a
-part of one under the output's name.
+refused. An exception removes the temporary folder; a killed export leaves at most that
+folder (leo's temporary marker), never a part of one under the output's name (killed between
+the two renames of a replacement, the earlier export waits at `<output>.replaced.leo-tmp-<pid>`).
 """
 
 import json
