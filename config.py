@@ -322,12 +322,7 @@ class RunConfig:
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
     if not isinstance(self.jit_compile, bool):
       _fail("jit_compile", self.jit_compile, "true or false")
-    _check_int("intra_op_threads", self.intra_op_threads, minimum=0)
-    cores = os.cpu_count() or 1
-    if self.intra_op_threads > MAX_THREADS_PER_CORE * cores:
-      _fail("intra_op_threads", self.intra_op_threads,
-            f"an integer in [0, {MAX_THREADS_PER_CORE * cores}] ({MAX_THREADS_PER_CORE} per "
-            f"core of this machine's {cores}; 0: the measured choice)")
+    check_threads("intra_op_threads", self.intra_op_threads, minimum=0)
 
 
 def _fail(name: str, value: Any, expected: str):
@@ -346,6 +341,15 @@ def _check_int(name: str, value: Any, minimum: int):
 def _float32(value: float) -> float:
   """`value` (finite, of at most FLOAT32_MAX in magnitude) rounded to float32, as TF holds it."""
   return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def check_threads(name: str, value: Any, minimum: int):
+  """Refuses a thread count below `minimum` or above MAX_THREADS_PER_CORE per core."""
+  _check_int(name, value, minimum)
+  cores = os.cpu_count() or 1
+  if value > MAX_THREADS_PER_CORE * cores:
+    _fail(name, value, f"an integer in [{minimum}, {MAX_THREADS_PER_CORE * cores}] "
+          f"({MAX_THREADS_PER_CORE} per core of this machine's {cores})")
 
 
 def _check_float(name: str, value: Any, minimum: float = None, below: float = None):

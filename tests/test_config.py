@@ -139,8 +139,7 @@ BAD_VALUES = [
     ("metavalid_batch_size", 10**8, r"^--metavalid_batch_size=100000000: expected an integer "
      r"in \[1, 10000000\]: a validation scores 10 batches, and at 100000000 tasks its 95% CI"),
     ("intra_op_threads", 100000, rf"^--intra_op_threads=100000: expected an integer in "
-     rf"\[0, {4 * os.cpu_count()}\] \(4 per core of this machine's {os.cpu_count()}; 0: the "
-     r"measured choice\)$"),
+     rf"\[0, {4 * os.cpu_count()}\] \(4 per core of this machine's {os.cpu_count()}\)$"),
     # A file's tasks are for evaluations: a training would ignore them.
     ("tasks", "t.jsonl", r"^--tasks='t.jsonl': expected --evaluation_mode or --baseline with it "
      r"\(a training tests on sampled tasks; evaluate the trained run with --evaluation_mode "

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import config
 import data
+import inprocess
 from tools.data import build_icons
 from tools.study import nearest_centroid
 from tools.data import pretrain_embeddings
@@ -332,6 +333,16 @@ def test_embedding_dim_sets_the_convnet_width_and_wrn28_10_refuses_another():
   assert network(tf.zeros([2, 16, 16, 1]), is_training=False).shape == (2, 24)
   with pytest.raises(pretrain_embeddings.InputError, match="--embedding_dim=320: wrn28_10"):
     pretrain_embeddings.make_backbone("wrn28_10", embedding_dim=320)
+
+
+def test_pretrain_refuses_more_threads_than_a_few_per_core_in_one_line(tmp_path):
+  result = inprocess.run(["-m", "tools.data.pretrain_embeddings", "--num_threads=100000",
+                          f"--output_root={tmp_path}"], cwd=REPO_ROOT)
+  cores = os.cpu_count()
+  assert (result.returncode, result.stdout, result.stderr) == (
+      2, "", f"pretrain_embeddings: error: --num_threads=100000: expected an integer in "
+      f"[1, {4 * cores}] (4 per core of this machine's {cores})\n")
+  assert not os.listdir(tmp_path)
 
 
 @pytest.mark.slow  # The paper's 36M-weight backbone; its shape is checked below, fast.

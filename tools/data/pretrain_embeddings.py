@@ -90,6 +90,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-positio
 
 # config.py (imported by distribute) defines --seed, --dataset_name and
 # --distribution_strategy: the tool uses those flags, it does not define them.
+import config as config_lib
 import distribute
 import storage
 from tools.data import image_folder
@@ -838,6 +839,7 @@ def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
   try:
+    config_lib.check_threads("num_threads", values.num_threads, minimum=1)
     tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
     if values.distribution_strategy == "default":
       # One thread runs ops one at a time (no inter-op parallelism to fight over the few
@@ -860,7 +862,7 @@ def main(argv):
     pretrain(image_set, splits, config,
              os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
              record)
-  except InputError as e:
+  except (InputError, config_lib.ConfigError) as e:
     sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
     sys.exit(2)
 
