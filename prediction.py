@@ -133,25 +133,52 @@ class Predictor:
 
   def embed(self, images: np.ndarray) -> np.ndarray:
     """Embeddings [n, D] of uint8 images [n, height, width, channels] (the backbone's input
-    shape), as tools/data/embed_images.py makes them."""
+    shape, n >= 1), as tools/data/embed_images.py makes them."""
     image_shape = self.image_shape
     images = np.asarray(images)
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != image_shape:
       raise PredictionError(f"images of shape {list(images.shape[1:])} and dtype {images.dtype}"
                             f", but the backbone {self.backbone_path} takes uint8 "
                             f"{list(image_shape)}")
+    if not len(images):
+      raise PredictionError(f"no images (shape {list(images.shape)}): expected at least one")
     if self._embedder is None:
       self._embedder = backbone_lib.embedder(*self.loaded_backbone())
     return self._embedder(images)
 
-  def check_embeddings(self, embeddings: np.ndarray, what: str, rank: int) -> np.ndarray:
-    """`embeddings` as float32 of rank `rank` whose last axis is the model's D."""
-    embeddings = np.asarray(embeddings, np.float32)
-    if embeddings.ndim != rank or embeddings.shape[-1] != self.embedding_dim:
-      raise PredictionError(f"{what}: embeddings of shape {list(embeddings.shape)}, but "
-                            f"{self.name} takes {self.embedding_dim}-d embeddings "
-                            f"({'[classes, shots, dim]' if rank == 3 else '[queries, dim]'})")
-    return embeddings
+  def check_embeddings(self, embeddings, what: str, rank: int) -> np.ndarray:
+    """`embeddings` as float32 of rank `rank` ([classes, shots, dim] or [queries, dim]), none
+    of its axes empty, its last the model's D, every row one the model can L2-normalise in
+    float32 (`data.normalisation_problem`).
+
+    Raises:
+      PredictionError: naming `what` and what was expected, in one line.
+    """
+    layout = "[classes, shots, dim]" if rank == 3 else "[queries, dim]"
+    try:
+      array = np.asarray(embeddings)
+    except (ValueError, TypeError) as e:  # A ragged or otherwise unarrangeable sequence.
+      raise PredictionError(f"{what}: not an array ({utils.first_line(e)}), expected "
+                            f"numbers {layout}") from None
+    if array.dtype.kind not in "fiu":
+      raise PredictionError(f"{what}: an array of dtype {array.dtype}, expected numbers "
+                            f"{layout}")
+    if array.ndim != rank or array.shape[-1] != self.embedding_dim:
+      raise PredictionError(f"{what}: embeddings of shape {list(array.shape)}, but "
+                            f"{self.name} takes {self.embedding_dim}-d embeddings ({layout})")
+    if 0 in array.shape:
+      raise PredictionError(f"{what}: embeddings of shape {list(array.shape)}, expected at "
+                            f"least one of each axis of {layout}")
+    finite = array[np.isfinite(array)]
+    if finite.size and np.abs(finite).max() > config_lib.FLOAT32_MAX:
+      raise PredictionError(f"{what}: values up to {np.abs(finite).max():.3g} in magnitude, "
+                            f"expected at most {config_lib.FLOAT32_MAX:.4g} (LEO "
+                            "computes in float32)")
+    array = array.astype(np.float32)
+    problem = data.normalisation_problem(array)
+    if problem:
+      raise PredictionError(f"{what}: {problem}")
+    return array
 
   def adapt(self, support: np.ndarray) -> tf.Tensor:
     """The classifier adapted to `support` [N, K, D] (row n: class n): weights [N, D]; the
@@ -169,8 +196,8 @@ class Predictor:
   def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Class probabilities [queries, N] of the queries [queries, D] after adapting to the
     support set [N, K, D]: the softmax of the adapted classifier's logits."""
-    weights = self.adapt(support)
     queries = self.check_embeddings(queries, "the queries", rank=2)
+    weights = self.adapt(support)
     return class_probabilities(weights, tf.constant(queries)).numpy()
 
 
