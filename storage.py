@@ -303,19 +303,20 @@ class FileLock:
   taking the lock writes `pid <pid>` in it for whoever finds it held. Needs fcntl.
 
   Raises on entry:
-    LockHeld: another process (or another FileLock of this one) holds it.
+    LockHeld: another process (or another FileLock of this one) holds it, unless `wait`:
+      then entry waits for it to be released.
     OSError: the file cannot be opened (ELOOP: a symbolic link there).
   """
 
-  def __init__(self, path: str):
-    self.path = path
+  def __init__(self, path: str, wait: bool = False):
+    self.path, self.wait = path, wait
     self._file = None
 
   def __enter__(self):
     descriptor = os.open(_os_path(self.path), os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o644)
     file = os.fdopen(descriptor, "r+")
     try:
-      fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(file, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
       holder = file.read().strip() or "another process"
       file.close()

@@ -481,8 +481,7 @@ def open_study(settings: Settings):
   try:
     # Optuna creates a storage's tables and a study unguarded against another process doing
     # the same at once: the tuners of this study folder take turns.
-    with open(os.path.join(settings.study_dir, SETUP_LOCK_FILE), "a") as lock:
-      fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_storage.FileLock(os.path.join(settings.study_dir, SETUP_LOCK_FILE), wait=True):
       storage = make_storage(settings)
       study = create_or_load(settings, storage)
   except (*STORAGE_ERRORS, OSError) as e:
