@@ -301,6 +301,24 @@ class RunConfig:
     _check_int("intra_op_threads", self.intra_op_threads, minimum=0)
 
 
+def _flags_of(config_class, leave_out=()) -> tuple:
+  return tuple(field.name for field in dataclasses.fields(config_class)
+               if field.name in FLAGS and field.name not in leave_out)
+
+
+# The flags by what they set, as a command's --help lists them (utils.command_help): one
+# group per config object, the run's ways of spreading the work over devices apart.
+DISTRIBUTION_FLAGS = ("distribution_strategy", "jit_compile", "intra_op_threads")
+FLAG_GROUPS = {
+    "preset (dataset, shots and tuned values at once)": ("preset",),
+    "data": _flags_of(DataConfig),
+    "model (LEO's inner loop)": _flags_of(InnerModelConfig),
+    "outer loop and tasks": _flags_of(OuterModelConfig),
+    "run and evaluation": _flags_of(RunConfig, leave_out=DISTRIBUTION_FLAGS),
+    "distribution and speed": DISTRIBUTION_FLAGS,
+}
+
+
 def _fail(name: str, value: Any, expected: str):
   raise ConfigError(f"--{name}={value!r}: expected {expected}")
 

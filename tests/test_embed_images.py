@@ -40,7 +40,7 @@ def test_a_failed_embedding_leaves_no_split_file_behind(tmp_path):
                        "--dataset_name=mine")
   assert done.returncode == 2 and "Traceback" not in done.stderr
   assert done.stderr.strip().splitlines()[-1] == (
-      f"embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
+      f"tools.data.embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
       "remove it or restore it")
   assert not list(output_root.rglob("*.*"))  # Not even the split it made.
 
@@ -123,7 +123,7 @@ def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path, p
   bad = _embed_images(*command[:-1], "--dataset_name=mine2", f"--images={tmp_path / 'no'}")
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
-      f"embed_images: error: {tmp_path / 'no'}: not a readable .npz of images and labels, "
-      "nor a folder of class folders (FileNotFoundError: [Errno 2] No such file or directory: "
+      f"tools.data.embed_images: error: {tmp_path / 'no'}: not a readable .npz of images and "
+      "labels, nor a folder of class folders (FileNotFoundError: [Errno 2] No such file or directory: "
       f"'{tmp_path / 'no'}')")
   assert "Traceback" not in bad.stderr

@@ -26,7 +26,6 @@ import os
 import sys
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -118,16 +117,13 @@ def main(argv):
   new_outputs = [path for path in outputs if not os.path.exists(path)]
   try:
     embed(values, output_dir)
-  except BaseException as e:  # pylint: disable=broad-except
+  except BaseException:  # pylint: disable=broad-except
     # Nothing half-written: what this command created goes (files it replaced cannot come
     # back, but PROVENANCE.json is written last, so it never names half of them).
     for path in new_outputs:
       if os.path.exists(path):
         os.remove(path)
-    if not isinstance(e, utils.LeoError):
-      raise
-    sys.stderr.write(f"embed_images: error: {e}\n")
-    sys.exit(2)
+    raise
 
 
 def embed(values, output_dir: str):
@@ -154,4 +150,4 @@ def embed(values, output_dir: str):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)

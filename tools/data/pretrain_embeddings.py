@@ -77,7 +77,6 @@ import time
 import zipfile
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -612,35 +611,31 @@ def define_flags():
 def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
-  try:
-    tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
-    if values.distribution_strategy == "default":
-      # One thread runs ops one at a time (no inter-op parallelism to fight over the few
-      # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
-      tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
-    # Before any tensor exists: collective ops are configured when the strategy is made.
-    strategy = distribute.make_strategy(values.distribution_strategy)
-    check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
-    image_set = load_image_set(values.images, int(values.image_channels))
-    splits = load_split(values.split, image_set.class_names)
-    config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
-                         batch_size=values.batch_size, learning_rate=values.learning_rate,
-                         seed=values.seed, embedding_dim=values.embedding_dim,
-                         protocol=values.protocol)
-    record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
-              "inputs": {name: {"file": os.path.basename(path),
-                                "sha256": backbone_lib.file_digest(path)}
-                         for name, path in (("images", values.images),
-                                            ("split", values.split))}}
-    pretrain(image_set, splits, config,
-             os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
-             record)
-  except utils.LeoError as e:
-    sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
-    sys.exit(2)
+  tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
+  if values.distribution_strategy == "default":
+    # One thread runs ops one at a time (no inter-op parallelism to fight over the few
+    # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
+  # Before any tensor exists: collective ops are configured when the strategy is made.
+  strategy = distribute.make_strategy(values.distribution_strategy)
+  check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
+  image_set = load_image_set(values.images, int(values.image_channels))
+  splits = load_split(values.split, image_set.class_names)
+  config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
+                       batch_size=values.batch_size, learning_rate=values.learning_rate,
+                       seed=values.seed, embedding_dim=values.embedding_dim,
+                       protocol=values.protocol)
+  record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
+            "inputs": {name: {"file": os.path.basename(path),
+                              "sha256": backbone_lib.file_digest(path)}
+                       for name, path in (("images", values.images),
+                                          ("split", values.split))}}
+  pretrain(image_set, splits, config,
+           os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
+           record)
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)
