@@ -31,6 +31,10 @@ TASK_BASELINES = ("nearest_centroid", "logistic_regression")
 FITTED_BASELINES = ("whitened_nearest_centroid", "simpleshot")
 BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
+# How an image that is not square becomes the backbone's square (images.py): squashed (resized,
+# aspect ratio lost), or padded to a square with white first.
+IMAGE_FITS = ("squash", "pad")
+IMAGE_FLAGS = ("image_fit",)  # define_image_flags's.
 
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun
 # with other values of these. Every other value defines what is trained (runfolder.claim).
@@ -166,6 +170,18 @@ flags.DEFINE_boolean("jit_compile", False,
 flags.DEFINE_integer("intra_op_threads", 0,
                      "TF intra-op threads; 0: the measured choice for the task shape "
                      "(distribute.configure_threads).")
+
+
+def define_image_flags():
+  """IMAGE_FLAGS, the flags of the commands that read image folders (predict.py, tools/data/):
+  defined by them alone, so that runner.py, which reads embeddings, has none. A command
+  declares them its key flags, to list them in its --help."""
+  flags.DEFINE_enum(
+      "image_fit", IMAGE_FITS[0], list(IMAGE_FITS),
+      "How an image that is not the backbone's square size becomes it. squash: resized without "
+      "keeping its aspect ratio, as miniImageNet's images were made. pad: padded to a square "
+      "with white first (centred, aspect kept), as tools/data/build_icons.py drew the icons "
+      "the shipped backbone and models learned from: the right choice for them.")
 
 
 class ConfigError(utils.LeoError):
@@ -316,6 +332,7 @@ FLAG_GROUPS = {
     "outer loop and tasks": _flags_of(OuterModelConfig),
     "run and evaluation": _flags_of(RunConfig, leave_out=DISTRIBUTION_FLAGS),
     "distribution and speed": DISTRIBUTION_FLAGS,
+    "images (the commands that read image folders)": IMAGE_FLAGS,
 }
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from absl import flags
+from absl.testing import flagsaver
 import pytest
 
 import config
@@ -23,11 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Each command (as `python` is given it) and the flags of other modules it declares its own.
 COMMANDS = {
     "runner.py": {flag.name for flag in flags.FLAGS.get_flags_for_module(config)},
-    "predict.py": {"checkpoint_path"},
+    "predict.py": {"checkpoint_path", "image_fit"},
     "-m tools.data.build_glyphs": set(),
     "-m tools.data.build_icons": set(),
-    "-m tools.data.embed_images": {"dataset_name", "seed"},
-    "-m tools.data.pretrain_embeddings": {"dataset_name", "seed", "distribution_strategy"},
+    "-m tools.data.embed_images": {"dataset_name", "seed", "image_fit"},
+    "-m tools.data.pretrain_embeddings": {"dataset_name", "seed", "distribution_strategy",
+                                          "image_fit"},
     "-m tools.study.helps": set(),
     "-m tools.study.inspect_leo": set(),
     "-m tools.study.nearest_centroid": {"seed"},
@@ -103,7 +105,7 @@ def test_help_lists_the_commands_own_flags_and_exits_0(command, option):
 def test_the_runners_help_groups_configs_flags_as_config_does():
   result = run("runner.py", "--help")
   titles = re.findall(r"^(\S[^:\n]*):$", result.stdout, flags=re.MULTILINE)
-  assert titles == list(config.FLAG_GROUPS)
+  assert titles == list(config.FLAG_GROUPS)[:-1]  # Not the image flags: it reads no image.
   assert titles[1:6] == ["data", "model (LEO's inner loop)", "outer loop and tasks",
                          "run and evaluation", "distribution and speed"]
   sections = re.split(r"^\S[^:\n]*:$", result.stdout, flags=re.MULTILINE)[1:]
@@ -118,8 +120,11 @@ def test_the_runners_help_groups_configs_flags_as_config_does():
 
 def test_config_puts_each_of_its_flags_in_one_group():
   grouped = [name for names in config.FLAG_GROUPS.values() for name in names]
-  assert sorted(grouped) == sorted(flag.name for flag in
-                                   flags.FLAGS.get_flags_for_module(config))
+  with flagsaver.flagsaver():  # The image flags exist only in the commands that define them.
+    config.define_image_flags()
+    defined = [flag.name for flag in flags.FLAGS.get_flags_for_module(config)]
+  assert sorted(grouped) == sorted(defined)
+  assert "image_fit" not in flags.FLAGS
 
 
 @pytest.mark.parametrize("command", _params())

@@ -12,7 +12,9 @@ saved) over every image, batch norm in test mode, with no training:
     python runner.py --data_path=/data/embeddings --dataset_name=mine --preset=icons_1shot
 
 --images takes the .npz of `tools/data/pretrain_embeddings.py` or a folder with one sub-folder of
-images per class (`images.py`; read at the backbone's input size and channels).
+images per class (`images.py`; read at the backbone's input size and channels; --image_fit says
+how an image that is not square is made square). Progress is logged while a large folder is
+read and embedded.
 --split names each class's split (JSON {"train": [...], "val": [...], "test": [...]}); without
 one the classes are split at random (--seed) in miniImageNet's 64/16/20 shares, and the split
 is written beside the pickles. All of a split's classes go into its pickle (a "pool" list, if
@@ -30,6 +32,7 @@ from absl import flags
 from absl import logging
 
 import backbone as backbone_lib
+import config
 import images as images_lib
 import utils
 from tools.data import pretrain_embeddings as pe
@@ -103,7 +106,8 @@ def define_flags():
                       "tools/data/pretrain_embeddings.py; default: the bundled icons backbone.")
   flags.DEFINE_string("output_root", None, "Pickles go to <output_root>/<dataset_name>/center/.")
   flags.mark_flags_as_required(["images", "output_root"])
-  for name in ("dataset_name", "seed"):
+  config.define_image_flags()
+  for name in ("dataset_name", "seed", *config.IMAGE_FLAGS):
     flags.declare_key_flag(name)
 
 
@@ -129,7 +133,7 @@ def main(argv):
 def embed(values, output_dir: str):
   """The command: reads the images and the split (or makes and writes one), embeds them."""
   loaded = backbone_lib.load_backbone(values.backbone)
-  image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
+  image_set = pe.load_image_set(values.images, loaded[1][-1], values.image_fit)
   if values.split:
     splits = pe.load_split(values.split, image_set.class_names)
     split_file = values.split

@@ -86,9 +86,10 @@ import utils
 tf = utils.import_tensorflow()  # Before Sonnet imports it: TF's start-up chatter silenced.
 import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# config.py (imported by distribute) defines --seed, --dataset_name and
-# --distribution_strategy: the tool uses those flags, it does not define them.
+# config.py defines --seed, --dataset_name and --distribution_strategy: the tool uses those
+# flags, it does not define them.
 import backbone as backbone_lib
+import config as config_lib
 import distribute
 import images as images_lib
 
@@ -145,11 +146,14 @@ class ImageSet:
 
 # ---- Inputs and keys. ----
 
-def load_image_set(path: str, channels: int = 1) -> ImageSet:
+def load_image_set(path: str, channels: int = 1, fit: str = images_lib.SQUASH) -> ImageSet:
   """Reads and checks an images-with-labels .npz, or a folder of class folders
-  (`images.read_image_folder`; its images read with `channels` channels)."""
+  (`images.read_image_folder`; its images read with `channels` channels, made square by
+  `fit`)."""
   if os.path.isdir(path):
-    return ImageSet(*images_lib.read_image_folder(path, channels))
+    return ImageSet(*images_lib.read_image_folder(path, channels, fit=fit))
+  if not os.path.exists(path):
+    raise backbone_lib.InputError(f"{path}: no such folder of class folders, nor .npz file")
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {name: npz[name] for name in npz.files}
@@ -587,10 +591,11 @@ def define_flags():
   flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
   # --dataset_name (the folder under output_root), --seed (initialisation, order, augmentation)
-  # and --distribution_strategy are config.py's flags, defined when config is imported; listed
-  # by --helpshort with the tool's own.
+  # and --distribution_strategy are config.py's flags, defined when config is imported, and
+  # --image_fit too, defined here; listed by --help with the tool's own.
   flags.FLAGS.set_default("dataset_name", "icons")
-  for name in ("dataset_name", "seed", "distribution_strategy"):
+  config_lib.define_image_flags()
+  for name in ("dataset_name", "seed", "distribution_strategy", *config_lib.IMAGE_FLAGS):
     flags.declare_key_flag(name)
   flags.DEFINE_enum("backbone", "convnet", sorted(backbone_lib.BACKBONES), "Embedding network.")
   flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
@@ -620,7 +625,7 @@ def main(argv):
   # Before any tensor exists: collective ops are configured when the strategy is made.
   strategy = distribute.make_strategy(values.distribution_strategy)
   check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
-  image_set = load_image_set(values.images, int(values.image_channels))
+  image_set = load_image_set(values.images, int(values.image_channels), values.image_fit)
   splits = load_split(values.split, image_set.class_names)
   config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
                        batch_size=values.batch_size, learning_rate=values.learning_rate,
