@@ -178,10 +178,11 @@ def define_image_flags():
   declares them its key flags, to list them in its --help."""
   flags.DEFINE_enum(
       "image_fit", IMAGE_FITS[0], list(IMAGE_FITS),
-      "How an image that is not the backbone's square size becomes it. squash: resized without "
-      "keeping its aspect ratio, as miniImageNet's images were made. pad: padded to a square "
-      "with white first (centred, aspect kept), as tools/data/build_icons.py drew the icons "
-      "the shipped backbone and models learned from: the right choice for them.")
+      "How an image of another size than the backbone's square input is made that size. "
+      "squash: resized without keeping its aspect ratio, as miniImageNet's images were made. "
+      "pad: padded to a square with white first (centred, aspect kept), as "
+      "tools/data/build_icons.py drew the icons the shipped backbone and models learned from: "
+      "the right choice for them.")
 
 
 class ConfigError(utils.LeoError):
