@@ -35,9 +35,9 @@ COMMANDS = {
     "-m tools.study.nearest_centroid": {"seed"},
     "-m tools.study.compare": set(),
     "-m tools.tune": set(),
+    "-m tools.export": {"checkpoint_path"},
 }
-# Their __main__ still calls absl's app.run: --help exits 1 and lists absl's flags.
-NOT_YET_CONVERTED = {"-m tools.study.compare", "-m tools.tune"}
+NOT_YET_CONVERTED = set()
 ABSL_FLAGS = ("flagfile", "verbosity", "logtostderr", "only_check_args", "helpfull")
 
 
