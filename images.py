@@ -23,6 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+import storage
 import utils
 
 tf = utils.import_tensorflow()
@@ -34,6 +35,10 @@ MIN_SPLIT_CLASSES = 5  # One 5-way task.
 # Larger images are refused before they are decoded: reading one takes 32 bytes a pixel
 # (RGBA as float64), 1.2 GB at this size, a 24-megapixel photograph's twice.
 MAX_IMAGE_PIXELS = 40_000_000
+# The largest image file read: an uncompressed RGBA file of MAX_IMAGE_PIXELS, with room for
+# headers. A larger file, and anything not a regular file (a FIFO, a link to /dev/zero), is
+# refused before it is read.
+MAX_IMAGE_BYTES = 4 * MAX_IMAGE_PIXELS + 2**20
 
 
 class FolderError(utils.LeoError, ValueError):
@@ -59,10 +64,25 @@ def declared_pixels(contents: bytes) -> Optional[int]:
   return abs(int(width)) * abs(int(height))
 
 
+def _utf8(path: str) -> str:
+  """`path`, refused in one line if its name is not UTF-8: leo prints and writes the names
+  of images and classes, as UTF-8."""
+  try:
+    path.encode("utf-8")
+  except UnicodeEncodeError:
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    raise FolderError(f"{shown}: a name that is not UTF-8 (leo prints and writes the names of "
+                      "images and classes as UTF-8): rename it") from None
+  return path
+
+
 def _decode(path: str, channels: int, side: int) -> np.ndarray:
   """One image file as uint8 [side, side, channels]."""
-  contents = tf.io.read_file(path)
-  pixels = declared_pixels(contents.numpy())
+  try:
+    contents = storage.read_bytes(_utf8(path), MAX_IMAGE_BYTES)
+  except storage.io_errors() as e:
+    raise FolderError(f"{path}: unreadable ({storage.reason(e)})") from None
+  pixels = declared_pixels(contents)
   if pixels is not None and pixels > MAX_IMAGE_PIXELS:
     raise FolderError(f"{path}: {pixels:,} pixels, more than the {MAX_IMAGE_PIXELS:,} an image "
                       f"may have (it would take {pixels * 32 / 2**30:.0f} GB to read); shrink "
@@ -104,8 +124,9 @@ def read_image_folder(root: str, channels: int = 1, side: int = IMAGE_SIDE
                           "it or restore what it points to")
     return names
 
-  class_names = [name for name in visible(root)
-                 if os.path.isdir(os.path.join(root, name))]
+  class_names = [name for name in visible(root) if os.path.isdir(os.path.join(root, name))]
+  for name in class_names:
+    _utf8(os.path.join(root, name))
   if not class_names:
     raise FolderError(f"{root}: expected one sub-folder of images per class, found none")
   images, labels, image_names = [], [], []
