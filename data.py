@@ -105,7 +105,7 @@ class _DataUnpickler(pickle.Unpickler):
 
 
 GZIP_SUFFIX = ".gz"
-_READ_BYTES = 1 << 24  # What a pickle is read (and decompressed) by at a time.
+_READ_BYTES = 1 << 20  # What a pickle is read (and decompressed) by at a time.
 # The most a pickle may hold where the system does not say its memory.
 DEFAULT_MAX_PICKLE_BYTES = 4 * 2**30
 

@@ -240,7 +240,7 @@ def _sessions(folder: str) -> List[dict]:
   path = storage.join(folder, VERSIONS_FILE)
   if not storage.exists(path):
     return []
-  return storage.read_json(path, "the run's version history; remove it to start a new one",
+  return storage.read_json(path, "the run's version history: remove it to start a new one",
                            {"sessions": [{"leo": (None, str), "step": (None, int)}]})["sessions"]
 
 
