@@ -152,8 +152,7 @@ def _is_accuracy(value) -> bool:
 
 
 def append_validation(folder: str, entry):
-  storage.append_line(storage.join(folder, VALIDATIONS_FILE), json.dumps(entry, sort_keys=True),
-                      folder)
+  storage.append_line(storage.join(folder, VALIDATIONS_FILE), json.dumps(entry, sort_keys=True))
 
 
 _VALIDATION_SPEC = {"step": int, "accuracy": float}

@@ -153,10 +153,10 @@ def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
       notes.append(f"{path} names no data digest (written before leo kept one): adopting "
                    f"{configuration[DATA_DIGEST][:12]}..., the embeddings at --data_path")
   if saved != configuration:
-    storage.atomic_write_checked_json(path, configuration, folder)
+    storage.atomic_write_checked_json(path, configuration)
   flags_path, flag_text = storage.join(folder, FLAGS_FILE), "\n".join(flag_lines) + "\n"
   if not storage.exists(flags_path) or storage.read_bytes(flags_path) != flag_text.encode():
-    storage.atomic_write_text(flags_path, flag_text, folder)
+    storage.atomic_write_text(flags_path, flag_text)
   return notes
 
 
@@ -171,7 +171,7 @@ def prepare(folder: str):
   try:
     storage.makedirs(folder)
     probe = storage.temporary_name(storage.join(folder, ".write-test"))  # Cleaned if killed.
-    storage.atomic_write_text(probe, "ok", folder)
+    storage.atomic_write_text(probe, "ok")
     storage.remove(probe)
   except storage.io_errors() as e:
     reason = getattr(e, "strerror", None) or utils.first_line(e, "?")
@@ -220,8 +220,7 @@ def record_session(folder: str, step: int):
   """Appends this session's versions to versions.json (a resumed run may change them)."""
   sessions = _sessions(folder)
   sessions.append(dict(versions(), started=now(), step=int(step)))
-  storage.atomic_write_json(storage.join(folder, VERSIONS_FILE), {"sessions": sessions},
-                            folder)
+  storage.atomic_write_json(storage.join(folder, VERSIONS_FILE), {"sessions": sessions})
 
 
 def training_commits(folder: str, step: Optional[int]) -> List[str]:
@@ -255,7 +254,7 @@ class LogFile(logging_lib.Handler):
 
   def __init__(self, folder: str, keep):
     super().__init__()
-    self.folder, self.path = folder, storage.join(folder, LOG_FILE)
+    self.path = storage.join(folder, LOG_FILE)
     self.setFormatter(logging.PythonFormatter())
     self.addFilter(keep)
 
@@ -264,7 +263,7 @@ class LogFile(logging_lib.Handler):
 
   def write(self, line: str):
     try:
-      storage.append_line(self.path, line, self.folder)
+      storage.append_line(self.path, line)
     except storage.io_errors() as e:
       raise utils.LeoError(f"{self.path}: writing failed ({e})") from None
 
@@ -398,7 +397,7 @@ class Checkpoints:
   def _write_state(self, names: List[str]):
     lines = [f'model_checkpoint_path: "{names[-1]}"']
     lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
-    storage.atomic_write_text(self.state_path, "\n".join(lines) + "\n", self.folder)
+    storage.atomic_write_text(self.state_path, "\n".join(lines) + "\n")
 
   def save(self, step: int) -> str:
     """Writes, commits and returns the checkpoint of `step`."""

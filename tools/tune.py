@@ -225,10 +225,9 @@ def trial_flags(settings: Settings, values: Dict[str, float]) -> List[str]:
 
 
 def write_flagfile(path: str, flags: Sequence[str], comments: Sequence[str]):
-  """An absl flagfile: `# comment` lines, then one flag per line (in the study's folder)."""
+  """An absl flagfile: `# comment` lines, then one flag per line."""
   file_storage.atomic_write_text(path, "".join(f"# {line}\n" for line in comments)
-                                 + "".join(f"{flag}\n" for flag in flags),
-                                 os.path.dirname(path))
+                                 + "".join(f"{flag}\n" for flag in flags))
 
 
 # ---- A run folder's records. ----
@@ -278,8 +277,7 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
     return [record for record in records.read_validations(run_folder)
             if not trained_only or record["step"] > 0]
 
-  study_dir = os.path.dirname(os.path.dirname(run_folder))  # <study_dir>/trials/<n>.
-  with file_storage.appending(f"{run_folder}.log", study_dir) as log:
+  with file_storage.appending(f"{run_folder}.log") as log:
     log.write(f"$ {' '.join(command)}\n".encode("utf-8"))
     log.flush()
     process = subprocess.Popen(
@@ -738,8 +736,7 @@ def write_outputs(study: optuna.Study, settings: Settings, log=print):
              f"{best.user_attrs.get('best_step')}; flags in {path}.\n")
   if settings.importance:
     text += "\n" + importance_table(study)
-  file_storage.atomic_write_text(os.path.join(settings.study_dir, TABLE_FILE), text,
-                                 settings.study_dir)
+  file_storage.atomic_write_text(os.path.join(settings.study_dir, TABLE_FILE), text)
   log(text)
 
 
