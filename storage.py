@@ -211,7 +211,7 @@ def reading(path: str, limit: Optional[int] = MAX_FILE_BYTES):
     file = os.fdopen(os.open(_os_path(path), os.O_RDONLY | _NON_BLOCKING), "rb")
     status = os.fstat(file.fileno())
     kind = next((kind for is_kind, kind in _FILE_KINDS if is_kind(status.st_mode)),
-                None if stat.S_ISREG(status.st_mode) else "not a file")
+                None if stat.S_ISREG(status.st_mode) else "a special file")
     size = status.st_size
   else:
     kind = "a folder" if _reachable(_gfile().isdir, path) else None
@@ -239,9 +239,10 @@ _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def json_depth(text: str) -> int:
-  """How deeply the arrays and objects of the JSON `text` nest (brackets in strings aside)."""
+  """How deeply the arrays and objects of the JSON `text` nest (brackets in strings aside):
+  exact above MAX_JSON_DEPTH, a bound below it (all a check needs)."""
   if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-    return text.count("[") + text.count("{")  # A bound, which is all a check needs.
+    return text.count("[") + text.count("{")
   codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
   steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
            - np.isin(codes, (ord("]"), ord("}"))))
@@ -346,6 +347,8 @@ def refuse_links(path: str, root: Optional[str] = None):
   """Refuses a symbolic link at `path` or at any folder between `root` (the folder leo owns;
   default: the one holding `path`) and it: a write there would land where the link points.
   `root` itself may be a link (the user chose it). Only a local file system has links.
+  The check precedes each write: a folder that others change while leo writes in it is no
+  place for leo's files.
 
   Raises:
     StorageError: one line naming the link and where it points.

@@ -140,6 +140,12 @@ def _events(run, accuracies):
 
 # ---- Attacks on leo's functions: (tmp, monkeypatch) -> (action, watched paths). ----
 
+def _named(name, attack):
+  """`attack`, named `name` (the test's id)."""
+  attack.__name__ = name
+  return attack
+
+
 def export_through_links_at_its_temporaries(tmp, monkeypatch):
   elsewhere = _elsewhere(tmp)
   target = tmp / "tasks.jsonl"
@@ -259,21 +265,21 @@ def _tuner_flags(tmp, **changes):
 def tuner_flag(**changes):
   def attack(tmp, monkeypatch):
     return lambda: tune.settings_from_flags(_tuner_flags(tmp, **changes), []), [str(tmp)]
-  return attack
+  return _named("tuner_flag_" + "_".join(f"{k}={v}" for k, v in changes.items()), attack)
 
 
-def tuner_journal(contents):
+def tuner_journal(name, contents):
   def attack(tmp, monkeypatch):
     journal = _write_json(tmp / "journal.log", contents)
     settings = tune.settings_from_flags(_tuner_flags(tmp, storage=journal), [])
     return lambda: tune.open_study(settings), [journal]
-  return attack
+  return _named(f"tuner_journal_{name}", attack)
 
 
 def deep_json_in(reader):
   def attack(tmp, monkeypatch):
     return reader(tmp), [str(tmp)]
-  return attack
+  return _named(f"deep_json_in{reader.__name__[len('_deep'):]}", attack)
 
 
 def _deep_task_file(tmp):
@@ -326,27 +332,27 @@ def deep_validation_lines_are_skipped(tmp, monkeypatch):
   return action, [str(tmp)]
 
 
-def provenance(contents, call):
+def provenance(name, contents, call):
   def attack(tmp, monkeypatch):
     _write_json(tmp / backbone_lib.PROVENANCE_FILE, contents)
     _user_files(tmp, backbone_lib.BACKBONE_FILE)
     return lambda: call(tmp), [str(tmp)]
-  return attack
+  return _named(f"provenance_{name}", attack)
 
 
-def versions(contents):
+def versions(name, contents):
   def attack(tmp, monkeypatch):
     _write_json(tmp / "run" / runfolder.VERSIONS_FILE, contents)
     return lambda: runfolder.training_commits(str(tmp / "run"), 3), [str(tmp)]
-  return attack
+  return _named(f"versions_{name}", attack)
 
 
-def compare_on_a_record_with(**changes):
+def compare_on_a_record_with(name, **changes):
   def attack(tmp, monkeypatch):
     _write_json(tmp / "run" / records.RESULTS_FOLDER / "a.json", _record())
     _write_json(tmp / "run" / records.RESULTS_FOLDER / "b.json", _record(seed=1, **changes))
     return lambda: compare.render_table(compare.load_records([str(tmp)])), [str(tmp)]
-  return attack
+  return _named(f"compare_on_a_record_with_{name}", attack)
 
 
 def compare_on_a_truncated_events_file(tmp, monkeypatch):
@@ -377,11 +383,11 @@ def compare_on_a_tree_with_links_to_its_parents(tmp, monkeypatch):
   return action, [str(tmp)]
 
 
-def queries_with(planted):
+def queries_with(name, planted):
   def attack(tmp, monkeypatch):
     folder = _queries(tmp, planted)
     return lambda: prediction.read_queries(folder, _ImageReader()), [str(tmp)]
-  return attack
+  return _named(f"queries_with_{name}", attack)
 
 
 def queries_of_dev_zero(tmp, monkeypatch):
@@ -418,7 +424,7 @@ def non_utf8_names(where):
     read = (lambda: images_lib.read_image_folder(folder)) if where == "class" else (
         lambda: prediction.read_queries(folder, _ImageReader()))
     return read, [str(tmp)]
-  return attack
+  return _named(f"non_utf8_{where}_name", attack)
 
 
 ATTACKS = [
@@ -453,13 +459,14 @@ ATTACKS = [
     (tuner_flag(sampler_seed=5000), "tools/tune.py: --sampler_seed=5000: expected 0 to 4293"),
     (tuner_flag(pruner_startup_trials=-5),
      "tools/tune.py: --pruner_startup_trials=-5: expected >= 0"),
-    (tuner_journal('{"op_code": 0}\n{"op_code": 4, "trial'), r"tools/tune.py: "
+    (tuner_journal("torn_last_line", '{"op_code": 0}\n{"op_code": 4, "trial'), r"tools/tune.py: "
      r"--storage={tmp}/journal.log: line 2 is torn \(it has no end of line: a tuner was killed "
      r"while writing it\): remove that line to resume the study"),
-    (tuner_journal('{"op_code": 0}\n{"op_code": 4, "trial{"op_code": 1}\n'), r"tools/tune.py: "
+    (tuner_journal("appended_to_a_torn_line",
+                   '{"op_code": 0}\n{"op_code": 4, "trial{"op_code": 1}\n'), r"tools/tune.py: "
      r"--storage={tmp}/journal.log: line 2: damaged or unreadable \(.*\); it is a line of the "
      "study's journal: remove it to resume the study"),
-    (tuner_journal('{"op_code": 0}\n' + DEEP + "\n"), r"tools/tune.py: "
+    (tuner_journal("deep_line", '{"op_code": 0}\n' + DEEP + "\n"), r"tools/tune.py: "
      r"--storage={tmp}/journal.log: line 2: " + TOO_DEEP + "; it is a line of the study's "
      "journal: .*"),
     (deep_json_in(_deep_task_file),
@@ -478,37 +485,38 @@ ATTACKS = [
     (deep_json_in(_deep_versions),
      r"{tmp}/run/versions.json: " + TOO_DEEP + "; it is the run's version history: .*"),
     (deep_validation_lines_are_skipped, None),
-    (provenance("[]", backbone_lib.read_provenance), r"{tmp}/PROVENANCE.json: expected an "
+    (provenance("an_array", "[]", backbone_lib.read_provenance), r"{tmp}/PROVENANCE.json: expected an "
      r"object, found \[\]; it is the record of how the embeddings beside it were made"),
-    (provenance({"backbone_file": "backbone.npz"}, backbone_lib.embeddings_backbone),
+    (provenance("a_string_backbone_file", {"backbone_file": "backbone.npz"},
+                backbone_lib.embeddings_backbone),
      r"{tmp}/PROVENANCE.json: 'backbone_file' is \"backbone.npz\", expected .*"),
-    (provenance({"backbone_trained_on": {"class_ids": "abc"}},
+    (provenance("a_string_of_class_ids", {"backbone_trained_on": {"class_ids": "abc"}},
                 lambda tmp: backbone_lib.backbone_record(str(tmp / "backbone.npz"))),
      r"{tmp}/PROVENANCE.json: 'backbone_trained_on.class_ids' is \"abc\", expected an array "
      "of strings; it is the record .*"),
-    (versions({"sessions": 5}), r"{tmp}/run/versions.json: 'sessions' is 5, expected an "
+    (versions("sessions_5", {"sessions": 5}), r"{tmp}/run/versions.json: 'sessions' is 5, expected an "
      "array of objects; it is the run's version history: remove it to start a new one"),
-    (versions({"sessions": [{"step": "3"}]}), r"{tmp}/run/versions.json: 'sessions\[0\].step' "
+    (versions("a_string_step", {"sessions": [{"step": "3"}]}), r"{tmp}/run/versions.json: 'sessions\[0\].step' "
      r"is \"3\", expected null or an integer; .*"),
-    (compare_on_a_record_with(trained="step 3"),
+    (compare_on_a_record_with("a_string_trained", trained="step 3"),
      r"{tmp}/run/results/b.json: 'trained' is \"step 3\", expected null or an object"),
-    (compare_on_a_record_with(trained={"step": "3"}),
+    (compare_on_a_record_with("a_string_step", trained={"step": "3"}),
      r"{tmp}/run/results/b.json: 'trained.step' is \"3\", expected null or an integer"),
-    (compare_on_a_record_with(trained={"leo_commits": [1]}),
+    (compare_on_a_record_with("numbers_for_commits", trained={"leo_commits": [1]}),
      r"{tmp}/run/results/b.json: 'trained.leo_commits\[0\]' is 1, expected a string"),
-    (compare_on_a_record_with(meta_trained_on=[], tested_on=[]),
+    (compare_on_a_record_with("arrays_for_data", meta_trained_on=[], tested_on=[]),
      r"{tmp}/run/results/b.json: 'tested_on' is \[\], expected null or an object"),
-    (compare_on_a_record_with(dataset_name=5),
+    (compare_on_a_record_with("a_number_for_the_dataset", dataset_name=5),
      r"{tmp}/run/results/b.json: 'dataset_name' is 5, expected null or a string"),
-    (compare_on_a_record_with(accuracy="70%"),
+    (compare_on_a_record_with("a_string_accuracy", accuracy="70%"),
      r"{tmp}/run/results/b.json: 'accuracy' is \"70%\", expected a number"),
     (compare_on_a_truncated_events_file, None),
     (compare_on_a_fifo_named_like_a_record, r"{tmp}/run/results/zz.json: a FIFO \(named "
      r"pipe\), not a regular file; leo reads only regular files"),
     (compare_on_a_tree_with_links_to_its_parents, None),
-    (queries_with(os.mkfifo), r"{tmp}/queries/b.png: a FIFO \(named pipe\), not a regular "
+    (queries_with("a_fifo", os.mkfifo), r"{tmp}/queries/b.png: a FIFO \(named pipe\), not a regular "
      "file; leo reads only regular files"),
-    (queries_with(lambda path: os.symlink("/dev/zero", path)), r"{tmp}/queries/b.png: a "
+    (queries_with("a_link_to_dev_zero", lambda path: os.symlink("/dev/zero", path)), r"{tmp}/queries/b.png: a "
      "character device, not a regular file; leo reads only regular files"),
     (queries_of_dev_zero, "/dev/zero: a character device, not a regular file; leo reads only "
      "regular files"),
@@ -569,8 +577,7 @@ def _one_line_or_none(call):
 
 
 @pytest.mark.parametrize("attack, expected", ATTACKS,
-                         ids=[attack.__qualname__.split(".")[0] + f"-{i}"
-                              for i, (attack, _) in enumerate(ATTACKS)])
+                         ids=[attack.__name__ for attack, _ in ATTACKS])
 def test_an_attack_is_refused_in_one_line_or_survived_and_no_users_file_changes(
     attack, expected, tmp_path, monkeypatch):
   action, watched = attack(tmp_path, monkeypatch)
@@ -593,14 +600,14 @@ def test_the_unpickling_bound_is_a_quarter_of_the_machines_memory(monkeypatch):
 
 # ---- Attacks on the commands: (tmp) -> (command, watched paths). ----
 
-def compare_command(plant):
+def compare_command(name, plant):
   """`python -m tools.study.compare <tmp>` on a record and what `plant(results folder)` adds."""
   def attack(tmp):
     results = tmp / "run" / records.RESULTS_FOLDER
     _write_json(results / "a.json", _record())
     plant(results)
     return ["-m", "tools.study.compare", str(tmp)], [str(tmp)]
-  return attack
+  return _named(f"compare_command_{name}", attack)
 
 
 def _links_to_parents(results):
@@ -609,17 +616,18 @@ def _links_to_parents(results):
 
 
 COMMANDS = [
-    (compare_command(lambda results: os.mkfifo(results / "zz.json")), r"tools.study.compare: "
+    (compare_command("fifo", lambda results: os.mkfifo(results / "zz.json")), r"tools.study.compare: "
      r"{tmp}/run/results/zz.json: a FIFO \(named pipe\), not a regular file; leo reads only "
      "regular files"),
-    (compare_command(lambda results: _write_json(results / "b.json", _record(trained=[3]))),
+    (compare_command("array_for_trained",
+                     lambda results: _write_json(results / "b.json", _record(trained=[3]))),
      r"tools.study.compare: {tmp}/run/results/b.json: 'trained' is \[3\], expected null or an "
      "object"),
-    (compare_command(_links_to_parents), None),
+    (compare_command("links_to_parents", _links_to_parents), None),
 ]
 
 
-def _run_command(command, tmp_path, env=None):
+def _run_command(command, env=None):
   with _Deadline(600):
     return inprocess.run(command, cwd=test_runner.ROOT, env=env)
 
@@ -638,13 +646,12 @@ def _assert_one_line_or_success(result, expected, tmp_path):
 
 
 @pytest.mark.parametrize("attack, expected", COMMANDS,
-                         ids=[f"{attack.__qualname__.split('.')[0]}-{i}"
-                              for i, (attack, _) in enumerate(COMMANDS)])
+                         ids=[attack.__name__ for attack, _ in COMMANDS])
 def test_a_command_under_attack_exits_2_in_one_line_and_no_users_file_changes(
     attack, expected, tmp_path):
   command, watched = attack(tmp_path)
   before = _digests(watched)
-  _assert_one_line_or_success(_run_command(command, tmp_path), expected, tmp_path)
+  _assert_one_line_or_success(_run_command(command), expected, tmp_path)
   assert _digests(watched) == before
 
 
@@ -749,7 +756,7 @@ def test_a_command_that_trains_evaluates_or_predicts_survives_or_exits_2_in_one_
     watched = [path for path in watched if path != str(tmp_path)] + [
         str(tmp_path / name) for name in os.listdir(tmp_path) if name != "system-tmp"]
   before = _digests(watched)
-  result = _run_command(command, tmp_path, env={"TMPDIR": str(tmp_path / "system-tmp")})
+  result = _run_command(command, env={"TMPDIR": str(tmp_path / "system-tmp")})
   _assert_one_line_or_success(result, expected, tmp_path)
   assert _digests(watched) == before
   if attack is evaluating_a_shipped_model_beside_a_link_planted_in_tmp:
