@@ -54,11 +54,13 @@ class Tasks(NamedTuple):
 
 def _not_replaceable(path: str) -> Optional[str]:
   """Why the tasks file `path` may not be written, or None: what is there is not a tasks file
-  (a folder, a file whose first line is not a task), or it is a name leo writes in the run
-  folder holding it."""
+  (a folder, a file whose first line is not a task), or it is a name leo writes in a run
+  folder (`config.json`, `results/...`)."""
   folder, name = os.path.split(path)
-  if runfolder.is_own(name) and storage.exists(os.path.join(folder, runfolder.CONFIG_FILE)):
-    return f"{name} is a file of the run folder {folder or os.curdir}"
+  parent, sub_folder = os.path.split(folder)
+  for run, own, kind in ((folder, name, "a file"), (parent, sub_folder, "a folder")):
+    if runfolder.is_own(own) and storage.exists(os.path.join(run, runfolder.CONFIG_FILE)):
+      return f"{own} is {kind} of the run folder {run or os.curdir}"
   if not storage.exists(path) or storage.is_link(path):
     return None  # A link is refused by the writer, in its own words.
   if storage.isdir(path):

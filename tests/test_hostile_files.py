@@ -169,6 +169,11 @@ def export_over_a_runs_missing_state_file(tmp, monkeypatch):
   return lambda: _export(os.path.join(run, runfolder.STATE_FILE)), [str(tmp)]
 
 
+def export_into_a_runs_results(tmp, monkeypatch):
+  run = _run_folder(tmp)
+  return lambda: _export(os.path.join(run, records.RESULTS_FOLDER, "tasks.json")), [str(tmp)]
+
+
 def export_over_a_users_file(tmp, monkeypatch):
   _user_files(tmp, "notes.jsonl")
   return lambda: _export(tmp / "notes.jsonl"), [str(tmp)]
@@ -435,6 +440,8 @@ ATTACKS = [
      "a file of the run folder {tmp}/run; " + NOT_A_TASKS_FILE),
     (export_over_a_runs_missing_state_file, r"--export_tasks={tmp}/run/checkpoint: checkpoint "
      "is a file of the run folder {tmp}/run; " + NOT_A_TASKS_FILE),
+    (export_into_a_runs_results, r"--export_tasks={tmp}/run/results/tasks.json: results is a "
+     "folder of the run folder {tmp}/run; " + NOT_A_TASKS_FILE),
     (export_over_a_users_file, r"--export_tasks={tmp}/notes.jsonl: a file that is not a tasks "
      r"file \(its first line is no task\); " + NOT_A_TASKS_FILE),
     (export_over_an_earlier_tasks_file, None),
