@@ -52,6 +52,12 @@ BACKBONE_FILE = "backbone.npz"  # Beside the pickles: every variable, and how to
 _SETTINGS = "settings"  # The npz entry of the JSON settings; variable i is "variables/<i>".
 PROVENANCE_FILE = "PROVENANCE.json"
 _BACKBONE_ENTRY = "backbone_file"  # PROVENANCE.json's entry naming the backbone file.
+# The form of the settings (`storage.field_problem`), and of what leo reads of PROVENANCE.json
+# beyond its backbone file entry (`_named_backbone`).
+_SETTINGS_SPEC = {"backbone": str, "embedding_dim": int, "image_shape": [int], "mean": [float],
+                  "std": [float]}
+_PROVENANCE_SPEC = {"backbone_trained_on": (None, {"class_ids": [str]}),
+                    "train_config": (None, dict)}
 
 
 class InputError(utils.LeoError, ValueError):
@@ -239,7 +245,8 @@ def load_backbone(path: str) -> Tuple[snt.Module, Tuple[int, ...], Standardiser]
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {name: npz[name] for name in npz.files}
-    settings = json.loads(str(arrays.pop(_SETTINGS)))
+    settings = storage.parse_json(str(arrays.pop(_SETTINGS)), path, "a backbone's settings",
+                                  _SETTINGS_SPEC)
     backbone = make_backbone(settings["backbone"], settings["embedding_dim"])
     image_shape = tuple(settings["image_shape"])
     standardise = Standardiser(np.asarray(settings["mean"], np.float32),
@@ -272,7 +279,7 @@ def file_digest(path: str) -> str:
         digest.update(f"{relative}\0{file_digest(file_path)}\n".encode("utf-8"))
     return digest.hexdigest()
   try:
-    with open(path, "rb") as f:
+    with storage.reading(path, None) as f:
       for block in iter(lambda: f.read(1 << 20), b""):
         digest.update(block)
   except OSError as e:
@@ -284,9 +291,8 @@ def file_digest(path: str) -> str:
 
 def write_provenance(output_dir: str, record: Mapping[str, object]):
   """Writes a pickle folder's PROVENANCE.json."""
-  with open(os.path.join(output_dir, PROVENANCE_FILE), "w") as f:
-    json.dump(record, f, indent=1)
-    f.write("\n")
+  storage.atomic_write_text(os.path.join(output_dir, PROVENANCE_FILE),
+                            json.dumps(record, indent=1) + "\n")
 
 
 def backbone_file_entry(path: str, name: str) -> Dict[str, Dict[str, str]]:
@@ -300,7 +306,8 @@ def read_provenance(folder: str) -> Dict[str, object]:
   """The PROVENANCE.json of a folder of embeddings, a JSON object; a missing, unreadable or
   garbled file is one line (storage.StorageError)."""
   return storage.read_json(os.path.join(folder, PROVENANCE_FILE),
-                           "the record of how the embeddings beside it were made")
+                           "the record of how the embeddings beside it were made",
+                           _PROVENANCE_SPEC)
 
 
 def _named_backbone(record: Mapping[str, object], path: str) -> Optional[Dict[str, str]]:

@@ -24,7 +24,8 @@ import math
 import os
 import pickle
 import posixpath
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
+import zlib
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -32,6 +33,8 @@ from numpy._core import numeric as _numeric
 import tensorflow as tf
 
 import config as config_lib
+import sizes
+import storage
 import utils
 
 ProblemInstance = collections.namedtuple(
@@ -103,6 +106,42 @@ class _DataUnpickler(pickle.Unpickler):
 
 
 GZIP_SUFFIX = ".gz"
+_READ_BYTES = 1 << 20  # What a pickle is read (and decompressed) by at a time.
+# The most a pickle may hold where the system does not say its memory.
+DEFAULT_MAX_PICKLE_BYTES = 4 * 2**30
+
+
+def max_pickle_bytes() -> Tuple[int, str]:
+  """The most bytes of pickle leo reads (decompressed), and why: a quarter of this machine's
+  memory, since the pickle's bytes and then the arrays built from them must fit, with room."""
+  memory = sizes.memory_bytes()
+  if not memory:
+    return DEFAULT_MAX_PICKLE_BYTES, "the most leo reads where the system does not say its memory"
+  return memory // 4, f"a quarter of this machine's {memory / 2**20:,.0f} MB of memory"
+
+
+def _pickle_bytes(path: str) -> bytes:
+  """The bytes of the pickle file `path`, decompressed if it ends in .gz, read a block at a
+  time and refused (DataError) as soon as they exceed `max_pickle_bytes`: a small gzip bomb
+  never takes more memory than that."""
+  limit, why = max_pickle_bytes()
+  blocks, size = [], 0
+  try:
+    with storage.reading(path, None) as file:
+      stream = gzip.GzipFile(fileobj=file) if path.endswith(GZIP_SUFFIX) else file
+      for block in iter(lambda: stream.read(_READ_BYTES), b""):
+        size += len(block)
+        if size > limit:
+          raise DataError(f"{path}: holds more than {limit / 2**20:,.0f} MB of pickle"
+                          f"{' once decompressed' if stream is not file else ''}, {why}: "
+                          "embeddings that large need a machine with more memory")
+        blocks.append(block)
+  except storage.StorageError as e:
+    raise DataError(str(e)) from None
+  except (*storage.io_errors(), EOFError, gzip.BadGzipFile, zlib.error) as e:
+    raise DataError(f"{path}: not a valid embeddings pickle (truncated or garbled: "
+                    f"{type(e).__name__}: {_one_line(e)})") from None
+  return b"".join(blocks)
 
 
 def load_pickle(path: str):
@@ -117,11 +156,8 @@ def load_pickle(path: str):
   if not _exists(path) or tf.io.gfile.isdir(path):
     raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
                     "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
+  contents = _pickle_bytes(path)
   try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      contents = f.read()
-    if path.endswith(GZIP_SUFFIX):
-      contents = gzip.decompress(contents)
     # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
     # back when it rebuilds the arrays of a Python 2 pickle.
     return _DataUnpickler(io.BytesIO(contents), encoding="latin1").load()

@@ -333,13 +333,20 @@ def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config
   result line, copies it into `log`, writes the record into `<folder>/results/` and, with
   `--export_tasks`, the tasks to that file."""
   export = None
+  if folder is not None:  # Where the record goes is checked before the work.
+    storage.refuse_links(storage.join(folder, records.RESULTS_FOLDER), folder)
   if folder is not None and configs.run.export_tasks:
     provider, _ = episodes.split(split)
     export = tasks_lib.TaskWriter(configs.run.export_tasks, provider.split_data,
                                   given.shots if given else
                                   configs.outer.num_tr_examples_per_class)
-  result = evaluate(method, episodes, configs, split, strategy, folder is not None, given,
-                    export)
+  try:
+    result = evaluate(method, episodes, configs, split, strategy, folder is not None, given,
+                      export)
+  except BaseException:
+    if export is not None:
+      export.discard()
+    raise
   if export is not None:
     export.close()
     logging.info("Tasks written to %s", export.path)

@@ -30,6 +30,7 @@ from absl import logging
 import numpy as np
 
 import config
+import storage
 import utils
 
 tf = utils.import_tensorflow()
@@ -43,6 +44,10 @@ MIN_SPLIT_CLASSES = 5  # One 5-way task.
 # Larger images are refused before they are decoded: reading one takes 32 bytes a pixel
 # (RGBA as float64), 1.2 GB at this size, a 24-megapixel photograph's twice.
 MAX_IMAGE_PIXELS = 40_000_000
+# The largest image file read: an uncompressed RGBA file of MAX_IMAGE_PIXELS, with room for
+# headers. A larger file, and anything not a regular file (a FIFO, a link to /dev/zero), is
+# refused before it is read.
+MAX_IMAGE_BYTES = 4 * MAX_IMAGE_PIXELS + 2**20
 NAMED_FILES = 5  # A line about a folder's files names this many of them.
 GRAY = np.array([[0.2989], [0.5870], [0.1140]])  # TF's rgb_to_grayscale weights.
 COLOUR = 2 / 255  # An RGB image has colour where its channels differ by more (JPEG's noise).
@@ -84,6 +89,18 @@ def declared_pixels(contents: bytes) -> Optional[int]:
   else:
     return None
   return abs(int(width)) * abs(int(height))
+
+
+def _utf8(path: str) -> str:
+  """`path`, refused in one line if its name is not UTF-8: leo prints and writes the names
+  of images and classes, as UTF-8."""
+  try:
+    path.encode("utf-8")
+  except UnicodeEncodeError:
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    raise FolderError(f"{shown}: a name that is not UTF-8 (leo prints and writes the names of "
+                      "images and classes as UTF-8): rename it") from None
+  return path
 
 
 def _tf_message(error: Exception) -> str:
@@ -155,9 +172,9 @@ def read_images(paths: Sequence[str], channels: int = 1, side: int = IMAGE_SIDE,
   progress = utils.Progress("Read", len(paths), "images")
   for done, path in enumerate(paths, 1):
     try:
-      contents = tf.io.read_file(path).numpy()
-    except tf.errors.OpError as e:
-      raise FolderError(f"{path}: unreadable ({_tf_message(e)})") from None
+      contents = storage.read_bytes(_utf8(path), MAX_IMAGE_BYTES)
+    except storage.io_errors() as e:
+      raise FolderError(f"{path}: unreadable ({storage.reason(e)})") from None
     kind = image_format(contents)
     if kind is None:
       skipped.append(name(path))
@@ -223,6 +240,8 @@ def read_image_folder(root: str, channels: int = 1, side: int = IMAGE_SIDE, fit:
   """
   _check_folder(root, "a folder of class folders")
   class_names = [name for name in _visible(root) if os.path.isdir(os.path.join(root, name))]
+  for name in class_names:
+    _utf8(os.path.join(root, name))
   if not class_names:
     raise FolderError(f"{root}: expected one sub-folder of images per class, found none")
   paths, labels = [], []

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -61,22 +61,28 @@ def record_name(method: str, split: str, num_classes: int, shots: int, queries: 
 def write_record(folder: str, record) -> str:
   """Writes `record` as `<folder>/results/<its name>.json` (durably, atomically)."""
   results = storage.join(folder, RESULTS_FOLDER)
-  storage.makedirs(results)
+  storage.makedirs(results, folder)
   trained = record.get("trained") or {}
   path = storage.join(results, record_name(
       record["method"], record["split"], record["num_classes"],
       record["num_tr_examples_per_class"], record["queries_per_class"], record["num_tasks"],
       record["seed"], trained.get("step")) + ".json")
-  storage.atomic_write_json(path, dict(record, record=RECORD_KIND, version=RECORD_VERSION))
+  storage.atomic_write_json(path, dict(record, record=RECORD_KIND, version=RECORD_VERSION),
+                            folder)
   return path
 
 
 _WHAT = "a result record: rerun the evaluation that made it"
-# What a record must hold to be compared, with the type each must have.
-_REQUIRED_FIELDS = {
+_DATA = (None, {"dataset_name": str, "embedding_crop": str, "data_path": (None, str)})
+# The form of a record (`storage.field_problem`): what a comparison needs, and what it shows
+# of the fields a record may lack (null).
+_SPEC = {
     "method": str, "split": str, "num_classes": int, "num_tr_examples_per_class": int,
-    "queries_per_class": int, "num_tasks": int, "seed": int, "accuracy": (int, float),
-    "ci95": (int, float), "task_accuracies": list, "task_fingerprint": str, "config": dict}
+    "queries_per_class": int, "num_tasks": int, "seed": int, "accuracy": float,
+    "ci95": float, "task_accuracies": list, "task_fingerprint": str, "config": dict,
+    "dataset_name": (None, str), "tested_on": _DATA, "meta_trained_on": _DATA,
+    "trained": (None, {"step": (None, int), "num_classes": (None, int),
+                       "num_tr_examples_per_class": (None, int), "leo_commits": (None, [str])})}
 
 
 def read_record(path: str):
@@ -97,7 +103,8 @@ def find_records(folder: str) -> List[Tuple[str, dict]]:
   parse, except in a `results/` folder: there it is a damaged record (a truncated one may
   have lost its kind)."""
   found = []
-  for path in sorted(_json_files(folder)):
+  for path in sorted(storage.join(below, name) for below, names in storage.walk(folder)
+                     for name in names if name.endswith(".json")):
     try:
       record = storage.read_json(path, _WHAT)
     except storage.StorageError:
@@ -107,17 +114,6 @@ def find_records(folder: str) -> List[Tuple[str, dict]]:
     if record.get("record") == RECORD_KIND:
       found.append((path, _checked(path, record)))
   return found
-
-
-def _json_files(folder: str) -> Iterator[str]:
-  for name in storage.listdir(folder):
-    if name.startswith("."):  # As a shell's `**/*.json` would: no .git, no .venv.
-      continue
-    path = storage.join(folder, name)
-    if storage.isdir(path):
-      yield from _json_files(path)
-    elif name.endswith(".json"):
-      yield path
 
 
 def _checked(path: str, record: dict) -> dict:
@@ -131,10 +127,9 @@ def _problem(record: dict) -> Optional[str]:
   """What is wrong with a record's fields (see `read_record`), or None."""
   if record.get("version") != RECORD_VERSION:
     return f"record version {record.get('version')!r}, leo reads version {RECORD_VERSION}"
-  for name, kind in _REQUIRED_FIELDS.items():
-    if not _is_a(record.get(name), kind):
-      return (f"expected field {name!r} of type {getattr(kind, '__name__', 'number')}, "
-              f"found {record.get(name)!r:.40}")
+  problem = storage.field_problem(record, _SPEC)
+  if problem:
+    return problem
   if record["num_tasks"] < 1 or len(record["task_accuracies"]) != record["num_tasks"]:
     return (f"{len(record['task_accuracies'])} task_accuracies for num_tasks="
             f"{record['num_tasks']}, expected one per task and at least one")
@@ -160,27 +155,22 @@ def append_validation(folder: str, entry):
   storage.append_line(storage.join(folder, VALIDATIONS_FILE), json.dumps(entry, sort_keys=True))
 
 
+_VALIDATION_SPEC = {"step": int, "accuracy": float}
+
+
 def read_validations(folder: str) -> List[dict]:
-  """The validations of the run in `folder`, by step (see `_parse_validations`); [] before
-  the first."""
+  """The validations of the run in `folder` in step order, [] before the first: a
+  re-validated step (a resumed run appends it again) keeps its last line, and a torn line (a
+  crash mid-append) or one without an integer step and a numeric accuracy is skipped."""
   path = storage.join(folder, VALIDATIONS_FILE)
   if not storage.exists(path):
     return []
-  return _parse_validations(storage.read_bytes(path).decode("utf-8", "replace"))
-
-
-def _parse_validations(text: str) -> List[dict]:
-  """The entries of a validations.jsonl text in step order: a re-validated step (a resumed
-  run appends it again) keeps its last line, and a torn line (a crash mid-append) or one
-  without an integer step and a numeric accuracy is skipped."""
   by_step = {}
-  for line in text.splitlines():
+  for line in storage.read_bytes(path).decode("utf-8", "replace").splitlines():
     try:
-      entry = json.loads(line)
-    except ValueError:
+      entry = storage.parse_json(line, path, "a validation", _VALIDATION_SPEC)
+    except storage.StorageError:
       continue
-    if (isinstance(entry, dict) and _is_a(entry.get("step"), int)
-        and _is_a(entry.get("accuracy"), (int, float))):
-      by_step[entry["step"]] = entry
+    by_step[entry["step"]] = entry
   return [by_step[step] for step in sorted(by_step)]
 

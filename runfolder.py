@@ -18,7 +18,8 @@ The folder owns exactly the files it writes. A checkpoint is announced before it
 (`model.ckpt-<step>.leo-pending`), so an uncommitted checkpoint is one leo announced and the
 state file does not name; temporaries carry `storage.TEMPORARY_MARKER`. Clean-ups remove only
 those, never follow a symbolic link, and a folder whose leo names are links out of it is
-refused (`claim`); files of anyone else are left as they are.
+refused (`claim`); files of anyone else are left as they are. Every write, TF's checkpoint
+files included, refuses a link anywhere below the run folder (`storage.refuse_links`).
 """
 
 import contextlib
@@ -50,12 +51,14 @@ MAX_CHECKPOINTS_TO_KEEP = 3
 # The trained models shipped with leo: evaluating one leaves leo's tree as it is.
 SHIPPED_MODELS = os.path.join(utils.REPOSITORY, "datasets", "models")
 PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
+TF_TEMPORARY_SUFFIX = "_temp"  # `<prefix>_temp/`: the folder TF writes a checkpoint's parts in.
 LOCK_FILE = storage.RunLock.NAME
 # The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
 _OWN_NAMES = (CONFIG_FILE, FLAGS_FILE, VERSIONS_FILE, LOG_FILE, STATE_FILE, BEST_FOLDER,
               DAMAGED_FOLDER, LOCK_FILE, records.VALIDATIONS_FILE, records.RESULTS_FOLDER)
 _OWN_PATTERN = re.compile(
-    re.escape(CHECKPOINT_NAME) + r"-\d+(\.index|\.data-\d{5}-of-\d{5}|_temp|"
+    re.escape(CHECKPOINT_NAME) + r"-\d+(\.index|\.data-\d{5}-of-\d{5}|"
+    + re.escape(TF_TEMPORARY_SUFFIX) + "|"
     + re.escape(PENDING_SUFFIX) + r")|events\.out\.tfevents\..+|\.worker-\d+")
 _PENDING = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)" + re.escape(PENDING_SUFFIX))
 
@@ -63,7 +66,7 @@ _PENDING = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)" + re.escape(PENDING
 def is_own(name: str) -> bool:
   """Whether leo writes files of this name in a run folder."""
   return (name in _OWN_NAMES or bool(_OWN_PATTERN.fullmatch(name))
-          or storage.is_temporary(name, _OWN_NAMES))
+          or storage.is_temporary(name))
 
 
 def foreign_files(folder: str) -> List[str]:
@@ -91,12 +94,16 @@ DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it t
 # with other values of these. Every other value defines what is trained (`claim`).
 RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
                                   "metatest_batch_size"})
+_SECTIONS = ("data_config", "inner_model_config", "outer_model_config")
+# The form of config.json (best.json holds the same configuration).
+CONFIG_SPEC = {**{section: dict for section in _SECTIONS}, "seed": int, "embedding_dim": int,
+               DATA_DIGEST: (None, str)}
 
 
 def identity_differences(saved, current) -> List[str]:
   """`--flag=new (saved: old)` for every training value in which `current` differs."""
   differences = []
-  for section in ("data_config", "inner_model_config", "outer_model_config"):
+  for section in _SECTIONS:
     for name in sorted(set(saved.get(section, {})) | set(current[section])):
       if name in RUN_EXTENDING_FIELDS:
         continue
@@ -156,7 +163,7 @@ def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
 def read_config(folder: str):
   return storage.read_checked_json(storage.join(folder, CONFIG_FILE),
                                    "the run's configuration: restore it from a copy of the "
-                                   "run, or train in another --checkpoint_path")
+                                   "run, or train in another --checkpoint_path", CONFIG_SPEC)
 
 
 def prepare(folder: str):
@@ -223,7 +230,7 @@ def training_commits(folder: str, step: Optional[int]) -> List[str]:
   math with other float roundings at most, but a run made in one piece is what a reader can
   reproduce."""
   sessions = _sessions(folder)
-  trained = [s for s in sessions if step is None or s.get("step", 0) < step] or sessions[:1]
+  trained = [s for s in sessions if step is None or (s.get("step") or 0) < step] or sessions[:1]
   return list(dict.fromkeys(str(s.get("leo")) for s in trained))
 
 
@@ -232,12 +239,8 @@ def _sessions(folder: str) -> List[dict]:
   path = storage.join(folder, VERSIONS_FILE)
   if not storage.exists(path):
     return []
-  what = "the run's version history; remove it to start a new one"
-  sessions = storage.read_json(path, what).get("sessions")
-  if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
-    raise storage.StorageError(f"{path}: expected \"sessions\", a list of objects; it is "
-                               f"{what}")
-  return sessions
+  return storage.read_json(path, "the run's version history: remove it to start a new one",
+                           {"sessions": [{"leo": (None, str), "step": (None, int)}]})["sessions"]
 
 
 def now() -> str:
@@ -289,11 +292,20 @@ def damage(prefix: str) -> Optional[str]:
   return None
 
 
-def write_checkpoint(checkpoint, prefix: str) -> str:
-  """Announces, writes and makes durable `checkpoint` under `prefix`; the caller commits it
-  and then calls `settle(prefix)`. Until then `clean_uncommitted` may remove it."""
-  pending = prefix + PENDING_SUFFIX
-  storage.atomic_write_text(pending, "")
+def write_checkpoint(checkpoint, prefix: str, root: str) -> str:
+  """Announces, writes and makes durable `checkpoint` under `prefix`, in `root` (the run
+  folder) or below; the caller commits it and then calls `settle(prefix)`. Until then
+  `clean_uncommitted` may remove it.
+
+  TF writes `<prefix>.index`, `<prefix>.data-*` and `<prefix>_temp/` itself, following
+  links: a link at one of them or between `root` and them is refused first, and a
+  `<prefix>_temp/` that a killed write left is removed.
+  """
+  pending, parts = prefix + PENDING_SUFFIX, prefix + TF_TEMPORARY_SUFFIX
+  for path in [pending, parts] + storage.glob(prefix + ".*"):
+    storage.refuse_links(path, root)
+  storage.remove(parts)
+  storage.atomic_write_text(pending, "", root)
   path = checkpoint.write(prefix)
   storage.sync_files(checkpoint_files(prefix))
   return path
@@ -304,7 +316,7 @@ def settle(prefix: str):
   storage.remove(prefix + PENDING_SUFFIX)
 
 
-def clean_uncommitted(folder: str, committed: Optional[Set[str]], own_names=()):
+def clean_uncommitted(folder: str, committed: Optional[Set[str]]):
   """Removes what an interrupted write left in `folder`: leo's temporaries, and the files of
   every announced checkpoint that `committed` (names `model.ckpt-<step>`) does not hold; with
   `committed` None (no state file) announced checkpoints are left for verification. Symbolic
@@ -316,24 +328,25 @@ def clean_uncommitted(folder: str, committed: Optional[Set[str]], own_names=()):
     if _PENDING.fullmatch(name) and committed is not None:
       prefix = path[:-len(PENDING_SUFFIX)]
       if os.path.basename(prefix) not in committed:
-        for stray in checkpoint_files(prefix) + [prefix + "_temp"]:
+        for stray in checkpoint_files(prefix) + [prefix + TF_TEMPORARY_SUFFIX]:
           if not storage.is_link(stray):
             storage.remove(stray)
       storage.remove(path)
-    elif storage.is_temporary(name, own_names) and not storage.isdir(path):
+    elif storage.is_temporary(name) and not storage.isdir(path):
       storage.remove(path)
 
 
 def move_aside(folder: str, paths: List[str]) -> str:
   """Moves damaged files or folders into `<folder>/damaged/`, keeping every byte."""
   target = storage.join(folder, DAMAGED_FOLDER)
-  storage.makedirs(target)
+  storage.makedirs(target, folder)
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   for path in paths:
     name = os.path.basename(path.rstrip("/"))
     destination = storage.join(target, name)
     if storage.exists(destination):
       destination = storage.join(target, f"{name}.{stamp}")
+    storage.refuse_links(destination, folder)
     storage.rename(path, destination)
   storage.sync(target)
   return target
@@ -391,7 +404,7 @@ class Checkpoints:
     name = f"{CHECKPOINT_NAME}-{step}"
     prefix = storage.join(self.folder, name)
     storage.makedirs(self.folder)  # A worker's scratch folder is made by its first save.
-    write_checkpoint(self.checkpoint, prefix)
+    write_checkpoint(self.checkpoint, prefix, self.folder)
     names = [n for n in self.committed() if n != name] + [name]
     self._write_state(names[-self.keep:])
     settle(prefix)
@@ -405,7 +418,7 @@ class Checkpoints:
     `results/`. Without a state file nothing was committed or it was removed by hand:
     checkpoint files are then left for `restore_latest` to verify."""
     committed = set(self.committed()) if storage.exists(self.state_path) else None
-    clean_uncommitted(self.folder, committed, _OWN_NAMES)
+    clean_uncommitted(self.folder, committed)
     results = storage.join(self.folder, records.RESULTS_FOLDER)
     if not storage.is_link(results):
       clean_uncommitted(results, set())
@@ -480,6 +493,7 @@ class BestCheckpoint:
 
   def __init__(self, folder: str):
     self.folder = folder
+    self.root = os.path.dirname(folder.rstrip("/"))  # The run folder, where links are refused.
 
   @property
   def info(self):
@@ -506,9 +520,8 @@ class BestCheckpoint:
       return f"'accuracy' is {accuracy!r}, expected an accuracy in [0, 1]"
     if info.get("checkpoint") != f"{CHECKPOINT_NAME}-{step}":
       return f"'checkpoint' is {info.get('checkpoint')!r}, expected '{CHECKPOINT_NAME}-{step}'"
-    sections = ("data_config", "inner_model_config", "outer_model_config")
-    if not all(isinstance(info.get(name), dict) for name in sections):
-      return f"expected the configuration's sections {', '.join(sections)}"
+    if not all(isinstance(info.get(name), dict) for name in _SECTIONS):
+      return f"expected the configuration's sections {', '.join(_SECTIONS)}"
     run = os.path.dirname(self.folder.rstrip("/"))
     if storage.exists(storage.join(run, CONFIG_FILE)):
       differences = identity_differences(read_config(run), info)
@@ -532,26 +545,25 @@ class BestCheckpoint:
   def clean(self):
     """Removes what an interrupted write left (`clean_uncommitted`)."""
     info = self.info
-    clean_uncommitted(self.folder, {info["checkpoint"]} if info else set(),
-                      (self.INFO, STATE_FILE))
+    clean_uncommitted(self.folder, {info["checkpoint"]} if info else set())
 
   def save(self, checkpoint, step: int, accuracy: float, extra) -> None:
     """Writes `checkpoint` as the new best (the caller checked that it is better)."""
-    storage.makedirs(self.folder)
+    storage.makedirs(self.folder, self.root)
     self.clean()
     name = f"{CHECKPOINT_NAME}-{step}"
     if self.info and self.info["checkpoint"] == name:
       return  # The same step is already the committed best.
     previous = self.info
     prefix = storage.join(self.folder, name)
-    write_checkpoint(checkpoint, prefix)
+    write_checkpoint(checkpoint, prefix, self.root)
     storage.atomic_write_checked_json(storage.join(self.folder, self.INFO),
                                       dict(extra, step=int(step), accuracy=float(accuracy),
-                                           checkpoint=name))
+                                           checkpoint=name), self.root)
     # TF's own index, so that tf.train.latest_checkpoint(best_checkpoint) works too.
     storage.atomic_write_text(storage.join(self.folder, STATE_FILE),
                               f'model_checkpoint_path: "{name}"\n'
-                              f'all_model_checkpoint_paths: "{name}"\n')
+                              f'all_model_checkpoint_paths: "{name}"\n', self.root)
     settle(prefix)
     if previous:
       for path in checkpoint_files(storage.join(self.folder, previous["checkpoint"])):
@@ -604,11 +616,12 @@ def find_checkpoint(path: str) -> FoundCheckpoint:
 
 def results_folder(folder: str) -> str:
   """Where an evaluation of the model of run folder `folder` writes its record: the run
-  folder, but for a shipped model a folder of the system's temporary directory."""
+  folder, but for a shipped model a new folder of the system's temporary directory, private
+  (mode 0700) and of a name no one can foresee, so no link can be planted there first."""
   shipped = os.path.realpath(SHIPPED_MODELS) + os.sep
   if not storage.is_local(folder) or not os.path.realpath(folder).startswith(shipped):
     return folder
-  return os.path.join(tempfile.gettempdir(), "leo-results", os.path.basename(folder.rstrip("/")))
+  return tempfile.mkdtemp(prefix=f"leo-results-{os.path.basename(folder.rstrip('/'))}-")
 
 
 def check_intact(prefix: str, folder: str):

@@ -9,8 +9,17 @@ files only never loads it. Local files get what only a local file system can giv
 folder `fsync` before the commit that names them, `os.replace` as the atomic commit, and
 process locks. On other file systems an object is whole once its write is closed; a rename
 there may be a copy, so the commit point is written last.
+
+Every file leo writes goes through one writer (`AtomicFile`, and `atomic_write`,
+`append_line` on it): it refuses a symbolic link at the file and at every folder between it
+and the folder leo owns (`refuse_links`), and creates its temporary file anew, so no write
+ever lands where a link points. Every file leo reads goes through one reader (`reading`,
+`read_bytes`, `read_json`, `parse_json`): regular files only (a FIFO or a device is refused
+before it is read), up to a size; JSON up to a depth, each field of the type it must have
+(`field_problem`).
 """
 
+import contextlib
 import glob as glob_lib
 import hashlib
 import json
@@ -18,10 +27,12 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import sys
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from absl import logging
+import numpy as np
 
 import utils
 
@@ -36,25 +47,21 @@ class StorageError(utils.LeoError):
 
 
 # The marker of leo's temporary files: `<name>.leo-tmp-<pid>`. Clean-ups remove only names
-# that carry it (and `<name>.tmp-<pid>`, what leo before it wrote, for leo's own names), so a
-# user's `notes.tmp` is never taken for one.
+# that carry it, so a user's `notes.tmp` or `config.json.tmp-1` is never taken for one.
 TEMPORARY_MARKER = ".leo-tmp-"
 _TEMPORARY = re.compile(r".+" + re.escape(TEMPORARY_MARKER) + r"\d+")
 FILE_SCHEME = "file://"
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # Windows has no such flag.
+_NON_BLOCKING = getattr(os, "O_NONBLOCK", 0)  # Opening a FIFO then waits for no writer.
 
 
 def temporary_name(path: str) -> str:
   return f"{path}{TEMPORARY_MARKER}{os.getpid()}"
 
 
-def is_temporary(name: str, own_names=()) -> bool:
-  """Whether `name` is a temporary file of leo's: marked, or an older leo's `<own>.tmp-<pid>`
-  for one of `own_names`."""
-  if _TEMPORARY.fullmatch(name):
-    return True
-  base, _, pid = name.rpartition(".tmp-")
-  return base in own_names and pid.isdigit()
+def is_temporary(name: str) -> bool:
+  """Whether `name` is a temporary file of leo's: it carries TEMPORARY_MARKER."""
+  return bool(_TEMPORARY.fullmatch(name))
 
 
 def is_local(path: str) -> bool:
@@ -105,7 +112,11 @@ def is_link(path: str) -> bool:
   return is_local(path) and os.path.islink(_os_path(path))
 
 
-def makedirs(path: str):
+def makedirs(path: str, root: Optional[str] = None):
+  """Makes the folder `path` and those above it; with `root`, refuses a symbolic link between
+  `root` and it (`refuse_links`)."""
+  if root is not None:
+    refuse_links(path, root)
   if is_local(path):
     os.makedirs(_os_path(path), exist_ok=True)
   else:
@@ -127,6 +138,22 @@ def listdir(path: str) -> List[str]:
 def glob(pattern: str) -> List[str]:
   """The paths that match `pattern` (`*`, `?` and `[...]` within a name)."""
   return glob_lib.glob(_os_path(pattern)) if is_local(pattern) else _gfile().glob(pattern)
+
+
+def walk(folder: str) -> Iterator[Tuple[str, List[str]]]:
+  """(folder, its file names) for `folder` and each folder below it, in sorted order, hidden
+  names (`.git`, `.venv`) aside. A symbolic link to a folder is never followed, so the walk
+  visits each folder once however links point (`a -> ..` loops no walk)."""
+  if not is_local(folder):
+    for path, folders, files in _gfile().walk(folder):
+      folders[:] = sorted(name.rstrip("/") for name in folders if not name.startswith("."))
+      yield path, sorted(name for name in files if not name.startswith("."))
+    return
+  def fail(error: OSError):
+    raise StorageError(f"{error.filename}: unreadable ({error.strerror})")
+  for path, folders, files in os.walk(_os_path(folder), onerror=fail):
+    folders[:] = sorted(name for name in folders if not name.startswith("."))
+    yield path, sorted(name for name in files if not name.startswith("."))
 
 
 def remove(path: str):
@@ -152,31 +179,253 @@ def rename(source: str, target: str):
     _gfile().rename(source, target, overwrite=True)
 
 
-def read_bytes(path: str) -> bytes:
-  if is_local(path):
-    with open(_os_path(path), "rb") as f:
-      return f.read()
-  with _gfile().GFile(path, "rb") as f:
-    return f.read()
+def reason(error: BaseException) -> str:
+  """Why a file operation failed, in a few words: the system's (No such file or directory)."""
+  return getattr(error, "strerror", None) or utils.first_line(error)
 
 
-def _write(path: str, contents: bytes):
+# ---- Reading: regular files only, up to a size; JSON up to a depth, of the expected types. ----
+
+# The most leo reads of a file it reads whole (a record, a tasks file, a run's configuration):
+# far more than any file leo writes of these kinds, far less than the memory of a machine that
+# trains. A link to /dev/zero or a runaway file is refused before it is read.
+MAX_FILE_BYTES = 256 * 2**20
+# Deeper JSON than leo's files ever are (a record nests 4 levels) is refused before it is
+# parsed: Python's parser recurses once per level.
+MAX_JSON_DEPTH = 32
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+@contextlib.contextmanager
+def reading(path: str, limit: Optional[int] = MAX_FILE_BYTES):
+  """The regular file `path`, open for reading bytes.
+
+  Raises:
+    StorageError: `path` is not a regular file (a folder, a FIFO, a device: refused before a
+      byte is read, so it never blocks), or it holds more than `limit` bytes.
+    OSError, tf.errors.OpError: it cannot be opened.
+  """
   if is_local(path):
-    with open(_os_path(path), "wb") as f:
-      f.write(contents)
+    file = os.fdopen(os.open(_os_path(path), os.O_RDONLY | _NON_BLOCKING), "rb")
+    status = os.fstat(file.fileno())
+    kind = next((kind for is_kind, kind in _FILE_KINDS if is_kind(status.st_mode)),
+                None if stat.S_ISREG(status.st_mode) else "a special file")
+    size = status.st_size
   else:
-    with _gfile().GFile(path, "wb") as f:
-      f.write(contents)
+    kind = "a folder" if _reachable(_gfile().isdir, path) else None
+    file = None if kind else _gfile().GFile(path, "rb")
+    size = 0 if kind else _reachable(_gfile().stat, path).length
+  try:
+    if kind:
+      raise StorageError(f"{path}: {kind}, not a regular file; leo reads only regular files")
+    if limit is not None and size > limit:
+      raise StorageError(f"{path}: {size:,} bytes, more than the {limit:,} leo reads of such "
+                         "a file")
+    yield file
+  finally:
+    if file is not None:
+      file.close()
 
 
-# ---- Durable writes. ----
+def read_bytes(path: str, limit: Optional[int] = MAX_FILE_BYTES) -> bytes:
+  """The bytes of the regular file `path` (see `reading`)."""
+  with reading(path, limit) as file:
+    return file.read()
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(text: str) -> int:
+  """How deeply the arrays and objects of the JSON `text` nest (brackets in strings aside):
+  exact above MAX_JSON_DEPTH, a bound below it (all a check needs)."""
+  if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+    return text.count("[") + text.count("{")
+  codes = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), np.uint8)
+  steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+           - np.isin(codes, (ord("]"), ord("}"))))
+  return int(np.cumsum(steps).max(initial=0))
+
+
+def _described(spec) -> str:
+  if isinstance(spec, tuple):
+    return " or ".join(_described(option) for option in spec)
+  if isinstance(spec, dict):
+    return "an object"
+  if isinstance(spec, list):
+    items = _described(spec[0])
+    return "an array" if " or " in items else f"an array of {items.split(' ', 1)[1]}s"
+  return {None: "null", str: "a string", int: "an integer", float: "a number",
+          bool: "true or false", dict: "an object", list: "an array"}[spec]
+
+
+def _matches(value, kind) -> bool:
+  """isinstance for JSON values: a bool is no number, an integer is a number (float)."""
+  if kind is None:
+    return value is None
+  if isinstance(value, bool):
+    return kind is bool
+  return isinstance(value, (int, float) if kind is float else kind)
+
+
+def field_problem(value, spec, name: str = "") -> Optional[str]:
+  """Why the JSON `value` does not have the form `spec`, or None.
+
+  A spec is a type (str, int, float for any number, bool, dict, list), None (null), a tuple
+  of specs (any one of them), a dict {field: spec} (an object whose fields have their specs;
+  a missing field is null, so a field whose spec allows None is optional) or a list [spec]
+  (an array whose every item has the spec). `name` is the value's place: `trained.step`.
+  """
+  if isinstance(spec, tuple):
+    if any(field_problem(value, option) is None for option in spec):
+      return None
+    # A container of the right kind but wrong insides: say what is wrong inside it.
+    inner = [option for option in spec if isinstance(option, (dict, list))
+             and isinstance(value, type(option))]
+    if inner:
+      return field_problem(value, inner[0], name)
+  elif isinstance(spec, dict) and isinstance(value, dict):
+    for field, field_spec in spec.items():
+      place = f"{name}.{field}" if name else field
+      if field not in value and field_problem(None, field_spec) is not None:
+        return f"{place!r} is missing, expected {_described(field_spec)}"
+      problem = field_problem(value.get(field), field_spec, place)
+      if problem:
+        return problem
+    return None
+  elif isinstance(spec, list) and isinstance(value, list):
+    return next(filter(None, (field_problem(item, spec[0], f"{name}[{index}]")
+                              for index, item in enumerate(value))), None)
+  elif not isinstance(spec, (dict, list)) and _matches(value, spec):
+    return None
+  shown = json.dumps(value, default=repr)
+  shown = shown if len(shown) <= 40 else shown[:37] + "..."
+  if not name:
+    return f"expected {_described(spec)}, found {shown}"
+  return f"{name!r} is {shown}, expected {_described(spec)}"
+
+
+def parse_json(contents, where: str, what: str, spec=None):
+  """The JSON value of `contents` (bytes or text) from `where` (a file, `<file>: line 3`).
+
+  Raises:
+    StorageError: one line naming `where` and saying what it is (`what`): the contents are not
+      UTF-8 JSON, nest deeper than MAX_JSON_DEPTH, or (with `spec`) are not of its form
+      (`field_problem`).
+  """
+  try:
+    text = contents.decode("utf-8") if isinstance(contents, bytes) else contents
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+      raise ValueError(f"nested {depth} levels deep, more than the {MAX_JSON_DEPTH} leo reads")
+    value = json.loads(text)
+  except ValueError as e:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors.
+    raise StorageError(f"{where}: damaged or unreadable ({utils.first_line(e)}); it is "
+                       f"{what}") from None
+  problem = field_problem(value, spec) if spec is not None else None
+  if problem:
+    raise StorageError(f"{where}: {problem}; it is {what}")
+  return value
+
+
+def read_json(path: str, what: str, spec=None):
+  """The JSON object in the file `path`, of the form `spec` (default: any object); a missing,
+  truncated, garbled, oversized or misshapen file is one `StorageError` line that names it and
+  says what the file is (`what`)."""
+  try:
+    contents = read_bytes(path)
+  except io_errors() as e:
+    raise StorageError(f"{path}: damaged or unreadable ({reason(e)}); it is {what}") from None
+  return parse_json(contents, path, what, dict if spec is None else spec)
+
+
+# ---- Writing: one writer, durable, never through a symbolic link. ----
+
+def refuse_links(path: str, root: Optional[str] = None):
+  """Refuses a symbolic link at `path` or at any folder between `root` (the folder leo owns;
+  default: the one holding `path`) and it: a write there would land where the link points.
+  `root` itself may be a link (the user chose it). Only a local file system has links.
+  The check precedes each write: a folder that others change while leo writes in it is no
+  place for leo's files.
+
+  Raises:
+    StorageError: one line naming the link and where it points.
+  """
+  if not is_local(path):
+    return
+  local = _os_path(path)
+  top = _os_path(root) if root is not None else os.path.dirname(local) or os.curdir
+  relative = os.path.relpath(local, top)
+  if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+    raise ValueError(f"{path} is not below {root}")
+  current = top
+  for part in relative.split(os.sep):
+    current = os.path.join(current, part)
+    if part != os.curdir and os.path.islink(current):
+      raise StorageError(f"{current}: a symbolic link (to {os.readlink(current)}); leo never "
+                         "writes through a link: replace it by a file or folder of its own, "
+                         "or choose another path")
+
+
+class AtomicFile:
+  """A file written in parts and committed whole: leo's one writer of a whole file.
+
+  `path` keeps its old contents (or stays absent) until `commit`, which makes the new ones
+  durable and then renames them into place; `discard` (and any failed write) removes them.
+  They are written to `temporary_name(path)`, created anew, so never through a link nor into
+  another's file; a link at `path` or between `root` and it is refused (`refuse_links`).
+
+  Raises:
+    StorageError: a symbolic link (on creation).
+    OSError, tf.errors.OpError: the file system's failure (a missing folder, a full disk).
+  """
+
+  def __init__(self, path: str, root: Optional[str] = None):
+    refuse_links(path, root)
+    self.path, self._temporary = path, temporary_name(path)
+    remove(self._temporary)  # Left by a killed process of the same pid: ram:// would append.
+    if is_local(path):
+      self._file = os.fdopen(os.open(_os_path(self._temporary),
+                                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o666),
+                             "wb")
+    else:
+      self._file = _gfile().GFile(self._temporary, "wb")
+
+  def write(self, contents: bytes):
+    try:
+      self._file.write(contents)
+    except BaseException:
+      self.discard()
+      raise
+
+  def commit(self):
+    try:
+      self._file.flush()
+      sync(self._temporary, self._file.fileno() if is_local(self.path) else None)
+      self._file.close()
+      rename(self._temporary, self.path)
+    except BaseException:
+      self.discard()
+      raise
+    sync_files([self.path])
+
+  def discard(self):
+    try:
+      self._file.close()
+      remove(self._temporary)
+    except io_errors():
+      pass  # The write's own error says more.
+
 
 # Called with every path whose data is made durable, in order: tests record the commit order.
 sync_observers: List[Callable[[str], None]] = []
 
 
-def sync(path: str):
-  """Makes `path` (a file or a folder) durable: fsync on a local file system.
+def sync(path: str, descriptor: Optional[int] = None):
+  """Makes `path` (a file or a folder; open as `descriptor`, if given) durable: fsync on a
+  local file system.
 
   Elsewhere a closed object is already stored, so there is nothing to do.
   """
@@ -184,10 +433,13 @@ def sync(path: str):
     observer(path)
   if not is_local(path):
     return
+  if descriptor is not None:
+    os.fsync(descriptor)
+    return
   path = _os_path(path)
   flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if os.path.isdir(path) else os.O_RDONLY
   try:
-    descriptor = os.open(path, flags)
+    descriptor = os.open(path, flags | _NON_BLOCKING)
   except OSError:  # Windows cannot open a folder; its NTFS journals metadata anyway.
     return
   try:
@@ -208,31 +460,22 @@ def sync_files(paths: Iterable[str]):
     sync(folder or ".")
 
 
-def atomic_write(path: str, contents: bytes):
+def atomic_write(path: str, contents: bytes, root: Optional[str] = None):
   """Writes `path` so that it holds its old or its new contents, never a mix or nothing,
-  and the new contents are on disk before the name points at them. A write that fails (a
-  full disk) leaves the old file and removes its temporary one."""
-  tmp = temporary_name(path)
-  remove(tmp)  # Left by a killed process of the same pid: ram:// would append to it.
-  try:
-    _write(tmp, contents)
-    sync(tmp)
-    rename(tmp, path)
-  except BaseException:
-    try:
-      remove(tmp)
-    except io_errors():
-      pass  # The write's own error says more.
-    raise
-  sync_files([path])
+  and the new contents are on disk before the name points at them (`AtomicFile`; `root`:
+  the folder leo owns, below which no link is followed)."""
+  file = AtomicFile(path, root)
+  file.write(contents)
+  file.commit()
 
 
-def atomic_write_json(path: str, contents):
-  atomic_write(path, (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+def atomic_write_json(path: str, contents, root: Optional[str] = None):
+  atomic_write(path, (json.dumps(contents, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+               root)
 
 
-def atomic_write_text(path: str, text: str):
-  atomic_write(path, text.encode("utf-8"))
+def atomic_write_text(path: str, text: str, root: Optional[str] = None):
+  atomic_write(path, text.encode("utf-8"), root)
 
 
 CHECKSUM_FIELD = "checksum"
@@ -242,16 +485,17 @@ def _checksum(contents) -> str:
   return "sha256:" + hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()
 
 
-def atomic_write_checked_json(path: str, contents):
+def atomic_write_checked_json(path: str, contents, root: Optional[str] = None):
   """`atomic_write_json` with a checksum of the contents in the field CHECKSUM_FIELD: a
   damaged byte that still parses (a key, a digit) is caught by `read_checked_json`."""
-  atomic_write_json(path, dict(contents, **{CHECKSUM_FIELD: _checksum(contents)}))
+  atomic_write_json(path, dict(contents, **{CHECKSUM_FIELD: _checksum(contents)}), root)
 
 
-def read_checked_json(path: str, what: str):
-  """The JSON object of `atomic_write_checked_json`, checksum verified and removed. A file
-  written before leo kept checksums has none and is taken as it is."""
-  contents = read_json(path, what)
+def read_checked_json(path: str, what: str, spec=None):
+  """The JSON object of `atomic_write_checked_json` (of the form `spec`, see `read_json`),
+  checksum verified and removed. A file written before leo kept checksums has none and is
+  taken as it is."""
+  contents = read_json(path, what, spec)
   recorded = contents.pop(CHECKSUM_FIELD, None)
   if recorded is not None and recorded != _checksum(contents):
     raise StorageError(f"{path}: damaged (its contents do not match its checksum); it is "
@@ -259,32 +503,26 @@ def read_checked_json(path: str, what: str):
   return contents
 
 
-def read_json(path: str, what: str):
-  """The JSON object in `path`; a missing, truncated or garbled file is one `StorageError`
-  line that names it and says what the file is (`what`)."""
-  try:
-    contents = json.loads(read_bytes(path).decode("utf-8"))
-  except (*io_errors(), UnicodeDecodeError, ValueError) as e:
-    # A local file's OSError repeats the path; its strerror alone is what the line lacks.
-    reason = getattr(e, "strerror", None) or utils.first_line(e)
-    raise StorageError(f"{path}: damaged or unreadable ({reason}); it is {what}") from None
-  if not isinstance(contents, dict):
-    raise StorageError(f"{path}: expected a JSON object, found {type(contents).__name__}; "
-                       f"it is {what}")
-  return contents
-
-
-def append_line(path: str, line: str):
-  """Appends one line and makes it durable. A crash can leave a torn last line, which
-  readers skip; on file systems without append the file is rewritten whole."""
+def append_line(path: str, line: str, root: Optional[str] = None):
+  """Appends one line and makes it durable, never through a link (`refuse_links`). A crash
+  can leave a torn last line, which readers skip; on file systems without append the file is
+  rewritten whole."""
   data = (line.rstrip("\n") + "\n").encode("utf-8")
   if is_local(path):
-    with open(_os_path(path), "ab") as f:
+    with appending(path, root) as f:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
   else:
-    atomic_write(path, (read_bytes(path) if exists(path) else b"") + data)
+    atomic_write(path, (read_bytes(path, None) if exists(path) else b"") + data)
+
+
+def appending(path: str, root: Optional[str] = None):
+  """The local file `path` open for appending bytes (made if missing), never through a link
+  at it or between `root` and it (`refuse_links`)."""
+  refuse_links(path, root)
+  flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NO_FOLLOW
+  return os.fdopen(os.open(_os_path(path), flags, 0o666), "ab")
 
 
 # ---- Locks: one process at a time. ----

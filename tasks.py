@@ -6,23 +6,26 @@
 `classes` in the task's order (class i has label i); `support[i]` and `query[i]` are class
 i's support and query images, by their keys in the split's embeddings pickle. Lines are in
 the order the tasks were evaluated. `--export_tasks=FILE` writes the tasks an evaluation
-scored (`TaskWriter`), so that code outside leo can be scored on identical tasks;
+scored (`TaskWriter`; FILE appears whole when the evaluation ends, and replaces only a tasks
+file), so that code outside leo can be scored on identical tasks;
 `--tasks=FILE` evaluates on the tasks of such a file (`read_tasks`), written by leo or not.
 The rows the keys name are the rows `records.TaskFingerprint` digests, so a file read back
 gives the fingerprint of the evaluation that wrote it.
 """
 
 import json
-from typing import List, NamedTuple, Sequence, Tuple
+import os
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
-import tensorflow as tf
 
 import data
+import runfolder
 import storage
 import utils
 
-PARTIAL_SUFFIX = ".partial"  # The file being written; renamed to its name when complete.
+# The form of a task line (`storage.field_problem`); `_task_rows` checks the rest.
+TASK_SPEC = {"classes": [str], "support": [[str]], "query": [[str]]}
 
 
 class TasksError(utils.LeoError):
@@ -49,19 +52,45 @@ class Tasks(NamedTuple):
     return tasks, classes, self.shots, examples - self.shots
 
 
+def _not_replaceable(path: str) -> Optional[str]:
+  """Why the tasks file `path` may not be written, or None: what is there is not a tasks file
+  (a folder, a file whose first line is not a task), or it is a name leo writes in a run
+  folder (`config.json`, `results/...`)."""
+  folder, name = os.path.split(path)
+  parent, sub_folder = os.path.split(folder)
+  for run, own, kind in ((folder, name, "a file"), (parent, sub_folder, "a folder")):
+    if runfolder.is_own(own) and storage.exists(os.path.join(run, runfolder.CONFIG_FILE)):
+      return f"{own} is {kind} of the run folder {run or os.curdir}"
+  if not storage.exists(path) or storage.is_link(path):
+    return None  # A link is refused by the writer, in its own words.
+  if storage.isdir(path):
+    return "a folder, expected a file name"
+  try:
+    with storage.reading(path) as file:
+      storage.parse_json(file.readline(), path, "", TASK_SPEC)
+  except (*storage.io_errors(), storage.StorageError):
+    return "a file that is not a tasks file (its first line is no task)"
+  return None
+
+
 class TaskWriter:
-  """Writes tasks given as rows of a split, `[tasks, classes, shots + queries]`, as lines."""
+  """Writes tasks given as rows of a split, `[tasks, classes, shots + queries]`, as lines,
+  into a file that appears whole at `close` (`storage.AtomicFile`); `discard` drops them.
+  Raises TasksError (or StorageError: a symbolic link) before any task is written if the file
+  cannot be written, or would replace what is not a tasks file."""
 
   def __init__(self, path: str, split: data.Embeddings, shots: int):
     self.path, self._split, self._shots = path, split, shots
     self._class_of_row = _class_of_rows(split)
+    problem = _not_replaceable(path)
+    if problem:
+      raise TasksError(f"--export_tasks={path}: {problem}; leo writes tasks only where there "
+                       "is no file, or over a tasks file: choose another file")
     try:
-      self._file = tf.io.gfile.GFile(path + PARTIAL_SUFFIX, "w")
-      self._file.write("")  # A folder that is not there fails now, not after the evaluation.
-      self._file.flush()
-    except (tf.errors.OpError, OSError) as error:
+      self._file = storage.AtomicFile(path)
+    except storage.io_errors() as error:
       raise TasksError(f"--export_tasks={path}: cannot write there "
-                       f"({utils.first_line(error)})") from None
+                       f"({storage.reason(error)})") from None
 
   def update(self, rows: np.ndarray):
     """Appends the tasks of `rows` `[tasks, classes, shots + queries]`, in order."""
@@ -71,36 +100,33 @@ class TaskWriter:
                           for images in task],
               "support": [[keys[row] for row in images[:self._shots]] for images in task],
               "query": [[keys[row] for row in images[self._shots:]] for images in task]}
-      self._file.write(json.dumps(line) + "\n")
+      self._file.write((json.dumps(line) + "\n").encode("utf-8"))
 
   def close(self):
-    """Completes the file: until then it is `<path>.partial`."""
-    self._file.close()
-    storage.sync(self.path + PARTIAL_SUFFIX)
-    storage.rename(self.path + PARTIAL_SUFFIX, self.path)
+    """Completes the file: until then `path` is as it was."""
+    self._file.commit()
+
+  def discard(self):
+    self._file.discard()
 
 
-def _strings(value, count, what: str) -> List[str]:
-  if (not isinstance(value, list) or len(value) != count
-      or not all(isinstance(item, str) for item in value)):
+def _strings(value: List[str], count: int, what: str) -> List[str]:
+  if len(value) != count:
     raise ValueError(f"expected {what}: a list of {count} strings")
   return value
 
 
 def _task_rows(line: dict, row_of_key: dict, class_of_row: np.ndarray,
                class_names: Sequence[str], shape) -> Tuple[np.ndarray, tuple]:
-  """The rows `[classes, shots + queries]` of one task line and its shape (N, K, Q), which
-  must be `shape` unless that is None (the first line)."""
-  if not isinstance(line, dict) or not {"classes", "support", "query"} <= set(line):
-    raise ValueError('expected a JSON object with "classes", "support" and "query"')
+  """The rows `[classes, shots + queries]` of one task line (of the form TASK_SPEC) and its
+  shape (N, K, Q), which must be `shape` unless that is None (the first line)."""
   classes = line["classes"]
-  num_classes = shape[0] if shape else len(classes) if isinstance(classes, list) else 0
+  num_classes = shape[0] if shape else len(classes)
   _strings(classes, num_classes, '"classes"')
   if num_classes < 2 or len(set(classes)) != num_classes:
     raise ValueError(f'expected 2 or more distinct "classes", found {classes}')
   for part in ("support", "query"):
-    if not isinstance(line[part], list) or len(line[part]) != num_classes or not all(
-        isinstance(keys, list) and keys for keys in line[part]):
+    if len(line[part]) != num_classes or not all(line[part]):
       raise ValueError(f'expected "{part}": {num_classes} lists of keys, one per class')
   shots, queries = shape[1:] if shape else (len(line["support"][0]), len(line["query"][0]))
   rows = np.empty((num_classes, shots + queries), dtype=np.int64)
@@ -124,8 +150,8 @@ def read_tasks(path: str, split: data.Embeddings, split_path: str) -> Tasks:
   the shape of the first."""
   try:
     text = storage.read_bytes(path).decode("utf-8")
-  except (tf.errors.OpError, OSError, UnicodeDecodeError) as error:
-    raise TasksError(f"--tasks={path}: cannot read it ({utils.first_line(error)})") from None
+  except (*storage.io_errors(), UnicodeDecodeError) as error:
+    raise TasksError(f"--tasks={path}: cannot read it ({storage.reason(error)})") from None
   row_of_key = {key: row for row, key in enumerate(split.keys)}
   if len(row_of_key) != len(split.keys):
     raise TasksError(f"--tasks={path}: {split_path} names an image twice, so its keys cannot "
@@ -136,9 +162,10 @@ def read_tasks(path: str, split: data.Embeddings, split_path: str) -> Tasks:
     if not text_line.strip():
       continue
     try:
-      rows, shape = _task_rows(json.loads(text_line), row_of_key, class_of_row,
-                               split.class_names, shape)
-    except ValueError as error:  # json.JSONDecodeError is one.
+      line = storage.parse_json(text_line, f"--tasks={path}: line {number}", "a task line",
+                                TASK_SPEC)
+      rows, shape = _task_rows(line, row_of_key, class_of_row, split.class_names, shape)
+    except ValueError as error:
       raise TasksError(f"--tasks={path}: line {number}: {utils.first_line(error)} "
                        f"({split_path})") from None
     tasks.append(rows)

@@ -47,6 +47,7 @@ import evaluation
 import model
 import records
 import sizes
+import storage
 import training
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -95,8 +96,8 @@ def write_synthetic_embeddings(root: str, seed: int = 0):
     keys = np.array([f"{i}-{name}-{name}_{i:04d}.JPEG" for name in names
                      for i in range(images_per_class())])
     embeddings = np.abs(rng.normal(size=(len(keys), EMBEDDING_DIM))).astype(np.float32)
-    with open(path, "wb") as f:
-      pickle.dump({"keys": keys, "embeddings": embeddings}, f, protocol=4)
+    storage.atomic_write(path, pickle.dumps({"keys": keys, "embeddings": embeddings},
+                                            protocol=4))
 
 
 def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> config.Configs:

@@ -242,8 +242,8 @@ def test_a_record_without_its_per_task_accuracies_is_a_one_line_error(tmp_path):
   del record["task_accuracies"]
   with open(path, "w") as f:
     json.dump(record, f)
-  with pytest.raises(compare.utils.LeoError, match=f"^{path}: expected field "
-                     "'task_accuracies' of type list, found None$"):
+  with pytest.raises(compare.utils.LeoError, match=f"^{path}: 'task_accuracies' is missing, "
+                     "expected an array$"):
     compare.load_records([tmp_path])
 
 

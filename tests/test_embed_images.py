@@ -14,6 +14,7 @@ import data
 import fixtures
 import images as images_lib
 import inprocess
+import storage
 import utils
 from tools.data import embed_images
 from tools.data import pretrain_embeddings as pe
@@ -29,8 +30,8 @@ def _embed_images(*flags):
 def test_a_malformed_split_file_is_one_line(tmp_path):
   path = tmp_path / "split.json"
   path.write_text('{"train": ["a"],')
-  with pytest.raises(backbone_lib.InputError, match=r"split.json: not a readable split file "
-                     r"\(JSONDecodeError: "):
+  with pytest.raises(storage.StorageError, match=r"split.json: damaged or unreadable "
+                     r"\(Expecting .*\); it is a split file$"):
     pe.load_split(str(path), ["a"])
 
 

@@ -4,6 +4,7 @@
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -313,10 +314,11 @@ def test_evaluating_the_shipped_1shot_model_prints_its_records_line_and_writes_o
   shipped = _shipped_record(SHIPPED[1])
   assert result.stdout.strip() == shipped["summary"]
   assert sorted(os.walk(runfolder.SHIPPED_MODELS)) == before
-  written = os.path.join(tmp_path, "leo-results", "icons_1shot", records.RESULTS_FOLDER)
-  [name] = os.listdir(written)
-  assert written in result.stderr  # The log names where the record went.
-  record = records.read_record(os.path.join(written, name))
+  # The log names where the record went: a new private folder of $TMPDIR.
+  [written] = re.findall(r"Result record: (\S+)", result.stderr)
+  folder = os.path.dirname(os.path.dirname(written))
+  assert os.path.dirname(folder) == str(tmp_path) and os.stat(folder).st_mode & 0o777 == 0o700
+  record = records.read_record(written)
   assert record["task_accuracies"] == shipped["task_accuracies"]
 
 

@@ -314,8 +314,8 @@ def test_clean_removes_an_interrupted_save_and_temporaries_and_nothing_else(root
   checkpoints = runfolder.Checkpoints(root, checkpoint)
   checkpoints.save(1)
   # Killed before the commit, inside TF's write, and while replacing config.json (leo's
-  # marker, and the name an older leo gave its temporaries):
-  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-2"))
+  # marker; `config.json.tmp-98`, unmarked, is a user's):
+  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-2"), root)
   storage.atomic_write_text(storage.join(root, "model.ckpt-3.leo-pending"), "")
   storage.makedirs(storage.join(root, "model.ckpt-3_temp"))
   for name in ("config.json.leo-tmp-99", "config.json.tmp-98", "notes.tmp.txt", "thesis.tmp",
@@ -323,8 +323,9 @@ def test_clean_removes_an_interrupted_save_and_temporaries_and_nothing_else(root
     _overwrite(storage.join(root, name), b"{")
   checkpoints.clean()
   assert sorted(storage.listdir(root)) == [
-      "checkpoint", "model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index",
-      "model.ckpt-7.index", "model.ckpt-7.my-backup", "notes.tmp.txt", "thesis.tmp"]
+      "checkpoint", "config.json.tmp-98", "model.ckpt-1.data-00000-of-00001",
+      "model.ckpt-1.index", "model.ckpt-7.index", "model.ckpt-7.my-backup", "notes.tmp.txt",
+      "thesis.tmp"]
 
 
 def test_clean_never_follows_a_symbolic_link_out_of_the_folder(tmp_path):
@@ -385,7 +386,7 @@ def test_an_interrupted_best_write_leaves_the_old_best_and_is_cleaned(root):
   checkpoint = _variables_checkpoint([1.0])
   best.save(checkpoint, 2, 0.4, _configuration())
   # A crash after the new files were written but before best.json was replaced:
-  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-5"))
+  runfolder.write_checkpoint(checkpoint, storage.join(root, "model.ckpt-5"), root)
   with tf.io.gfile.GFile(storage.join(root, "best.json.leo-tmp-123"), "w") as f:
     f.write("{")
   assert best.info["step"] == 2  # Still the old, complete best.

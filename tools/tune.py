@@ -89,6 +89,13 @@ WAIT_SECONDS = 2.0  # Between looks at the trials other tuners run, once this on
 SETUP_SECONDS = 60.0  # The longest a tuner waits for another to finish creating the study.
 HEARTBEATS_PER_GRACE = 5  # A tuner may miss a few (a busy server) before its trial is stale.
 KILL_GRACE_SECONDS = 30.0
+# A tuner silent this long is gone: --stale_seconds may not exceed it (the heartbeat's
+# interval is a fraction of it, and must be a number of seconds a clock can wait).
+MAX_STALE_SECONDS = 7 * 24 * 3600.0
+# The TPE sampler's seed is `--sampler_seed * SAMPLER_SEED_SPACING + trials so far`, which
+# numpy takes below 2**32: the largest --sampler_seed leaves room for a million trials.
+SAMPLER_SEED_SPACING = 1_000_003
+MAX_SAMPLER_SEED = 2**32 // SAMPLER_SEED_SPACING - 1
 ERROR_PREFIX = "runner.py: error: "
 # runner.py's line for a flag it does not have (utils.run_command).
 USAGE_PREFIX = ERROR_PREFIX + "Unknown command line flag "
@@ -272,8 +279,8 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
     return [record for record in records.read_validations(run_folder)
             if not trained_only or record["step"] > 0]
 
-  with open(f"{run_folder}.log", "a") as log:
-    log.write(f"$ {' '.join(command)}\n")
+  with file_storage.appending(f"{run_folder}.log") as log:
+    log.write(f"$ {' '.join(command)}\n".encode("utf-8"))
     log.flush()
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT,
@@ -296,8 +303,8 @@ def run_trial(trial: optuna.Trial, run_folder: str, flags: Sequence[str],
   if process.returncode < 0:  # Killed from outside (out of memory, a user).
     raise TrialFailed(f"runner.py was killed by {signal.Signals(-process.returncode).name}")
   if process.returncode != 0:
-    with open(f"{run_folder}.log") as log:
-      raise TrialFailed(error_line(log.read()))
+    raise TrialFailed(error_line(file_storage.read_bytes(f"{run_folder}.log", None).decode(
+        "utf-8", "replace")))
   best_checkpoint = runfolder.BestCheckpoint(os.path.join(run_folder, runfolder.BEST_FOLDER))
   try:
     best = best_checkpoint.info
@@ -424,10 +431,27 @@ def storage_error(settings: Settings, error: Exception) -> TuneError:
   return TuneError(f"tools/tune.py: --storage={storage_name(settings)}: {reason}")
 
 
+def check_journal(path: str):
+  """Refuses a journal file with a line that is torn (a tuner killed while appending it) or
+  not a JSON object: Optuna would fail on it, or append the next line to a torn one."""
+  if not os.path.exists(path):
+    return
+  lines = file_storage.read_bytes(path, None).split(b"\n")
+  for number, line in enumerate(lines, start=1):
+    where = f"tools/tune.py: --storage={path}: line {number}"
+    if number == len(lines) and line:
+      raise TuneError(f"{where} is torn (it has no end of line: a tuner was killed while "
+                      "writing it): remove that line to resume the study")
+    if number < len(lines):
+      file_storage.parse_json(line, where, "a line of the study's journal: remove it to "
+                              "resume the study", dict)
+
+
 def make_storage(settings: Settings):
   """The default SQLite file, an RDB URL (with Optuna's heartbeat), or a journal file."""
   url = settings.storage or f"sqlite:///{os.path.join(settings.study_dir, STORAGE_FILE)}"
   if "://" not in url:
+    check_journal(url)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
   # SQLite waits for another process's write instead of failing at once; a server's
   # connections are tested before use, so a restarted server is reconnected to.
@@ -473,9 +497,17 @@ def create_or_load(settings: Settings, storage) -> optuna.Study:
 
 def open_study(settings: Settings):
   """Creates or resumes the study (a resumed one must have been searched the same way);
-  returns it and its storage."""
+  returns it and its storage. A `--study_dir` that holds files but no `trials/` folder is not
+  a study: it is refused, so that no file of the user's is overwritten."""
+  trials = os.path.join(settings.study_dir, TRIALS_FOLDER)
+  others = sorted(os.listdir(settings.study_dir)) if os.path.isdir(settings.study_dir) else []
+  if others and not os.path.isdir(trials):
+    raise TuneError(f"tools/tune.py: --study_dir={settings.study_dir}: holds "
+                    f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''} but no "
+                    f"{TRIALS_FOLDER}/ folder, so it is not a leo study: choose a new or empty "
+                    "folder")
   try:
-    os.makedirs(os.path.join(settings.study_dir, TRIALS_FOLDER), exist_ok=True)
+    file_storage.makedirs(trials, settings.study_dir)
   except OSError as e:
     raise TuneError(f"tools/tune.py: --study_dir={settings.study_dir}: "
                     f"{e.strerror or e}") from None
@@ -496,7 +528,7 @@ def open_study(settings: Settings):
   # Offset by the trials so far, so that a resumed tuner does not redraw its first random
   # trials; spaced by --sampler_seed, so that tuners' seeds never meet.
   sampler = optuna.samplers.TPESampler(
-      seed=settings.sampler_seed * 1_000_003 + len(study.trials),
+      seed=settings.sampler_seed * SAMPLER_SEED_SPACING + len(study.trials),
       constant_liar=True)  # Trials running elsewhere count as bad: tuners spread out.
   pruner = (optuna.pruners.NopPruner() if settings.seeds else  # A sweep runs every seed.
             optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials,
@@ -569,7 +601,7 @@ def run_one(study: optuna.Study, storage, trial: optuna.Trial, settings: Setting
                                                                 str(trial.number))
   run_folder = os.path.join(settings.study_dir, relative)
   with heartbeat(storage, trial_id):
-    os.makedirs(run_folder, exist_ok=True)
+    file_storage.makedirs(run_folder, settings.study_dir)
     # Held first: a trial with a lock attr is locked.
     with file_storage.FileLock(run_folder + ".lock"):
       for name, value in (("run_folder", relative), ("host", HOST), ("pid", os.getpid()),
@@ -749,9 +781,15 @@ def settings_from_flags(values, runner_args: Sequence[str]) -> Settings:
   if unknown or not values.params:
     raise TuneError(f"tools/tune.py: --params={','.join(values.params)}: expected names "
                     f"among {', '.join(SPACE)}")
-  for name in ("num_trials", "num_steps_limit", "checkpoint_steps", "stale_seconds"):
+  for name in ("num_trials", "num_steps_limit", "checkpoint_steps"):
     if not getattr(values, name) >= 1:
       raise TuneError(f"tools/tune.py: --{name}={getattr(values, name)}: expected >= 1")
+  for name, low, high in (("stale_seconds", 1, MAX_STALE_SECONDS),
+                          ("sampler_seed", 0, MAX_SAMPLER_SEED),
+                          ("pruner_startup_trials", 0, math.inf)):
+    if not low <= getattr(values, name) <= high:
+      raise TuneError(f"tools/tune.py: --{name}={getattr(values, name)}: expected "
+                      + (f"{low:g} to {high:g}" if high < math.inf else f">= {low}"))
   if values.seeds < 0:
     raise TuneError(f"tools/tune.py: --seeds={values.seeds}: expected >= 0 (0: a search)")
   params = () if values.seeds else tuple(values.params)

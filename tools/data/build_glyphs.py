@@ -48,6 +48,7 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
+import storage
 from tools.data import build_icons
 import utils
 
@@ -221,9 +222,8 @@ def build(fonts_dir: str, output_dir: str, num_faces: int = NUM_FACES, seed: int
   build_icons.write_npz(os.path.join(output_dir, "glyphs.npz"), {
       "images": np.stack(images), "labels": np.asarray(labels, np.int32),
       "class_names": np.asarray(classes), "image_names": np.asarray(image_names)})
-  with open(os.path.join(output_dir, "split.json"), "w") as f:
-    json.dump({**split, "made_by": record}, f, indent=1)
-    f.write("\n")
+  storage.atomic_write_text(os.path.join(output_dir, "split.json"),
+                            json.dumps({**split, "made_by": record}, indent=1) + "\n")
   return record
 
 

@@ -50,6 +50,7 @@ import numpy as np
 import resvg_py
 import tensorflow as tf
 
+import storage
 import utils
 
 PACKAGE = "@iconify/json"
@@ -340,13 +341,15 @@ def split_classes(classes: Sequence[str], twin_groups: Sequence[Sequence[str]] =
 
 def write_npz(path: str, arrays: Mapping[str, np.ndarray]):
   """np.savez_compressed with fixed zip timestamps, so the same arrays give the same bytes."""
-  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+  contents = io.BytesIO()
+  with zipfile.ZipFile(contents, "w", compression=zipfile.ZIP_DEFLATED) as archive:
     for name, array in arrays.items():
       buffer = io.BytesIO()
       np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
       info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
       info.compress_type = zipfile.ZIP_DEFLATED
       archive.writestr(info, buffer.getvalue())
+  storage.atomic_write(path, contents.getvalue())
 
 
 def attribution_markdown(sets: Mapping[str, Mapping], image_counts: Mapping[str, int]) -> str:
@@ -389,13 +392,13 @@ def collect_examples(package_dir: str) -> Tuple[Dict[str, Mapping], Dict[str, Di
   Returns:
     (sets, examples): prefix -> set metadata, and concept -> {prefix: Icon}.
   """
-  with open(os.path.join(package_dir, "collections.json")) as f:
-    sets = allowed_sets(json.load(f))
+  what = f"a file of the npm package {PACKAGE}@{PACKAGE_VERSION}"
+  sets = allowed_sets(storage.read_json(os.path.join(package_dir, "collections.json"), what))
   examples = collections.defaultdict(dict)
   for prefix in sets:
-    with open(os.path.join(package_dir, "json", f"{prefix}.json")) as f:
-      for concept, icon in choose_icons(icon_candidates(json.load(f))).items():
-        examples[concept][prefix] = icon
+    icons = storage.read_json(os.path.join(package_dir, "json", f"{prefix}.json"), what)
+    for concept, icon in choose_icons(icon_candidates(icons)).items():
+      examples[concept][prefix] = icon
   return sets, dict(examples)
 
 
@@ -510,11 +513,10 @@ def build(package_dir: str, output_dir: str, min_examples: int = MIN_EXAMPLES,
       "sources": np.asarray(sources)})
   split_file = dict(splits, pool=sorted(pool), made_by=provenance(
       min_examples, split_sizes, pool_min_examples))
-  with open(os.path.join(output_dir, "split.json"), "w") as f:
-    json.dump(split_file, f, indent=1)
-    f.write("\n")
-  with open(os.path.join(output_dir, "ATTRIBUTION.md"), "w") as f:
-    f.write(attribution_markdown(sets, collections.Counter(image_names)))
+  storage.atomic_write_text(os.path.join(output_dir, "split.json"),
+                            json.dumps(split_file, indent=1) + "\n")
+  storage.atomic_write_text(os.path.join(output_dir, "ATTRIBUTION.md"),
+                            attribution_markdown(sets, collections.Counter(image_names)))
   for name, members in dict(splits, pool=sorted(pool)).items():
     count = sum(len(everything[concept]) for concept in members)
     logging.info("%s: %d classes, %d images", name, len(members), count)

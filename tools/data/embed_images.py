@@ -34,6 +34,7 @@ from absl import logging
 import backbone as backbone_lib
 import config
 import images as images_lib
+import storage
 import utils
 from tools.data import pretrain_embeddings as pe
 
@@ -48,7 +49,7 @@ def seen_classes(image_set: pe.ImageSet, record: Optional[Mapping[str, object]])
   """Ids of the image set's classes that the backbone was trained on."""
   if not record:
     return []
-  trained = set(record["backbone_trained_on"]["class_ids"])
+  trained = set((record.get("backbone_trained_on") or {}).get("class_ids") or [])
   return sorted(set(pe.class_ids(image_set.class_names)) & trained)
 
 
@@ -84,8 +85,8 @@ def embed_image_set(image_set: pe.ImageSet, splits: Mapping[str, Sequence[int]],
       "protocol": PROTOCOL,
       "protocol_means": "an already trained backbone embeds every image; nothing is trained",
       **backbone_lib.backbone_file_entry(backbone_path, os.path.abspath(backbone_path)),
-      "backbone_trained_on": trained["backbone_trained_on"] if trained else None,
-      "backbone_train_config": trained["train_config"] if trained else None,
+      "backbone_trained_on": (trained or {}).get("backbone_trained_on"),
+      "backbone_train_config": (trained or {}).get("train_config"),
       "classes_the_backbone_saw": seen,
       "pickles": {split: pe.class_record(image_set, splits[split]) for split in pe.SPLITS},
       **(record or {}),
@@ -141,9 +142,7 @@ def embed(values, output_dir: str):
     named = images_lib.random_split(image_set.class_names, values.seed)
     os.makedirs(output_dir, exist_ok=True)
     split_file = os.path.join(output_dir, SPLIT_FILE)
-    with open(split_file, "w") as f:
-      json.dump(named, f, indent=1)
-      f.write("\n")
+    storage.atomic_write_text(split_file, json.dumps(named, indent=1) + "\n")
     splits = pe.load_split(split_file, image_set.class_names)
   record = {"command": " ".join(["python -m tools.data.embed_images"] + sys.argv[1:]),
             "inputs": {name: {"file": os.path.abspath(path),

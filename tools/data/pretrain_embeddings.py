@@ -67,7 +67,6 @@ rather than in the first step's trace), so its embeddings are not the default ru
 """
 
 import dataclasses
-import json
 import math
 import os
 import pickle
@@ -92,6 +91,7 @@ import backbone as backbone_lib
 import config as config_lib
 import distribute
 import images as images_lib
+import storage
 
 REPO_ROOT = utils.REPOSITORY
 EMBEDDING_CROP = "center"
@@ -195,16 +195,11 @@ def load_split(path: str, class_names: Sequence[str]) -> Dict[str, List[int]]:
   """Reads a split file; returns split -> indices into `class_names`, each split's in the
   file's order, for the three splits and the pool (empty if the file has none). A `made_by`
   entry (how the file was made) is not read."""
-  try:
-    with open(path) as f:
-      split = json.load(f)
-  except (OSError, ValueError) as e:
-    raise backbone_lib.InputError(f"{path}: not a readable split file ({type(e).__name__}: "
-                                  f"{' '.join(str(e).split())})") from None
-  if isinstance(split, dict):
-    split = {name: names for name, names in split.items() if name != "made_by"}
-    split.setdefault(POOL, [])
-  if not isinstance(split, dict) or sorted(split) != sorted(SPLITS + (POOL,)):
+  split = storage.read_json(path, "a split file", {**{name: [str] for name in SPLITS},
+                                                   POOL: (None, [str])})
+  split = {name: names for name, names in split.items() if name != "made_by"}
+  split[POOL] = split.get(POOL) or []
+  if sorted(split) != sorted(SPLITS + (POOL,)):
     raise backbone_lib.InputError(
         f"{path}: expected a JSON object with the keys {list(SPLITS)} (and "
         f"optionally {POOL!r}), each a list of class names")
@@ -478,8 +473,7 @@ def write_embeddings(path: str, embeddings: np.ndarray, labels: np.ndarray, keys
   os.makedirs(os.path.dirname(path), exist_ok=True)
   contents = {"embeddings": embeddings.astype(np.float32), "labels": labels.astype(np.int32),
               "keys": keys}
-  with open(path, "wb") as f:
-    pickle.dump(contents, f, protocol=PICKLE_PROTOCOL)
+  storage.atomic_write(path, pickle.dumps(contents, protocol=PICKLE_PROTOCOL))
 
 
 def class_record(image_set: ImageSet, indices: Sequence[int]) -> Dict[str, object]:

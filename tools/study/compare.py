@@ -30,6 +30,7 @@ import textwrap
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from absl import flags
+from absl import logging
 import numpy as np
 from scipy import stats
 
@@ -56,7 +57,7 @@ def load_records(paths: Sequence[str]) -> List[Record]:
   for path in map(os.fspath, paths):
     if os.path.isdir(path):
       in_path = records.find_records(path)
-    elif os.path.isfile(path):
+    elif os.path.lexists(path):  # A file, or what read_record refuses in one line (a FIFO).
       in_path = [(path, records.read_record(path))]
     else:
       raise utils.LeoError(f"{path}: no such file or folder")
@@ -174,7 +175,7 @@ def _meta_trained_elsewhere(fields: dict) -> str:
   """"cross-domain from <data>" for a record tested on other data than it learnt from, else
   ""."""
   learnt, tested = fields.get("meta_trained_on"), fields.get("tested_on")
-  if not learnt or not tested or all(learnt[key] == tested[key] for key in
+  if not learnt or not tested or all(learnt.get(key) == tested.get(key) for key in
                                      ("dataset_name", "embedding_crop", "data_path")):
     return ""
   return f"cross-domain from {learnt['dataset_name']}"
@@ -186,9 +187,8 @@ def _trained(fields: dict) -> str:
   trained = fields.get("trained") or {}
   parts = [f"step {trained['step']}"] if trained.get("step") is not None else []
   parts += [_meta_trained_elsewhere(fields)] if _meta_trained_elsewhere(fields) else []
-  if "num_classes" in trained and (trained["num_classes"], trained.get(
-      "num_tr_examples_per_class")) != (fields["num_classes"],
-                                        fields["num_tr_examples_per_class"]):
+  shape = (trained.get("num_classes"), trained.get("num_tr_examples_per_class"))
+  if None not in shape and shape != (fields["num_classes"], fields["num_tr_examples_per_class"]):
     parts.append(f"trained {_shape(trained)}")
   return ", ".join(parts)
 
@@ -386,7 +386,7 @@ def find_runs(paths: Sequence[str]) -> List[str]:
   """Run folders in `paths` (themselves or below): folders with validations or event files."""
   runs = []
   for path in paths:
-    for folder, _, files in sorted(os.walk(path)) if os.path.isdir(path) else ():
+    for folder, files in sorted(storage.walk(path)) if os.path.isdir(path) else ():
       if records.VALIDATIONS_FILE in files or any(
           name.startswith("events.out.tfevents.") for name in files):
         runs.append(folder)
@@ -404,19 +404,23 @@ def validation_curve(run: str) -> Dict[int, float]:
   """{step: validation accuracy} of a run: its event files, else its validations.jsonl.
 
   A resumed run may repeat a step: the last value written wins. A torn last line of
-  validations.jsonl (a crash while appending) is ignored.
+  validations.jsonl or a torn last event (a crash while appending) is ignored, with what
+  follows a damaged event of its file (a warning names it). Only regular files are read.
   """
   curve = {}
-  event_files = sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")),
-                       key=os.path.getmtime)
+  event_files = sorted((path for path in glob.glob(os.path.join(run, "events.out.tfevents.*"))
+                        if os.path.isfile(path)), key=os.path.getmtime)
   if event_files:
     tf, event_pb2 = _import_tensorflow()
     for path in event_files:
-      for serialized in tf.data.TFRecordDataset(path):
-        event = event_pb2.Event.FromString(serialized.numpy())
-        for value in event.summary.value:
-          if value.tag == VALID_ACCURACY_TAG:
-            curve[event.step] = float(tf.make_ndarray(value.tensor))
+      try:
+        for serialized in tf.data.TFRecordDataset(path):
+          event = event_pb2.Event.FromString(serialized.numpy())
+          for value in event.summary.value:
+            if value.tag == VALID_ACCURACY_TAG:
+              curve[event.step] = float(tf.make_ndarray(value.tensor))
+      except tf.errors.DataLossError as e:
+        logging.warning("%s: %s; its events before that are used", path, utils.first_line(e))
   if not curve:
     curve = {v["step"]: float(v["accuracy"]) for v in records.read_validations(run)}
   return dict(sorted(curve.items()))
