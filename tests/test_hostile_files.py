@@ -99,7 +99,9 @@ def _write_json(path, contents):
 def _split():
   """Three classes of three images: rows 0-2 are class a, 3-5 b, 6-8 c."""
   keys = [f"test-{c}-{c}_{i}" for c in "abc" for i in range(3)]
-  return data.validate_embeddings({"embeddings": np.eye(9, 4, dtype=np.float32),
+  # Unit rows (LEO refuses rows it cannot L2-normalise): class a along 0, b along 1, c along 2.
+  embeddings = np.repeat(np.eye(3, 4, dtype=np.float32), 3, axis=0)
+  return data.validate_embeddings({"embeddings": embeddings,
                                    "keys": np.asarray(keys)}, "<test>")
 
 
@@ -623,12 +625,12 @@ def _links_to_parents(results):
 
 
 COMMANDS = [
-    (compare_command("fifo", lambda results: os.mkfifo(results / "zz.json")), r"tools.study.compare: "
+    (compare_command("fifo", lambda results: os.mkfifo(results / "zz.json")), r"tools.study.compare: error: "
      r"{tmp}/run/results/zz.json: a FIFO \(named pipe\), not a regular file; leo reads only "
      "regular files"),
     (compare_command("array_for_trained",
                      lambda results: _write_json(results / "b.json", _record(trained=[3]))),
-     r"tools.study.compare: {tmp}/run/results/b.json: 'trained' is \[3\], expected null or an "
+     r"tools.study.compare: error: {tmp}/run/results/b.json: 'trained' is \[3\], expected null or an "
      "object"),
     (compare_command("links_to_parents", _links_to_parents), None),
 ]
