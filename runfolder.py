@@ -47,8 +47,11 @@ DAMAGED_FOLDER = "damaged"
 CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
 MAX_CHECKPOINTS_TO_KEEP = 3
+# What leo ships (the trained models, the bundled embeddings): their JSON files carry a
+# checksum, so one without is refused (`read_checked_json`).
+SHIPPED = os.path.join(utils.REPOSITORY, "datasets")
 # The trained models shipped with leo: evaluating one leaves leo's tree as it is.
-SHIPPED_MODELS = os.path.join(utils.REPOSITORY, "datasets", "models")
+SHIPPED_MODELS = os.path.join(SHIPPED, "models")
 PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
 LOCK_FILE = storage.RunLock.NAME
 # The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
@@ -87,16 +90,49 @@ def foreign_files(folder: str) -> List[str]:
 # ---- Identity: a folder belongs to one configuration. ----
 
 DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
+# The sha256 of the backbone that made those embeddings, as their PROVENANCE.json names it
+# (backbone.py): a trained model and its backbone are one unit (prediction.py checks it).
+BACKBONE_DIGEST = "backbone_digest"
+# A configuration's entries, as config.json holds them (config.Configs.to_json, training.py).
+CONFIGURATION_KEYS = ("data_config", "inner_model_config", "outer_model_config", "seed",
+                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST)
+_SECTIONS = CONFIGURATION_KEYS[:3]
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun
 # with other values of these. Every other value defines what is trained (`claim`).
 RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
                                   "metatest_batch_size"})
 
 
+def is_below(path: str, folder: str) -> bool:
+  """Whether `path` is a local path inside `folder` (symbolic links resolved)."""
+  return storage.is_local(path) and os.path.realpath(path).startswith(
+      os.path.realpath(folder) + os.sep)
+
+
+def read_checked_json(path: str, what: str):
+  """`storage.read_checked_json`, except that a file leo ships (below SHIPPED) must carry
+  its checksum: one without has been edited."""
+  contents = storage.read_checked_json(path, what)
+  if is_below(path, SHIPPED) and storage.CHECKSUM_FIELD not in storage.read_json(path, what):
+    raise storage.StorageError(f"{path}: no checksum, but leo ships it with one: it was "
+                               f"edited; restore it (git checkout {path}); it is {what}")
+  return contents
+
+
+def identity(configuration) -> dict:
+  """What a configuration trains: its values but those that only extend or observe a run
+  (RUN_EXTENDING_FIELDS), with the digests of its data and backbone where it has them."""
+  values = {key: configuration[key] for key in CONFIGURATION_KEYS[3:] if key in configuration}
+  for section in _SECTIONS:
+    values[section] = {name: value for name, value in configuration.get(section, {}).items()
+                       if name not in RUN_EXTENDING_FIELDS}
+  return values
+
+
 def identity_differences(saved, current) -> List[str]:
   """`--flag=new (saved: old)` for every training value in which `current` differs."""
   differences = []
-  for section in ("data_config", "inner_model_config", "outer_model_config"):
+  for section in _SECTIONS:
     for name in sorted(set(saved.get(section, {})) | set(current[section])):
       if name in RUN_EXTENDING_FIELDS:
         continue
@@ -108,11 +144,13 @@ def identity_differences(saved, current) -> List[str]:
   if saved.get("embedding_dim") != current["embedding_dim"]:
     differences.append(f"embeddings of {current['embedding_dim']} dimensions (saved: "
                        f"{saved.get('embedding_dim')})")
-  # A configuration written before leo kept the digest has none: it is adopted (`claim`).
-  old, new = saved.get(DATA_DIGEST), current.get(DATA_DIGEST)
-  if old and new and old != new:
-    differences.append(f"other embeddings at --data_path (digest {new[:12]}, saved: "
-                       f"{old[:12]}): the path may change, the data may not")
+  # A configuration written before leo kept a digest has none: it is adopted (`claim`).
+  for key, what in ((DATA_DIGEST, "embeddings at --data_path"),
+                    (BACKBONE_DIGEST, "backbone in the PROVENANCE.json of --data_path")):
+    old, new = saved.get(key), current.get(key)
+    if old and new and old != new:
+      differences.append(f"other {what} (digest {new[:12]}, saved: {old[:12]}): the path "
+                         "may change, the data may not")
   return differences
 
 
@@ -154,9 +192,9 @@ def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
 
 
 def read_config(folder: str):
-  return storage.read_checked_json(storage.join(folder, CONFIG_FILE),
-                                   "the run's configuration: restore it from a copy of the "
-                                   "run, or train in another --checkpoint_path")
+  return read_checked_json(storage.join(folder, CONFIG_FILE),
+                           "the run's configuration: restore it from a copy of the run, or "
+                           "train in another --checkpoint_path")
 
 
 def prepare(folder: str):
@@ -489,7 +527,7 @@ class BestCheckpoint:
       return None
     what = (f"the best checkpoint's commit record: restore it, or move {self.folder} aside to "
             "let training elect a new best")
-    info = storage.read_checked_json(path, what)
+    info = read_checked_json(path, what)
     problem = self.check_info(info)
     if problem:
       raise storage.StorageError(f"{path}: damaged ({problem}); it is {what}")
@@ -506,9 +544,8 @@ class BestCheckpoint:
       return f"'accuracy' is {accuracy!r}, expected an accuracy in [0, 1]"
     if info.get("checkpoint") != f"{CHECKPOINT_NAME}-{step}":
       return f"'checkpoint' is {info.get('checkpoint')!r}, expected '{CHECKPOINT_NAME}-{step}'"
-    sections = ("data_config", "inner_model_config", "outer_model_config")
-    if not all(isinstance(info.get(name), dict) for name in sections):
-      return f"expected the configuration's sections {', '.join(sections)}"
+    if not all(isinstance(info.get(name), dict) for name in _SECTIONS):
+      return f"expected the configuration's sections {', '.join(_SECTIONS)}"
     run = os.path.dirname(self.folder.rstrip("/"))
     if storage.exists(storage.join(run, CONFIG_FILE)):
       differences = identity_differences(read_config(run), info)
@@ -605,8 +642,7 @@ def find_checkpoint(path: str) -> FoundCheckpoint:
 def results_folder(folder: str) -> str:
   """Where an evaluation of the model of run folder `folder` writes its record: the run
   folder, but for a shipped model a folder of the system's temporary directory."""
-  shipped = os.path.realpath(SHIPPED_MODELS) + os.sep
-  if not storage.is_local(folder) or not os.path.realpath(folder).startswith(shipped):
+  if not is_below(folder, SHIPPED_MODELS):
     return folder
   return os.path.join(tempfile.gettempdir(), "leo-results", os.path.basename(folder.rstrip("/")))
 
