@@ -10,7 +10,9 @@ dataclasses.
 
 import dataclasses
 import math
+import os
 import re
+import struct
 import sys
 from typing import Any, Mapping, Optional, Sequence
 
@@ -42,8 +44,17 @@ _DATASET_NAME = r"[A-Za-z0-9][A-Za-z0-9_.]*"
 
 # Every float of a config is used in float32 and every count in TF's int32 shapes.
 FLOAT32_MAX = 3.4028234663852886e38
-FLOAT32_TINY = 1.401298464324817e-45  # The smallest float32 above 0.
+# The smallest normal float32: TF on CPUs flushes smaller magnitudes (subnormals) to 0 in its
+# ops, so a learning rate of 1e-40 is a learning rate of 0.
+FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
 INT32_MAX = 2**31 - 1
+# At this many tasks an evaluation's 95% CI is under ±0.01% whatever the accuracy
+# (1.96 * 0.5 / sqrt(1e8), per-task accuracies lying in [0, 1]): more change no digit leo
+# prints, and take days.
+MAX_EVALUATED_TASKS = 10**8
+# More intra-op threads than this per core only wait for one another, and TF takes minutes to
+# start a hundred thousand.
+MAX_THREADS_PER_CORE = 4
 
 # The tuned hyperparameters of the original README, one preset per setting.
 _TUNED = ("outer_lr", "l2_penalty_weight", "orthogonality_penalty_weight", "dropout_rate",
@@ -151,9 +162,9 @@ flags.DEFINE_string("eval_embedding_crop", None, "--embedding_crop of the data "
                     "--evaluation_mode and --baseline evaluate on. Default: the run's.")
 flags.DEFINE_string("export_tasks", None, "Also write the evaluated tasks to this file, one "
                     "JSON line per task (class names, support and query keys; tasks.py).")
-flags.DEFINE_string("tasks", None, "Evaluate on the tasks of this file (the format of "
-                    "--export_tasks) instead of sampled ones; the file gives their number "
-                    "and shape.")
+flags.DEFINE_string("tasks", None, "With --evaluation_mode or --baseline: evaluate on the "
+                    "tasks of this file (the format of --export_tasks) instead of sampled "
+                    "ones; the file gives their number and shape.")
 flags.DEFINE_string("results_path", None, "Folder an evaluation writes its result record "
                     "into (the file is named in the log: 'Result record: <path>'). Default: "
                     "<checkpoint_path>/results (a shipped model's: a temporary folder).")
@@ -163,8 +174,8 @@ flags.DEFINE_boolean("jit_compile", False,
                      "Compile the training step and the evaluated model's adaptation with XLA "
                      "(for GPUs; no consistent gain on CPUs, see BENCHMARKS.md).")
 flags.DEFINE_integer("intra_op_threads", 0,
-                     "TF intra-op threads; 0: the measured choice for the task shape "
-                     "(distribute.configure_threads).")
+                     f"TF intra-op threads, at most {MAX_THREADS_PER_CORE} per core; 0: the "
+                     "measured choice for the task shape (distribute.configure_threads).")
 
 
 class ConfigError(utils.LeoError):
@@ -241,6 +252,14 @@ class OuterModelConfig:
     for name in ("metatrain_batch_size", "metavalid_batch_size", "metatest_batch_size",
                  "num_test_tasks"):
       _check_int(name, getattr(self, name), minimum=1)
+    if self.num_test_tasks > MAX_EVALUATED_TASKS:
+      _fail("num_test_tasks", self.num_test_tasks, f"an integer in [1, {MAX_EVALUATED_TASKS}]"
+            ": at that many tasks the test's 95% CI is under ±0.01% whatever the accuracy")
+    if NUM_VALID_BATCHES * self.metavalid_batch_size > MAX_EVALUATED_TASKS:
+      _fail("metavalid_batch_size", self.metavalid_batch_size,
+            f"an integer in [1, {MAX_EVALUATED_TASKS // NUM_VALID_BATCHES}]: a validation "
+            f"scores {NUM_VALID_BATCHES} batches, and at {MAX_EVALUATED_TASKS} tasks its 95% CI "
+            "is under ±0.01% whatever the accuracy")
     _check_int("num_steps_limit", self.num_steps_limit, minimum=0)
     _check_float("outer_lr", self.outer_lr)
     # <= 0 disables a clip in the original, so any finite value is allowed.
@@ -293,12 +312,17 @@ class RunConfig:
     for name in ("eval_data_path", "export_tasks", "tasks", "results_path"):
       if getattr(self, name) == "":
         _fail(name, "", "a path")
+    # Training tests on sampled tasks: a file's tasks would be ignored without a word.
+    if self.tasks is not None and not self.evaluation_mode and self.baseline == "none":
+      _fail("tasks", self.tasks, "--evaluation_mode or --baseline with it (a training tests "
+            f"on sampled tasks; evaluate the trained run with --evaluation_mode "
+            f"--tasks={self.tasks})")
     if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
       _fail("distribution_strategy", self.distribution_strategy,
             "one of " + ", ".join(DISTRIBUTION_STRATEGIES))
     if not isinstance(self.jit_compile, bool):
       _fail("jit_compile", self.jit_compile, "true or false")
-    _check_int("intra_op_threads", self.intra_op_threads, minimum=0)
+    check_threads("intra_op_threads", self.intra_op_threads, minimum=0)
 
 
 def _fail(name: str, value: Any, expected: str):
@@ -314,20 +338,41 @@ def _check_int(name: str, value: Any, minimum: int):
     _fail(name, value, f"an integer in [{minimum}, {INT32_MAX}] (TF's int32)")
 
 
+def _float32(value: float) -> float:
+  """`value` (finite, of at most FLOAT32_MAX in magnitude) rounded to float32, as TF holds it."""
+  return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def check_threads(name: str, value: Any, minimum: int):
+  """Refuses a thread count below `minimum` or above MAX_THREADS_PER_CORE per core."""
+  _check_int(name, value, minimum)
+  cores = os.cpu_count() or 1
+  if value > MAX_THREADS_PER_CORE * cores:
+    _fail(name, value, f"an integer in [{minimum}, {MAX_THREADS_PER_CORE * cores}] "
+          f"({MAX_THREADS_PER_CORE} per core of this machine's {cores})")
+
+
 def _check_float(name: str, value: Any, minimum: float = None, below: float = None):
-  """A finite number; > 0 unless a `minimum` (inclusive) is given, < `below` if given."""
+  """A finite number that float32, where it is used, keeps what it is: > 0 unless a `minimum`
+  (inclusive) is given, < `below` if given, and 0 or a normal float32 (TF flushes smaller
+  magnitudes to 0)."""
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
     _fail(name, value, "a finite number")
   if abs(value) > FLOAT32_MAX:
     _fail(name, value, f"a number of at most {FLOAT32_MAX:.4g} in magnitude (it is used in "
           "float32)")
-  if minimum is None and value < FLOAT32_TINY:
-    _fail(name, value, f"a number > 0 in float32 (>= {FLOAT32_TINY:.4g})" if value > 0
-          else "a number > 0")
+  if minimum is None and value <= 0:
+    _fail(name, value, "a number > 0")
   if minimum is not None and value < minimum:
     _fail(name, value, f"a number >= {minimum:g}")
-  if below is not None and value >= below:
-    _fail(name, value, f"a number in [{minimum:g}, {below:g})")
+  single = _float32(value)
+  if value != 0 and abs(single) < FLOAT32_MIN_NORMAL:
+    _fail(name, value, (f"a number >= {FLOAT32_MIN_NORMAL:.4g}" if minimum is None else
+                        f"0 or a number of at least {FLOAT32_MIN_NORMAL:.4g} in magnitude")
+          + " (it is used in float32, where TF flushes smaller ones to 0)")
+  if below is not None and single >= below:
+    _fail(name, value, f"a number in [{minimum:g}, {below:g})"
+          + (f" in float32, where it is {single:g}" if value < below else ""))
 
 
 def _flag_values(config_class) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ import enum
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import posixpath
@@ -240,14 +241,11 @@ def validate_embeddings(raw, path: str) -> Embeddings:
                    if isinstance(embeddings, np.ndarray) else f"a {type(embeddings).__name__}")
     raise DataError(f"{path}: 'embeddings' is {description}, expected a non-empty 2-D float "
                     "array [images, dim]")
-  # Checked as used: in float32, and through the L2 normalisation's sum of squares.
   with np.errstate(over="ignore", invalid="ignore"):
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    finite = np.isfinite(np.einsum("ij,ij->i", embeddings, embeddings))
-  if not finite.all():
-    bad_row = int(np.argmin(finite))
-    raise DataError(f"{path}: 'embeddings' contains NaN or Inf in float32 (first in row "
-                    f"{bad_row}, or its squared norm), expected finite float32 values")
+  problem = normalisation_problem(embeddings)
+  if problem:
+    raise DataError(f"{path}: 'embeddings' {problem}")
   keys = _key_list(keys, path)
   if len(keys) != embeddings.shape[0]:
     raise DataError(f"{path}: {len(keys)} keys but {embeddings.shape[0]} embedding rows, "
@@ -269,6 +267,37 @@ def validate_embeddings(raw, path: str) -> Embeddings:
       image_names=image_names,
       class_names=list(rows),
       rows_by_class=[np.asarray(r, dtype=np.int64) for r in rows.values()])
+
+
+# tf.math.l2_normalize's epsilon, as the original calls it: a row whose squared norm is below
+# it is not scaled to unit length.
+L2_NORMALIZE_EPSILON = 1e-12
+
+
+def normalisation_problem(embeddings: np.ndarray) -> Optional[str]:
+  """Why the model cannot L2-normalise float32 `embeddings` [..., dim] row by row, as one
+  line, or None: a NaN or Inf, or a row whose squared norm, summed in float32 as the model
+  sums it, is not in [L2_NORMALIZE_EPSILON, FLOAT32_MAX]. Embeddings scaled by 1e-25 (their
+  squares underflow to 0) or 1e25 (they overflow) would score chance on every task."""
+  def first(bad):
+    index = [int(i) for i in np.unravel_index(np.argmax(bad), bad.shape)]
+    return index[0] if len(index) == 1 else index
+
+  finite = np.isfinite(embeddings).all(axis=-1)
+  if not finite.all():
+    return (f"contains NaN or Inf in float32 (first in row {first(~finite)}), expected finite "
+            "float32 values")
+  with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+    squared = np.einsum("...i,...i->...", embeddings, embeddings)
+  in_range = np.isfinite(squared) & (squared >= np.float32(L2_NORMALIZE_EPSILON))
+  if in_range.all():
+    return None
+  norms = np.sqrt(np.einsum("...i,...i->...", embeddings, embeddings, dtype=np.float64))
+  bounds = (L2_NORMALIZE_EPSILON, config_lib.FLOAT32_MAX)
+  return (f"has rows of L2 norm {norms.min():.3g} to {norms.max():.3g} (first out of range: "
+          f"row {first(~in_range)}), expected norms whose squares in float32 lie in "
+          f"[{bounds[0]:g}, {bounds[1]:.4g}] (norms of {math.sqrt(bounds[0]):g} to "
+          f"{math.sqrt(bounds[1]):.3g}), which the model scales to unit length: rescale them")
 
 
 def load_embeddings(path: str) -> Embeddings:

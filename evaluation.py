@@ -41,9 +41,6 @@ PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
 # Evaluation tasks are drawn in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
-# Tasks per compiled call of a scorer that does not gather the queries (LEOScores), ~100 KB
-# each on miniImageNet (their rows, their classes' logits); BENCHMARKS.md compares sizes.
-EVAL_TASKS_PER_CALL = 200
 
 
 def chunk_size(batch_size: int, num_classes: int, examples: int, dim: int,
@@ -84,7 +81,7 @@ class LEOScores:
   if `jit_compile`), then scores the queries where they lie in memory
   (`DataProvider.query_logits`) instead of gathering them: an evaluation task holds thousands
   of query embeddings and a small support set, so many tasks fit in one call."""
-  tasks_per_call = EVAL_TASKS_PER_CALL
+  tasks_per_call = sizes.EVAL_TASKS_PER_CALL
 
   def __init__(self, leo, jit_compile: bool = False):
     self._leo = leo

@@ -249,7 +249,7 @@ class LEO(snt.Module):
     Args:
       data: tr_input [tasks, N, K, D] float, tr_output [tasks, N, K, 1] int (the class
         position), val_input [tasks, N, V, D], val_output [tasks, N, V, 1]; tr_info and val_info
-        are ignored. N, K and D must be those of the first call; V may change.
+        are ignored. D must be that of the first call; N, K and V may change.
       is_meta_training: training mode (dropout, sampling, KL and encoder penalty) if True,
         evaluation mode (no dropout, means instead of samples) if False.
       noise_seed: a stateless seed [2] for this call's randomness; drawn from `generator` if
@@ -333,20 +333,27 @@ class LEO(snt.Module):
         val_output=tf.convert_to_tensor(data.val_output))
 
   def save_problem_instance_stats(self, instance: tf.Tensor):
-    """Reads N, K and D from tr_input [tasks, N, K, D]; they may not change later."""
+    """Reads N, K and D from tr_input [tasks, N, K, D] for this call; D may not change later.
+
+    The variables depend on D alone, so N and K may change from call to call, and in evaluation
+    mode they may be unknown until run time (a graph for any support set): they are then
+    scalar tensors, else ints, so that graphs of known shapes stay those of ints.
+    """
     shape = instance.shape
-    if shape.rank != 4 or not shape[1:].is_fully_defined():
+    if shape.rank != 4 or shape[3] is None:
       raise ProblemShapeError(
-          f"tr_input: expected a [tasks, classes, shots, dim] tensor with known classes, shots "
-          f"and dim, got shape {shape}")
-    new = tuple(shape[1:].as_list())
-    if hasattr(self, "embedding_dim"):
-      old = (self.num_classes, self.num_examples_per_class, self.embedding_dim)
-      if new != old:
-        raise ProblemShapeError(
-            f"tr_input: LEO was built for (classes, shots, dim) = {old}, got {new} "
-            f"(shape {shape}); classes, shots and embedding dim cannot change between calls")
-    self.num_classes, self.num_examples_per_class, self.embedding_dim = new
+          f"tr_input: expected a [tasks, classes, shots, dim] tensor with a known dim, got "
+          f"shape {shape}")
+    if self.is_meta_training and not shape[1:].is_fully_defined():
+      raise ProblemShapeError(f"tr_input: training needs known classes and shots, got shape "
+                              f"{shape}")
+    if getattr(self, "embedding_dim", shape[3]) != shape[3]:
+      raise ProblemShapeError(
+          f"tr_input: LEO was built for {self.embedding_dim}-d embeddings, got shape {shape}; "
+          "the embedding dim cannot change between calls")
+    self.num_classes, self.num_examples_per_class = (
+        tf.shape(instance)[axis] if shape[axis] is None else shape[axis] for axis in (1, 2))
+    self.embedding_dim = shape[3]
 
   @snt.once
   def _initialize(self):
@@ -410,14 +417,16 @@ class LEO(snt.Module):
                       latents: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """Latents -> (support loss [tasks, N, K], classifier weights [tasks, N, K, D])."""
     weights_dist_params = self.decoder(latents)
-    classifier_weights, _ = self.possibly_sample(weights_dist_params,
-                                                 stddev_offset=self._weights_stddev_offset)
+    classifier_weights, _ = self.possibly_sample(
+        weights_dist_params,
+        stddev_offset=self._weights_stddev_offset if self.is_meta_training else 0.0)
     tr_loss, _ = self.calculate_inner_loss(data.tr_input, data.tr_output, classifier_weights)
     return tr_loss, classifier_weights
 
   @property
   def _weights_stddev_offset(self) -> float:
-    """A Glorot-like scale for the sampled weights instead of a std of 1 (as the original)."""
+    """A Glorot-like scale for the sampled weights instead of a std of 1 (as the original);
+    read only when sampling, in training, where N is an int."""
     return math.sqrt(2.0 / (self.num_classes + self.embedding_dim))
 
   def encoder(self, inputs: tf.Tensor) -> tf.Tensor:
@@ -570,7 +579,10 @@ class LEO(snt.Module):
     inputs = self._dropout(data.tr_input)
     logits = _class_logits(inputs, tf.reduce_mean(weights, axis=2))
     delta = tf.nn.softmax(logits) - self._one_hot(data.tr_output)
-    gradient = tf.einsum("tijn,tijd->tnd", delta, inputs) / self.num_examples_per_class
+    shots = self.num_examples_per_class  # An int, or a tensor known at run time only.
+    if isinstance(shots, tf.Tensor):
+      shots = tf.cast(shots, inputs.dtype)
+    gradient = tf.einsum("tijn,tijd->tnd", delta, inputs) / shots
     return self.loss_fn(logits, data.tr_output), gradient[:, :, tf.newaxis]
 
   def decode_with_gradients(self, data: data_lib.ProblemInstance, latents: tf.Tensor
@@ -590,8 +602,8 @@ class LEO(snt.Module):
       num_latents]).
     """
     means, unnormalized_stddev = tf.split(self.decoder(latents), 2, axis=-1)
-    stddev_offset = self._weights_stddev_offset
     if self.is_meta_training:
+      stddev_offset = self._weights_stddev_offset
       stddev = normal_stddev(unnormalized_stddev, stddev_offset)
       classifier_weights, noise = self.reparameterised_sample(means, stddev)
     else:

@@ -42,6 +42,7 @@ import trained
 # The trained icons models shipped with leo (datasets/README.md), chosen by the support's K.
 SHIPPED_1SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_1shot")
 SHIPPED_5SHOT = os.path.join(runfolder.SHIPPED_MODELS, "icons_5shot")
+MIN_CLASSES = 2  # LEO tells classes apart: one class leaves nothing to tell.
 EMBEDDINGS_SUFFIXES = (".pkl", ".pkl" + data.GZIP_SUFFIX)
 OUTPUT_FORMATS = (".csv", ".json")
 
@@ -64,17 +65,34 @@ def backbone_of(data_config: config_lib.DataConfig, model_digest: Optional[str] 
     raise PredictionError(f"{e}; give embeddings files instead of images") from None
 
 
+def adapted_weights(leo: model.LEO, support: tf.Tensor) -> tf.Tensor:
+  """The classifier LEO adapts to a support set float32 [N, K, D] (row n: class n; not
+  normalised), in evaluation mode: its weights [N, D]. Traced with N and K unknown, it is one
+  graph for any support set."""
+  classes, shots = tf.unstack(tf.shape(support)[:2])
+  labels = tf.broadcast_to(tf.range(classes)[:, None, None], [classes, shots, 1])
+  normalised = tf.math.l2_normalize(support, axis=-1)
+  return leo.adapt(data.ProblemInstance(normalised[None], labels[None], None, None, None,
+                                        None))[0][0]
+
+
+def class_probabilities(weights: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+  """Probabilities [queries, N] of queries float32 [queries, D] (not normalised) under the
+  adapted classifier's weights [N, D]: the softmax of the logits x · weights[n], x the
+  L2-normalised query."""
+  normalised = tf.math.l2_normalize(queries, axis=-1)
+  return tf.nn.softmax(tf.einsum("qd,nd->qn", normalised, weights))
+
+
 class Predictor:
   """A trained LEO that adapts to support sets and classifies queries."""
 
-  def __init__(self, leo: model.LEO, inner_config: config_lib.InnerModelConfig,
-               backbone_path: Optional[str] = None,
+  def __init__(self, leo: model.LEO, backbone_path: Optional[str] = None,
                data_config: Optional[config_lib.DataConfig] = None, name: str = "the model",
                backbone_digest: Optional[str] = None):
     """
     Args:
       leo: a LEO with its trained variables (built for any task shape).
-      inner_config: the configuration it was built with.
       backbone_path: the backbone that made its embeddings, for `embed`; default: the one
         `data_config`'s PROVENANCE.json names (looked up by the first `embed`).
       data_config: the embeddings the model was trained on.
@@ -85,89 +103,106 @@ class Predictor:
     self.embedding_dim = int(leo.embedding_dim)
     self.backbone_path, self.name = backbone_path, name
     self._data_config, self._backbone_digest = data_config, backbone_digest
-    self._trained, self._inner_config = leo, inner_config
-    self._adapters = {}  # (N, K) -> compiled adaptation of a LEO built for that shape.
-    self._backbone = None  # (embedder, input shape), loaded by the first `embed`.
+    self.leo = leo
+    self._adapters = {}  # (N, K) -> `adapted_weights` compiled for that shape.
+    self._backbone = None  # `loaded_backbone()`'s, loaded by the first use.
+    self._embedder = None  # Compiled by the first `embed`.
 
   @classmethod
   def load(cls, checkpoint_path: str) -> "Predictor":
     """The model `checkpoint_path` names, as an evaluation finds it: a run folder (its best
     checkpoint), a best_checkpoint folder or a checkpoint prefix."""
     loaded = trained.load(checkpoint_path)
-    return cls(loaded.leo, loaded.inner_config, data_config=loaded.data_config,
-               name=loaded.checkpoint.prefix,
+    return cls(loaded.leo, data_config=loaded.data_config, name=loaded.checkpoint.prefix,
                backbone_digest=loaded.checkpoint.config_json.get(runfolder.BACKBONE_DIGEST))
 
   # ---- Embeddings and the model. ----
 
-  def _loaded_backbone(self):
-    """(embedder, input shape [height, width, channels]) of the backbone, loaded once."""
+  def loaded_backbone(self):
+    """(network, input shape [height, width, channels], standardiser) of the backbone, loaded
+    once: an image's embedding is network(standardiser(images), is_training=False)."""
     if self._backbone is None:
       if self.backbone_path is None:
         if self._data_config is None:
           raise PredictionError(f"{self.name}: no backbone to embed images with; give "
                                 "embeddings instead")
         self.backbone_path = backbone_of(self._data_config, self._backbone_digest)
-      network, image_shape, standardise = backbone_lib.load_backbone(self.backbone_path)
-      self._backbone = backbone_lib.embedder(network, image_shape, standardise), image_shape
+      self._backbone = backbone_lib.load_backbone(self.backbone_path)
     return self._backbone
 
   @property
   def image_shape(self) -> Tuple[int, ...]:
     """[height, width, channels] of the images `embed` takes."""
-    return self._loaded_backbone()[1]
+    return self.loaded_backbone()[1]
 
   def embed(self, images: np.ndarray) -> np.ndarray:
     """Embeddings [n, D] of uint8 images [n, height, width, channels] (the backbone's input
-    shape), as tools/data/embed_images.py makes them."""
-    embed, image_shape = self._loaded_backbone()
+    shape, n >= 1), as tools/data/embed_images.py makes them."""
+    image_shape = self.image_shape
     images = np.asarray(images)
     if images.dtype != np.uint8 or tuple(images.shape[1:]) != image_shape:
       raise PredictionError(f"images of shape {list(images.shape[1:])} and dtype {images.dtype}"
                             f", but the backbone {self.backbone_path} takes uint8 "
                             f"{list(image_shape)}")
-    return embed(images)
+    if not len(images):
+      raise PredictionError(f"no images (shape {list(images.shape)}): expected at least one")
+    if self._embedder is None:
+      self._embedder = backbone_lib.embedder(*self.loaded_backbone())
+    return self._embedder(images)
 
-  def check_embeddings(self, embeddings: np.ndarray, what: str, rank: int) -> np.ndarray:
-    """`embeddings` as float32 of rank `rank` whose last axis is the model's D."""
-    embeddings = np.asarray(embeddings, np.float32)
-    if embeddings.ndim != rank or embeddings.shape[-1] != self.embedding_dim:
-      raise PredictionError(f"{what}: embeddings of shape {list(embeddings.shape)}, but "
-                            f"{self.name} takes {self.embedding_dim}-d embeddings "
-                            f"({'[classes, shots, dim]' if rank == 3 else '[queries, dim]'})")
-    return embeddings
+  def check_embeddings(self, embeddings, what: str, rank: int) -> np.ndarray:
+    """`embeddings` as float32 of rank `rank` ([classes, shots, dim] or [queries, dim]), none
+    of its axes empty, its last the model's D, every row one the model can L2-normalise in
+    float32 (`data.normalisation_problem`).
 
-  def _adapter(self, num_classes: int, shots: int):
-    """LEO's evaluation-mode adaptation for support sets [1, N, K, D], compiled."""
-    if (num_classes, shots) not in self._adapters:
-      leo = model.build(self._inner_config, num_classes, shots, self.embedding_dim, 0)
-      for target, source in zip(leo.trainable_variables, self._trained.trainable_variables):
-        target.assign(source)
-      self._adapters[num_classes, shots] = tf.function(
-          lambda tr_input, tr_output: leo.adapt(
-              data.ProblemInstance(tr_input, tr_output, None, None, None, None))[0],
-          autograph=False)
-    return self._adapters[num_classes, shots]
+    Raises:
+      PredictionError: naming `what` and what was expected, in one line.
+    """
+    layout = "[classes, shots, dim]" if rank == 3 else "[queries, dim]"
+    try:
+      array = np.asarray(embeddings)
+    except (ValueError, TypeError) as e:  # A ragged or otherwise unarrangeable sequence.
+      raise PredictionError(f"{what}: not an array ({utils.first_line(e)}), expected "
+                            f"numbers {layout}") from None
+    if array.dtype.kind not in "fiu":
+      raise PredictionError(f"{what}: an array of dtype {array.dtype}, expected numbers "
+                            f"{layout}")
+    if array.ndim != rank or array.shape[-1] != self.embedding_dim:
+      raise PredictionError(f"{what}: embeddings of shape {list(array.shape)}, but "
+                            f"{self.name} takes {self.embedding_dim}-d embeddings ({layout})")
+    if 0 in array.shape:
+      raise PredictionError(f"{what}: embeddings of shape {list(array.shape)}, expected at "
+                            f"least one of each axis of {layout}")
+    finite = array[np.isfinite(array)]
+    if finite.size and np.abs(finite).max() > config_lib.FLOAT32_MAX:
+      raise PredictionError(f"{what}: values up to {np.abs(finite).max():.3g} in magnitude, "
+                            f"expected at most {config_lib.FLOAT32_MAX:.4g} (LEO "
+                            "computes in float32)")
+    array = array.astype(np.float32)
+    problem = data.normalisation_problem(array)
+    if problem:
+      raise PredictionError(f"{what}: {problem}")
+    return array
 
   def adapt(self, support: np.ndarray) -> tf.Tensor:
     """The classifier adapted to `support` [N, K, D] (row n: class n): weights [N, D]; the
     logits of a query x are x · weights[n], x L2-normalised."""
     support = self.check_embeddings(support, "the support set", rank=3)
-    num_classes, shots, _ = support.shape
-    if num_classes < 2:
-      raise PredictionError(f"a support set of {num_classes} class: LEO tells apart 2 or more")
-    labels = np.broadcast_to(np.arange(num_classes, dtype=np.int32)[None, :, None, None],
-                             [1, num_classes, shots, 1])
-    normalised = tf.math.l2_normalize(tf.constant(support[None]), axis=-1)
-    return self._adapter(num_classes, shots)(normalised, tf.constant(labels))[0]
+    if len(support) < MIN_CLASSES:
+      raise PredictionError(f"a support set of {len(support)} class: LEO tells apart "
+                            f"{MIN_CLASSES} or more")
+    shape = support.shape[:2]
+    if shape not in self._adapters:  # One function retraced per shape would warn of it.
+      self._adapters[shape] = tf.function(lambda tr_input: adapted_weights(self.leo, tr_input),
+                                          autograph=False)
+    return self._adapters[shape](tf.constant(support))
 
   def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Class probabilities [queries, N] of the queries [queries, D] after adapting to the
     support set [N, K, D]: the softmax of the adapted classifier's logits."""
-    weights = self.adapt(support)
     queries = self.check_embeddings(queries, "the queries", rank=2)
-    normalised = tf.math.l2_normalize(tf.constant(queries), axis=-1)
-    return tf.nn.softmax(tf.einsum("qd,nd->qn", normalised, weights)).numpy()
+    weights = self.adapt(support)
+    return class_probabilities(weights, tf.constant(queries)).numpy()
 
 
 # ---- The command's inputs and outputs. ----

@@ -265,7 +265,8 @@ def read_json(path: str, what: str):
   try:
     contents = json.loads(read_bytes(path).decode("utf-8"))
   except (*io_errors(), UnicodeDecodeError, ValueError) as e:
-    reason = utils.first_line(e)
+    # A local file's OSError repeats the path; its strerror alone is what the line lacks.
+    reason = getattr(e, "strerror", None) or utils.first_line(e)
     raise StorageError(f"{path}: damaged or unreadable ({reason}); it is {what}") from None
   if not isinstance(contents, dict):
     raise StorageError(f"{path}: expected a JSON object, found {type(contents).__name__}; "
@@ -302,19 +303,20 @@ class FileLock:
   taking the lock writes `pid <pid>` in it for whoever finds it held. Needs fcntl.
 
   Raises on entry:
-    LockHeld: another process (or another FileLock of this one) holds it.
+    LockHeld: another process (or another FileLock of this one) holds it, unless `wait`:
+      then entry waits for it to be released.
     OSError: the file cannot be opened (ELOOP: a symbolic link there).
   """
 
-  def __init__(self, path: str):
-    self.path = path
+  def __init__(self, path: str, wait: bool = False):
+    self.path, self.wait = path, wait
     self._file = None
 
   def __enter__(self):
     descriptor = os.open(_os_path(self.path), os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o644)
     file = os.fdopen(descriptor, "r+")
     try:
-      fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      fcntl.flock(file, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
       holder = file.read().strip() or "another process"
       file.close()

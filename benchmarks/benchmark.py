@@ -46,6 +46,7 @@ import distribute
 import evaluation
 import model
 import records
+import sizes
 import training
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -410,7 +411,7 @@ def benchmark_evaluation(configs, num_tasks, batch_size, rows, label):
   queries = episodes.test_queries
   evaluate = evaluation.Evaluator(evaluation.LEOScores(leo), episodes.test, batch_size,
                               outer.num_classes, outer.num_tr_examples_per_class, queries)
-  evaluate(min(num_tasks, evaluation.EVAL_TASKS_PER_CALL))  # Traces.
+  evaluate(min(num_tasks, sizes.EVAL_TASKS_PER_CALL))  # Traces.
   load = load_average()
   start = time.perf_counter()
   evaluate(num_tasks)

@@ -1,6 +1,7 @@
 """config.py: the original's flags and defaults, presets, and validation of every value."""
 
 import math
+import os
 
 from absl import flags
 from absl.testing import flagsaver
@@ -119,9 +120,30 @@ BAD_VALUES = [
     # Finite in float64 but not in float32, where they are used:
     ("inner_lr_init", 1e39, "at most 3.403e\\+38 in magnitude"),
     ("kl_weight", -1e39, "at most 3.403e\\+38"), ("gradient_threshold", 1e300, "float32"),
-    ("finetuning_lr_init", 1e-50, r"> 0 in float32 \(>= 1.401e-45\)"),
     ("intra_op_threads", 2**31, r"\[0, 2147483647\] \(TF's int32\)"),
     ("num_latents", 10**12, "int32"),
+    # Values float32 turns into forbidden ones: 1, or 0 (TF flushes subnormals to 0).
+    ("dropout_rate", 0.99999999999, r"^--dropout_rate=0.99999999999: expected a number in "
+     r"\[0, 1\) in float32, where it is 1$"),
+    ("finetuning_lr_init", 1e-50, r": expected a number >= 1.175e-38 \(it is used in float32, "
+     r"where TF flushes smaller ones to 0\)$"),
+    ("outer_lr", 1e-40, r"a number >= 1.175e-38 \(it is used in float32"),
+    ("inner_lr_init", 1.1e-38, r"a number >= 1.175e-38"),
+    ("kl_weight", 1e-40, r"expected 0 or a number of at least 1.175e-38 in magnitude"),
+    ("l2_penalty_weight", 1e-300, r"0 or a number of at least 1.175e-38"),
+    ("gradient_threshold", 1e-45, r"0 or a number of at least 1.175e-38"),
+    ("gradient_norm_threshold", -1e-39, r"0 or a number of at least 1.175e-38"),
+    # Evaluations beyond what changes a printed digit, threads beyond the machine's.
+    ("num_test_tasks", 10**8 + 1, r": expected an integer in \[1, 100000000\]: at that many "
+     r"tasks the test's 95% CI is under ±0.01% whatever the accuracy$"),
+    ("metavalid_batch_size", 10**8, r"^--metavalid_batch_size=100000000: expected an integer "
+     r"in \[1, 10000000\]: a validation scores 10 batches, and at 100000000 tasks its 95% CI"),
+    ("intra_op_threads", 100000, rf"^--intra_op_threads=100000: expected an integer in "
+     rf"\[0, {4 * os.cpu_count()}\] \(4 per core of this machine's {os.cpu_count()}\)$"),
+    # A file's tasks are for evaluations: a training would ignore them.
+    ("tasks", "t.jsonl", r"^--tasks='t.jsonl': expected --evaluation_mode or --baseline with it "
+     r"\(a training tests on sampled tasks; evaluate the trained run with --evaluation_mode "
+     r"--tasks=t.jsonl\)$"),
 ]
 
 
@@ -135,6 +157,19 @@ def test_an_impossible_value_names_the_flag_the_value_and_what_is_allowed(name, 
       build()
   assert str(error.value).startswith(f"--{name}=")
   assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--dropout_rate=0.99999994"],  # The largest float32 below 1.
+    ["--outer_lr=1.1754943508222875e-38", "--kl_weight=1.1754943508222875e-38"],
+    ["--kl_weight=0", "--gradient_threshold=0", "--gradient_norm_threshold=-1e-30"],
+    ["--num_test_tasks=100000000", "--metavalid_batch_size=10000000"],
+    [f"--intra_op_threads={4 * os.cpu_count()}"],
+    ["--tasks=t.jsonl", "--evaluation_mode"], ["--tasks=t.jsonl", "--baseline=simpleshot"],
+])
+def test_values_at_the_edges_of_what_works_are_accepted(flags):
+  _parse(*flags)
+  config.get_configs()
 
 
 def test_a_checkpoint_path_overridden_by_a_later_flagfile_is_refused(tmp_path):

@@ -87,6 +87,8 @@ def _bad_contents():
   beyond_float32[7, 2] = 1e300  # Finite here, inf once cast to the float32 it is used in.
   norm_overflows = embeddings.copy()
   norm_overflows[4, :2] = 3e38  # Finite, but its squared norm is not.
+  zero_row = embeddings.copy()
+  zero_row[6] = 0.0
   duplicated = keys.copy()
   duplicated[1] = duplicated[0]
   return {
@@ -105,7 +107,12 @@ def _bad_contents():
       "beyond float32": ({"keys": keys, "embeddings": beyond_float32},
                          "NaN or Inf in float32 .first in row 7"),
       "norm overflows": ({"keys": keys, "embeddings": norm_overflows},
-                         "NaN or Inf in float32 .first in row 4, or its squared norm"),
+                         "L2 norm .* \\(first out of range: row 4\\), expected norms whose"),
+      "tiny": ({"keys": keys, "embeddings": embeddings * np.float32(1e-25)},
+               "first out of range: row 0"),
+      "huge": ({"keys": keys, "embeddings": embeddings * np.float32(1e25)},
+               "first out of range: row 0"),
+      "zero row": ({"keys": keys, "embeddings": zero_row}, "first out of range: row 6"),
       "row count": ({"keys": keys[:-1], "embeddings": embeddings}, "11 keys but 12"),
       "malformed key": ({"keys": np.array([b"a-b-c"] + keys[1:].tolist()),
                          "embeddings": embeddings}, "malformed key 'a-b-c'"),
@@ -125,6 +132,35 @@ def test_each_consistency_check_names_the_file_and_the_expectation(tmp_path, cas
     data.load_embeddings(path)
   assert str(error.value).startswith(path + ": ")
   assert "\n" not in str(error.value)
+
+
+KEYS = ["a-n0-n0_1.JPEG", "a-n0-n0_2.JPEG"]
+
+
+@pytest.mark.parametrize("rows, found", [
+    # Norms 5e-25 and 1e-24: their squares underflow to 0 in float32.
+    ([[3e-25, 4e-25], [6e-25, 8e-25]], "L2 norm 5e-25 to 1e-24 (first out of range: row 0)"),
+    # 5e+25 squared overflows float32.
+    ([[3.0, 4.0], [3e25, 4e25]], "L2 norm 5 to 5e+25 (first out of range: row 1)"),
+    # 1e-07 squared is below tf.math.l2_normalize's epsilon: not scaled to unit length.
+    ([[6e-8, 8e-8], [3.0, 4.0]], "L2 norm 1e-07 to 5 (first out of range: row 0)"),
+    ([[3.0, 4.0], [0.0, 0.0]], "L2 norm 0 to 5 (first out of range: row 1)"),
+])
+def test_rows_the_model_cannot_scale_to_unit_length_are_refused_with_the_norms_found(rows,
+                                                                                      found):
+  with pytest.raises(data.DataError) as error:
+    data.validate_embeddings({"keys": KEYS, "embeddings": np.array(rows, np.float32)}, "f.pkl")
+  assert str(error.value) == (
+      f"f.pkl: 'embeddings' has rows of {found}, expected norms whose squares in float32 lie "
+      "in [1e-12, 3.403e+38] (norms of 1e-06 to 1.84e+19), which the model scales to unit "
+      "length: rescale them")
+
+
+@pytest.mark.parametrize("rows", [[[6e-6, 8e-6], [3.0, 4.0]], [[3.0, 4.0], [3e18, 4e18]]])
+def test_rows_within_float32s_reach_of_unit_length_are_accepted(rows):
+  loaded = data.validate_embeddings({"keys": KEYS, "embeddings": np.array(rows, np.float32)},
+                                    "f.pkl")
+  assert loaded.embeddings.shape == (2, 2)
 
 
 def test_an_unreachable_object_store_is_one_line(monkeypatch):

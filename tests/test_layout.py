@@ -67,3 +67,17 @@ def test_the_results_folder_holds_records_and_figures_not_scripts():
   assert glob.glob(os.path.join(ROOT, "results", "**", "*.sh"), recursive=True) == []
   assert sorted(os.listdir(os.path.join(ROOT, "experiments"))) == [
       "glyphs.sh", "helps.sh", "study.sh", "tables.sh", "when.sh"]
+
+
+def test_the_layout_page_names_every_module_and_only_modules_that_exist():
+  with open(os.path.join(ROOT, "docs", "layout.md")) as f:
+    named = set(re.findall(r"^    ([\w/.]+\.py|[\w/]+/)\s", f.read(), re.MULTILINE))
+  modules = {os.path.basename(path) for path in glob.glob(os.path.join(ROOT, "*.py"))}
+  modules |= {os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "tools", "*.py"))
+              if not path.endswith("__init__.py")}
+  folders = {name + "/" for name in os.listdir(ROOT)
+             if os.path.isdir(os.path.join(ROOT, name)) and not name.startswith(".")
+             and name not in ("tools", "__pycache__")}
+  folders |= {f"tools/{name}/" for name in os.listdir(os.path.join(ROOT, "tools"))
+              if os.path.isdir(os.path.join(ROOT, "tools", name)) and name != "__pycache__"}
+  assert named == modules | folders

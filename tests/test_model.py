@@ -258,16 +258,47 @@ def test_possibly_sample():
   np.testing.assert_array_equal(kl, [0.0, 0.0])
 
 
-def test_different_shapes():
+def test_classes_and_shots_may_change_between_calls_the_embedding_dim_may_not():
+  # The variables depend on D alone: one LEO adapts to any N-way K-shot task, as a LEO built
+  # for that shape with the same variables does.
   leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
   leo(random_problem(num_classes=5, shots=7, dim=4), is_meta_training=False)
-  leo(random_problem(num_classes=5, shots=7, dim=4, queries=2), is_meta_training=False)  # V.
-  with pytest.raises(ValueError, match=r"\(5, 7, 4\).*\(5, 3, 4\)"):
-    leo(random_problem(num_classes=5, shots=3, dim=4), is_meta_training=False)
-  with pytest.raises(ValueError, match=r"\(5, 7, 4\).*\(4, 7, 4\)"):
-    leo(random_problem(num_classes=4, shots=7, dim=4), is_meta_training=False)
-  with pytest.raises(ValueError, match=r"\(5, 7, 4\).*\(5, 7, 6\)"):
+  other = random_problem(num_classes=3, shots=2, dim=4, queries=4)
+  built_for_it = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  built_for_it(other, is_meta_training=False)
+  for target, source in zip(built_for_it.trainable_variables, leo.trainable_variables):
+    target.assign(source)
+  np.testing.assert_array_equal(leo.adapt(other)[0], built_for_it.adapt(other)[0])
+  assert (leo.num_classes, leo.num_examples_per_class) == (3, 2)
+  with pytest.raises(model.ProblemShapeError, match=r"built for 4-d embeddings.*\(1, 5, 7, 6\)"):
     leo(random_problem(num_classes=5, shots=7, dim=6), is_meta_training=False)
+
+
+def test_adaptation_traced_with_unknown_classes_and_shots_gives_the_known_shapes_numbers():
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo(random_problem(dim=4), is_meta_training=False)
+  spec = [tf.TensorSpec([1, None, None, 4], tf.float64), tf.TensorSpec([1, None, None, 1],
+                                                                       tf.int32)]
+  any_shape = tf.function(
+      lambda tr_input, tr_output: leo.adapt(
+          data.ProblemInstance(tr_input, tr_output, None, None, None, None))[0],
+      input_signature=spec, autograph=False)
+  for num_classes, shots in [(5, 7), (2, 1), (3, 4)]:
+    problem = random_problem(num_classes=num_classes, shots=shots, dim=4, seed=shots)
+    weights = any_shape(problem.tr_input, problem.tr_output)
+    assert weights.shape == [1, num_classes, 4]
+    np.testing.assert_allclose(weights, leo.adapt(problem)[0], rtol=1e-12)
+
+
+def test_training_needs_known_classes_and_shots():
+  leo = model.LEO(TEST_CONFIG, use_64bits_dtype=True)
+  leo(random_problem(dim=4), is_meta_training=False)
+  unknown = tf.TensorSpec([1, None, None, 4], tf.float64)
+  labels = tf.TensorSpec([1, None, None, 1], tf.int32)
+  train = tf.function(lambda x, y: leo(data.ProblemInstance(x, y, None, x, y, None),
+                                       is_meta_training=True), autograph=False)
+  with pytest.raises(model.ProblemShapeError, match="training needs known classes and shots"):
+    train.get_concrete_function(unknown, labels)
 
 
 def test_encoder_penalty():

@@ -177,7 +177,7 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
   no_record = config.DataConfig(data_path=small, dataset_name="tiny")
   record = os.path.join(small, "tiny", "center", "PROVENANCE.json")
   assert _error(lambda: prediction.backbone_of(no_record)) == (
-      f"{record}: damaged or unreadable ({record}; No such file or directory); it is the "
+      f"{record}: damaged or unreadable (No such file or directory); it is the "
       "record of how the embeddings beside it were made; give embeddings files instead of images")
 
   (tmp_path / "run").mkdir()
@@ -188,6 +188,59 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
       lambda: prediction.check_output("p.txt"))
   assert "LEO tells apart 2 or more" in _error(
       lambda: predictor.predict(np.ones([1, 1, 640]), np.ones([1, 640])))
+
+
+def _arrays_the_api_refuses():
+  """{case: (call of a predictor, the line expected, "the model" for its name)}: a good
+  support set of 2 classes x 1 shot and 3 queries, with one thing wrong."""
+  rng = np.random.default_rng(0)
+  support, queries = rng.normal(size=[2, 1, 640]), rng.normal(size=[3, 640])
+  nan_support, inf_queries, huge_value = support.copy(), queries.copy(), support.copy()
+  nan_support[1, 0, 5], inf_queries[2, 0], huge_value[0, 0, 7] = np.nan, np.inf, -1e300
+  unit = np.zeros([1, 640])
+  unit[0, 0] = 1.0
+  shape_of = "expected at least one of each axis of"
+  norms = "expected norms whose squares in float32 lie in [1e-12, 3.403e+38]"
+  return {
+      "NaN support": (lambda p: p.predict(nan_support, queries),
+                      "the support set: contains NaN or Inf in float32 (first in row [1, 0]), "
+                      "expected finite float32 values"),
+      "Inf queries": (lambda p: p.predict(support, inf_queries),
+                      "the queries: contains NaN or Inf in float32 (first in row 2), expected "
+                      "finite float32 values"),
+      "float64 beyond float32": (lambda p: p.adapt(huge_value),
+                                 "the support set: values up to 1e+300 in magnitude, expected at "
+                                 "most 3.403e+38 (LEO computes in float32)"),
+      "tiny queries": (lambda p: p.predict(support, unit * 1e-25),
+                       "the queries: has rows of L2 norm 1e-25 to 1e-25 (first out of range: "
+                       f"row 0), {norms}"),
+      "huge support": (lambda p: p.adapt(np.stack([unit, unit]) * 1e25),
+                       "the support set: has rows of L2 norm 1e+25 to 1e+25 (first out of "
+                       f"range: row [0, 0]), {norms}"),
+      "zero shots": (lambda p: p.adapt(np.zeros([2, 0, 640])),
+                     f"the support set: embeddings of shape [2, 0, 640], {shape_of} "
+                     "[classes, shots, dim]"),
+      "no queries": (lambda p: p.predict(support, np.zeros([0, 640])),
+                     f"the queries: embeddings of shape [0, 640], {shape_of} [queries, dim]"),
+      "no images": (lambda p: p.embed(np.zeros([0, 84, 84, 1], np.uint8)),
+                    "no images (shape [0, 84, 84, 1]): expected at least one"),
+      "queries of rank 3": (lambda p: p.predict(support, queries[None]),
+                            "the queries: embeddings of shape [1, 3, 640], but the model takes "
+                            "640-d embeddings ([queries, dim])"),
+      "strings": (lambda p: p.predict(support, np.array([["a"] * 640])),
+                  "the queries: an array of dtype <U1, expected numbers [queries, dim]"),
+      "ragged": (lambda p: p.adapt([[[1.0]], [[1.0, 2.0]]]),
+                 "the support set: not an array (setting an array element with a sequence."),
+  }
+
+
+@pytest.mark.parametrize("case", sorted(_arrays_the_api_refuses()))
+def test_the_api_refuses_arrays_it_cannot_classify_in_one_line(predictor, case):
+  call, expected = _arrays_the_api_refuses()[case]
+  with pytest.raises(prediction.PredictionError) as raised:
+    call(predictor)
+  assert str(raised.value).startswith(expected.replace("the model", predictor.name))
+  assert "\n" not in str(raised.value)
 
 
 def test_the_command_reports_bad_input_in_one_line_and_exits_2(tmp_path):

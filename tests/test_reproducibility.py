@@ -1,4 +1,4 @@
-"""What the README and RESULTS.md promise, pinned: on one machine a command gives the same
+"""What docs/protocol.md and RESULTS.md promise, pinned: on one machine a command gives the same
 numbers every time, and a run stopped and resumed is the uninterrupted run, with one device
 and with two replicas."""
 

@@ -206,6 +206,54 @@ def test_impossible_flags_are_refused_before_any_file_is_touched(tmp_path, flags
   assert not os.path.exists(tmp_path / "run")
 
 
+# ---- Values that would run on to a wrong, endless or impossible end: one line, exit 2. ----
+
+CORES = os.cpu_count()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--dropout_rate=0.99999999999"],
+     "--dropout_rate=0.99999999999: expected a number in [0, 1) in float32, where it is 1"),
+    (["--outer_lr=1e-40"], "--outer_lr=1e-40: expected a number >= 1.175e-38 (it is used in "
+     "float32, where TF flushes smaller ones to 0)"),
+    (["--intra_op_threads=100000"], f"--intra_op_threads=100000: expected an integer in "
+     f"[0, {4 * CORES}] (4 per core of this machine's {CORES})"),
+    (["--metavalid_batch_size=100000000"], "--metavalid_batch_size=100000000: expected an "
+     "integer in [1, 10000000]: a validation scores 10 batches, and at 100000000 tasks its 95% "
+     "CI is under ±0.01% whatever the accuracy"),
+    (["--tasks=tasks.jsonl"], "--tasks='tasks.jsonl': expected --evaluation_mode or --baseline "
+     "with it (a training tests on sampled tasks; evaluate the trained run with "
+     "--evaluation_mode --tasks=tasks.jsonl)"),
+])
+def test_a_value_that_cannot_work_is_one_line_before_the_run_folder_exists(tmp_path, flags,
+                                                                            expected):
+  root = fixtures.make_dataset(str(tmp_path / "data"))
+  result = run(f"--data_path={root}", f"--checkpoint_path={tmp_path}/run", *TINY, *flags)
+  assert (result.returncode, result.stdout) == (2, "")
+  assert result.stderr == f"runner.py: error: {expected}\n"
+  assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("scale, norms", [(1e-25, "2.41e-25 to 5.39e-25"),
+                                          (1e25, "2.41e+25 to 5.39e+25")])
+def test_embeddings_float32_cannot_normalise_are_one_line_before_the_run_folder_exists(
+    tmp_path, scale, norms):
+  root = fixtures.make_dataset(str(tmp_path / "data"))
+  path = os.path.join(root, "tiny", "center", "val_embeddings.pkl")
+  contents = fixtures.make_split("val", 5, 20, 16, np.random.default_rng(0))
+  contents["embeddings"] *= np.float32(scale)  # Finite in float32; their squares are not.
+  norms_found = np.linalg.norm(contents["embeddings"].astype(np.float64), axis=1)
+  assert f"{norms_found.min():.3g} to {norms_found.max():.3g}" == norms
+  fixtures.write_pickle(path, contents)
+  result = run(f"--data_path={root}", f"--checkpoint_path={tmp_path}/run", *TINY)
+  assert (result.returncode, result.stdout) == (2, "")
+  assert result.stderr == (
+      f"runner.py: error: {path}: 'embeddings' has rows of L2 norm {norms} (first out of "
+      "range: row 0), expected norms whose squares in float32 lie in [1e-12, 3.403e+38] "
+      "(norms of 1e-06 to 1.84e+19), which the model scales to unit length: rescale them\n")
+  assert not os.path.exists(tmp_path / "run")
+
+
 # ---- Checkpoints of another shape. ----
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import threading
 import subprocess
 import sys
 
@@ -184,6 +185,23 @@ def test_a_file_lock_is_held_once_names_its_holder_and_is_seen_by_others(tmp_pat
         pass
     assert storage.is_locked(path)  # The refused second holder released nothing.
   assert os.path.exists(path) and not storage.is_locked(path)
+
+
+def test_a_waiting_file_lock_is_taken_once_its_holder_releases_it(tmp_path):
+  path, order = str(tmp_path / "setup.lock"), []
+
+  def wait_then_take():
+    with storage.FileLock(path, wait=True):
+      order.append("waiter took it")
+
+  with storage.FileLock(path):
+    waiter = threading.Thread(target=wait_then_take)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and order == []  # Blocked while the lock is held.
+    order.append("holder released it")
+  waiter.join(5)
+  assert order == ["holder released it", "waiter took it"]
 
 
 def test_run_lock_never_writes_through_a_symbolic_link(tmp_path):

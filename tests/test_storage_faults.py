@@ -247,8 +247,12 @@ def test_a_run_made_before_the_data_digest_adopts_it(dataset, run_copy):
 @pytest.mark.parametrize("flags, expected", [
     (["--num_latents=1000000"], "--num_latents=1000000: a relation network weight would hold "
      "4,000,000,000,000 elements"),
-    (["--metavalid_batch_size=1000000000"], "--metavalid_batch_size=1000000000: a "
-     "validation's per-task results")], ids=["latents", "validation"])
+    # An evaluation call adapts at least 101 tasks: 101 * (5 * 19)^2 pairs of 2 * 2000 numbers.
+    (["--num_tr_examples_per_class=19", "--num_val_examples_per_class=1", "--num_latents=2000",
+      "--metavalid_batch_size=20", "--num_test_tasks=200"],
+     "^--num_classes=5, --num_tr_examples_per_class=19, --num_latents=2000: the relation "
+     "network's pairs of an evaluation call would hold 3,646,100,000 elements")],
+    ids=["latents", "evaluation call"])
 def test_what_cannot_fit_is_refused_before_the_folder_is_claimed(dataset, tmp_path, flags,
                                                                  expected):
   with pytest.raises(sizes.SizeError, match=expected):

@@ -18,6 +18,7 @@ import tensorflow as tf
 import backbone as backbone_lib
 import config
 import data
+import inprocess
 from tools.data import build_icons
 from tools.study import nearest_centroid
 from tools.data import pretrain_embeddings
@@ -327,6 +328,16 @@ def test_plan_says_what_each_protocol_trains_on():
   assert sorted(backbone + pickles["train"][2:]) == [4, 5, 6, 7]  # The halves are disjoint.
   with pytest.raises(backbone_lib.InputError, match="--protocol=pool needs"):
     pretrain_embeddings.plan({"train": [0], "val": [1], "test": [2], "pool": []}, "pool")
+
+
+def test_pretrain_refuses_more_threads_than_a_few_per_core_in_one_line(tmp_path):
+  result = inprocess.run(["-m", "tools.data.pretrain_embeddings", "--num_threads=100000",
+                          f"--output_root={tmp_path}"], cwd=REPO_ROOT)
+  cores = os.cpu_count()
+  assert (result.returncode, result.stdout, result.stderr) == (
+      2, "", f"pretrain_embeddings: error: --num_threads=100000: expected an integer in "
+      f"[1, {4 * cores}] (4 per core of this machine's {cores})\n")
+  assert not os.listdir(tmp_path)
 
 
 @pytest.mark.slow  # The paper's 36M-weight backbone; its shape is checked below, fast.

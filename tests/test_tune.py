@@ -368,6 +368,35 @@ TRAINED_RUNNER = textwrap.dedent(BEST_JSON + '''
 ''')
 
 
+# tools/tune.py as `python -m tools.tune` runs it, its trials run by the stand-in given first.
+STAND_IN_TUNER = textwrap.dedent('''
+    import functools, sys
+    from absl import app
+    from tools import tune
+    tune.run_trial = functools.partial(tune.run_trial, runner=sys.argv.pop(1))
+    tune.FLAGS = tune.define_flags()
+    app.run(tune.main)
+''')
+
+
+@pytest.mark.slow
+def test_two_tuners_started_at_once_on_a_fresh_study_both_succeed(tmp_path):
+  runner = tmp_path / "trained_runner.py"
+  runner.write_text(TRAINED_RUNNER)
+  for attempt in range(10):  # Optuna's schema creation raced in some of ten without the lock.
+    study_dir = tmp_path / f"study-{attempt}"
+    tuners = [subprocess.Popen(
+        [sys.executable, "-c", STAND_IN_TUNER, str(runner), f"--study_dir={study_dir}",
+         "--num_trials=2", f"--sampler_seed={seed}", "--num_steps_limit=30",
+         "--checkpoint_steps=10", "--params=kl_weight"], cwd=ROOT, env=ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+    errors = [tuner.communicate(timeout=300)[1] for tuner in tuners]
+    assert [tuner.returncode for tuner in tuners] == [0, 0], (attempt, errors)
+    trials = optuna.load_study(study_name="leo",
+                               storage=f"sqlite:///{study_dir / 'study.db'}").trials
+    assert len(trials) >= 2 and {t.state for t in trials} == {TrialState.COMPLETE}
+
+
 @pytest.mark.parametrize("objective, value, step, reported", [
     ("trained", 0.8, 20, {10: 0.6, 20: 0.8, 30: 0.8}),
     ("best", 0.9, 0, {0: 0.9, 10: 0.9, 20: 0.9, 30: 0.9})])

@@ -29,8 +29,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
               pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")]
 
-PASSWORD = "leo-secret"  # The README's user and database, on a loopback server.
-# The README's commands for a new study database, as its server's superuser.
+PASSWORD = "leo-secret"  # docs/tuning.md's user and database, on a loopback server.
+# docs/tuning.md's commands for a new study database, as its server's superuser.
 CREATE_DATABASE = [f"CREATE USER leo PASSWORD '{PASSWORD}'", "CREATE DATABASE leo OWNER leo"]
 STALE_SECONDS = 3
 
@@ -68,7 +68,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server():
-  """A PostgreSQL cluster of its own on 127.0.0.1 (password logins), with the README's leo
+  """A PostgreSQL cluster of its own on 127.0.0.1 (password logins), with docs/tuning.md's leo
   user and database; stopped and removed after the module."""
   bindir = _server_binaries()
   if bindir is None:
@@ -111,7 +111,7 @@ def data(tmp_path_factory):
 
 
 def tuner_command(study_dir, storage, *flags, runner_args=()):
-  """The README's command for one machine of a shared study."""
+  """docs/tuning.md's command for one machine of a shared study."""
   return [sys.executable, "-m", "tools.tune", f"--study_dir={study_dir}",
           f"--storage={storage}", "--num_steps_limit=4", "--checkpoint_steps=2",
           f"--stale_seconds={STALE_SECONDS}", *flags, "--", *runner_args]

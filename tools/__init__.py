@@ -7,6 +7,7 @@
                    beside every baseline (helps), what meta-training changed (inspect_leo),
                    nearest centroid on an embeddings file (nearest_centroid)
     tools/tune.py  searching hyperparameters with Optuna
+    tools/export.py  a trained LEO as a SavedModel that TensorFlow alone uses
 
 Commands only: what they share lives in the libraries at the top of the checkout, and no
 library imports a tool.

@@ -80,6 +80,7 @@ import utils
 
 RUNNER = os.path.join(utils.REPOSITORY, "runner.py")
 STORAGE_FILE = "study.db"
+SETUP_LOCK_FILE = "setup.lock"  # Held while a tuner creates or opens the study.
 TABLE_FILE = "trials.md"
 FLAGFILE = "best_flags.txt"
 TRIALS_FOLDER = "trials"
@@ -478,8 +479,11 @@ def open_study(settings: Settings):
     raise TuneError(f"tools/tune.py: --study_dir={settings.study_dir}: "
                     f"{e.strerror or e}") from None
   try:
-    storage = make_storage(settings)
-    study = create_or_load(settings, storage)
+    # Optuna creates a storage's tables and a study unguarded against another process doing
+    # the same at once: the tuners of this study folder take turns.
+    with file_storage.FileLock(os.path.join(settings.study_dir, SETUP_LOCK_FILE), wait=True):
+      storage = make_storage(settings)
+      study = create_or_load(settings, storage)
   except (*STORAGE_ERRORS, OSError) as e:
     raise storage_error(settings, e) from None
   record, saved = search_record(settings), study.user_attrs["search"]

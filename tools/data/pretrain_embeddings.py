@@ -90,6 +90,7 @@ import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-positio
 # config.py (imported by distribute) defines --seed, --dataset_name and
 # --distribution_strategy: the tool uses those flags, it does not define them.
 import backbone as backbone_lib
+import config as config_lib
 import distribute
 import images as images_lib
 
@@ -613,6 +614,7 @@ def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
   try:
+    config_lib.check_threads("num_threads", values.num_threads, minimum=1)
     tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
     if values.distribution_strategy == "default":
       # One thread runs ops one at a time (no inter-op parallelism to fight over the few
