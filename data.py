@@ -407,12 +407,10 @@ class DataProvider:
 
   @property
   def keys_digest(self) -> str:
-    """SHA-256 of the split's keys in file order: what the rows of `sample_rows` refer to."""
     return keys_digest(self._data)
 
   @property
   def embeddings_digest(self) -> str:
-    """SHA-256 of the split's embeddings as loaded (float32, row-major)."""
     return embeddings_digest(self._data)
 
   @property
@@ -540,6 +538,7 @@ class DataProvider:
 
 
 def keys_digest(embeddings: Embeddings) -> str:
+  """SHA-256 of a split's keys in file order: what the rows of `sample_rows` refer to."""
   digest = hashlib.sha256()
   for key in embeddings.keys:
     digest.update(key.encode("utf-8") + b"\0")
@@ -547,6 +546,7 @@ def keys_digest(embeddings: Embeddings) -> str:
 
 
 def embeddings_digest(embeddings: Embeddings) -> str:
+  """SHA-256 of a split's embeddings as loaded (float32, row-major)."""
   return hashlib.sha256(embeddings.embeddings.tobytes()).hexdigest()
 
 

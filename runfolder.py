@@ -87,21 +87,7 @@ def foreign_files(folder: str) -> List[str]:
   return [name for name in names if not is_own(name)]
 
 
-# ---- Identity: a folder belongs to one configuration. ----
-
-DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
-# The sha256 of the backbone that made those embeddings, as their PROVENANCE.json names it
-# (backbone.py): a trained model and its backbone are one unit (prediction.py checks it).
-BACKBONE_DIGEST = "backbone_digest"
-# A configuration's entries, as config.json holds them (config.Configs.to_json, training.py).
-CONFIGURATION_KEYS = ("data_config", "inner_model_config", "outer_model_config", "seed",
-                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST)
-_SECTIONS = CONFIGURATION_KEYS[:3]
-# Values of a run's configuration that only extend or observe it: a run folder may be rerun
-# with other values of these. Every other value defines what is trained (`claim`).
-RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
-                                  "metatest_batch_size"})
-
+# ---- Files leo ships. ----
 
 def is_below(path: str, folder: str) -> bool:
   """Whether `path` is a local path inside `folder` (symbolic links resolved)."""
@@ -117,6 +103,22 @@ def read_checked_json(path: str, what: str):
     raise storage.StorageError(f"{path}: no checksum, but leo ships it with one: it was "
                                f"edited; restore it (git checkout {path}); it is {what}")
   return contents
+
+
+# ---- Identity: a folder belongs to one configuration. ----
+
+DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
+# The sha256 of the backbone that made those embeddings, as their PROVENANCE.json names it
+# (backbone.py): a trained model and its backbone are one unit (prediction.py checks it).
+BACKBONE_DIGEST = "backbone_digest"
+# A configuration's entries, as config.json holds them (config.Configs.to_json, training.py).
+CONFIGURATION_KEYS = ("data_config", "inner_model_config", "outer_model_config", "seed",
+                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST)
+_SECTIONS = CONFIGURATION_KEYS[:3]
+# Values of a run's configuration that only extend or observe it: a run folder may be rerun
+# with other values of these. Every other value defines what is trained (`claim`).
+RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
+                                  "metatest_batch_size"})
 
 
 def identity(configuration) -> dict:

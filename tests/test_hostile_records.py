@@ -24,7 +24,6 @@ import runfolder
 import storage
 import test_compare
 import test_runner
-import utils
 
 ROOT = test_runner.ROOT
 RUNNER = test_runner.RUNNER
@@ -240,7 +239,7 @@ def an_edited_record_made_before_checksums(w: World):
 
 
 def records_of_one_fingerprint_and_other_task_counts(w: World):
-  """A 1-task record of the 100-task record's fingerprint: a copy of its first task."""
+  """A 100-task record, and a 1-task record given its fingerprint by hand."""
   many = test_compare.write_record(os.path.join(w.tmp, "cmp", "leo"), "leo", 0,
                                    [0.9, 0.7] * 50)
   one = test_compare.write_record(os.path.join(w.tmp, "cmp", "base"), "nearest_centroid", 0,
@@ -280,22 +279,19 @@ def baseline_works(w, result, new, changed):
 def tasks_file_works(w, result, new, changed):
   record = _one_new_record(w, result, new, w.results)
   (path,) = new
-  (sampled,) = [other for other in glob.glob(path[:-len("0" * records.NAME_DIGEST_CHARS + ".json")] + IDENTITY + ".json")
-                if other != path]  # Named as it is but for its identity, left unchanged.
+  unnamed = path[:-len(".json") - records.NAME_DIGEST_CHARS]
+  # Named as it is but for its identity, and left unchanged.
+  (sampled,) = [other for other in glob.glob(unnamed + IDENTITY + ".json") if other != path]
   assert records.read_record(sampled)["task_fingerprint"] != record["task_fingerprint"]
   assert not changed
 
 
-def same_evaluation_works(w, result, new, changed):
-  assert not new and changed == {w.in_domain_record()}  # Its own record, replaced.
+def replaces_its_own_record(w, result, new, changed):
+  assert not new and changed == {w.in_domain_record()}
 
 
 def results_path_works(w, result, new, changed):
   _one_new_record(w, result, new, os.path.join(w.tmp, "elsewhere"))
-
-
-def taken_as_it_is(w, result, new, changed):
-  assert not new and changed == {w.in_domain_record()}
 
 
 def not_paired(w, result, new, changed):
@@ -319,7 +315,7 @@ CASES: List[Case] = [
     Case("a tasks file of the same shape keeps the sampled record",
          tasks_file_of_the_same_shape, None, tasks_file_works),
     Case("the same evaluation replaces only its own record", the_same_evaluation_again, None,
-         same_evaluation_works),
+         replaces_its_own_record),
     Case("--results_path takes the record", into_results_path, None, results_path_works),
     Case("a user's file at the record's name", a_user_file_at_the_records_name,
          r"runner.py: error: {record}: holds a file leo did not write as a record; leo "
@@ -340,7 +336,8 @@ CASES: List[Case] = [
     Case("a best accuracy edited to 0.991", best_accuracy_edited,
          r"runner.py: error: {run}/best_checkpoint/best.json: damaged \(its contents do not "
          r"match its checksum\); it is the best checkpoint's commit record"),
-    Case("a run made before checksums", a_run_made_before_checksums, None, taken_as_it_is),
+    Case("a run made before checksums", a_run_made_before_checksums, None,
+         replaces_its_own_record),
     Case("a shipped best.json edited and its checksum removed",
          a_shipped_best_without_its_checksum,
          r"runner.py: error: {tmp}/shipped/models/icons_1shot/best_checkpoint/best.json: no "

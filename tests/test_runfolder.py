@@ -505,8 +505,9 @@ def _record(**fields):
   """A result record's fields as evaluation.py writes them (but the provenance)."""
   return dict(dict(method="leo", split="val", num_classes=3, num_tr_examples_per_class=5,
                    queries_per_class=10, num_tasks=2, seed=2, trained={"step": 20},
-                   accuracy=0.5, ci95=0.1 * utils.Z_95, task_accuracies=[0.4, 0.6], task_fingerprint="f",
-                   config={}, identity="0123456789ab" + "c" * 52), **fields)
+                   accuracy=0.5, ci95=0.1 * utils.Z_95, task_accuracies=[0.4, 0.6],
+                   task_fingerprint="f", config={}, identity="0123456789ab" + "c" * 52),
+              **fields)
 
 
 def test_records_are_named_after_what_they_measured_and_replaced_only_by_their_own(root):
