@@ -159,19 +159,25 @@ def a_run_made_before_checksums(w: World):
   return the_same_evaluation_again(w)
 
 
-def shipped_model(w: World, monkeypatch, **best_changes):
-  """A copy of the shipped 1-shot model, as leo ships it (below runfolder.SHIPPED)."""
+def shipped_model(w: World, monkeypatch, edited: str, **changes):
+  """A copy of the shipped 1-shot model, as leo ships it (below runfolder.SHIPPED), with the
+  file `edited` changed."""
   shipped = os.path.join(w.tmp, "shipped")
   shutil.copytree(runfolder.SHIPPED_MODELS, os.path.join(shipped, "models"))
   monkeypatch.setattr(runfolder, "SHIPPED", shipped)
   model = os.path.join(shipped, "models", "icons_1shot")
-  if best_changes:
-    _edit_json(os.path.join(model, "best_checkpoint", "best.json"), **best_changes)
+  _edit_json(os.path.join(model, edited), **changes)
   return EVALUATE + [f"--checkpoint_path={model}"]
 
 
+def a_shipped_inner_unroll_length_edited(w: World, monkeypatch):
+  return shipped_model(w, monkeypatch, "config.json",
+                       inner_model_config={"inner_unroll_length": 7})
+
+
 def a_shipped_best_without_its_checksum(w: World, monkeypatch):
-  return shipped_model(w, monkeypatch, accuracy=0.991, checksum=None)
+  return shipped_model(w, monkeypatch, "best_checkpoint/best.json", accuracy=0.991,
+                       checksum=None)
 
 
 def a_backbone_for_the_run(w: World):
@@ -338,6 +344,9 @@ CASES: List[Case] = [
          r"match its checksum\); it is the best checkpoint's commit record"),
     Case("a run made before checksums", a_run_made_before_checksums, None,
          replaces_its_own_record),
+    Case("a shipped model's inner_unroll_length edited", a_shipped_inner_unroll_length_edited,
+         r"runner.py: error: {tmp}/shipped/models/icons_1shot/config.json: damaged \(its "
+         r"contents do not match its checksum\)"),
     Case("a shipped best.json edited and its checksum removed",
          a_shipped_best_without_its_checksum,
          r"runner.py: error: {tmp}/shipped/models/icons_1shot/best_checkpoint/best.json: no "
