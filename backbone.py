@@ -206,13 +206,18 @@ def embedder(backbone: snt.Module, image_shape: Sequence[int],
              standardise: Standardiser
              ) -> Callable[[np.ndarray], np.ndarray]:
   """A function from uint8 images [n, *image_shape] to embeddings float32 [n, dim], batch
-  norm in test mode, compiled once for any n."""
+  norm in test mode, compiled once for any n; it logs its progress while many are embedded."""
   spec = tf.TensorSpec([None, *image_shape], tf.uint8)
   forward = tf.function(lambda batch: backbone(standardise(batch), is_training=False),
                         input_signature=[spec], autograph=False)
-  return lambda images: np.concatenate([
-      forward(images[i:i + EMBEDDING_BATCH_SIZE]).numpy()
-      for i in range(0, len(images), EMBEDDING_BATCH_SIZE)])
+
+  def embed(images: np.ndarray) -> np.ndarray:
+    progress, embeddings = utils.Progress("Embedded", len(images), "images"), []
+    for start in range(0, len(images), EMBEDDING_BATCH_SIZE):
+      embeddings.append(forward(images[start:start + EMBEDDING_BATCH_SIZE]).numpy())
+      progress(start + len(embeddings[-1]))
+    return np.concatenate(embeddings)
+  return embed
 
 
 # ---- The backbone file. ----

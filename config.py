@@ -33,6 +33,10 @@ TASK_BASELINES = ("nearest_centroid", "logistic_regression")
 FITTED_BASELINES = ("whitened_nearest_centroid", "simpleshot")
 BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
+# How an image that is not square becomes the backbone's square (images.py): squashed (resized,
+# aspect ratio lost), or padded to a square with white first.
+IMAGE_FITS = ("squash", "pad")
+IMAGE_FLAGS = ("image_fit",)  # define_image_flags's.
 
 # Flags that choose what one command does, not what the run is: left out of its flags.txt.
 # So is the run folder: a replay (`--flagfile=<run>/flags.txt`) can never write into the run
@@ -176,6 +180,19 @@ flags.DEFINE_boolean("jit_compile", False,
 flags.DEFINE_integer("intra_op_threads", 0,
                      f"TF intra-op threads, at most {MAX_THREADS_PER_CORE} per core; 0: the "
                      "measured choice for the task shape (distribute.configure_threads).")
+
+
+def define_image_flags():
+  """IMAGE_FLAGS, the flags of the commands that read image folders (predict.py, tools/data/):
+  defined by them alone, so that runner.py, which reads embeddings, has none. A command
+  declares them its key flags, to list them in its --help."""
+  flags.DEFINE_enum(
+      "image_fit", IMAGE_FITS[0], list(IMAGE_FITS),
+      "How an image of another size than the backbone's square input is made that size. "
+      "squash: resized without keeping its aspect ratio, as miniImageNet's images were made. "
+      "pad: padded to a square with white first (centred, aspect kept), as "
+      "tools/data/build_icons.py drew the icons the shipped backbone and models learned from: "
+      "the right choice for them.")
 
 
 class ConfigError(utils.LeoError):
@@ -323,6 +340,25 @@ class RunConfig:
     if not isinstance(self.jit_compile, bool):
       _fail("jit_compile", self.jit_compile, "true or false")
     check_threads("intra_op_threads", self.intra_op_threads, minimum=0)
+
+
+def _flags_of(config_class, leave_out=()) -> tuple:
+  return tuple(field.name for field in dataclasses.fields(config_class)
+               if field.name in FLAGS and field.name not in leave_out)
+
+
+# The flags by what they set, as a command's --help lists them (utils.command_help): one
+# group per config object, the run's ways of spreading the work over devices apart.
+DISTRIBUTION_FLAGS = ("distribution_strategy", "jit_compile", "intra_op_threads")
+FLAG_GROUPS = {
+    "preset (dataset, shots and tuned values at once)": ("preset",),
+    "data": _flags_of(DataConfig),
+    "model (LEO's inner loop)": _flags_of(InnerModelConfig),
+    "outer loop and tasks": _flags_of(OuterModelConfig),
+    "run and evaluation": _flags_of(RunConfig, leave_out=DISTRIBUTION_FLAGS),
+    "distribution and speed": DISTRIBUTION_FLAGS,
+    "images (the commands that read image folders)": IMAGE_FLAGS,
+}
 
 
 def _fail(name: str, value: Any, expected: str):

@@ -37,7 +37,6 @@ import tasks as tasks_lib
 import trained
 import utils
 
-PROGRESS_SECONDS = 5  # Between progress lines of a long evaluation.
 # Evaluation tasks are drawn in chunks whose query embeddings take at most this many bytes, so
 # 200 tasks x 5 classes x 599 queries x 640 floats (1.5 GB) are never materialised at once.
 EVAL_CHUNK_BYTES = 64 * 2**20
@@ -152,12 +151,12 @@ class Evaluator:
     Args:
       num_tasks: how many tasks.
       fingerprint: a `records.TaskFingerprint` that every evaluated task is added to.
-      progress: log tasks done, tasks/s and the ETA every PROGRESS_SECONDS.
+      progress: log tasks done, tasks/s and the ETA every utils.PROGRESS_SECONDS.
       export: a `tasks.TaskWriter` that every evaluated task is written to.
     """
     chunks_per_call = min(self._chunks_per_call, -(-num_tasks // self.chunk))
     losses, accuracies, done = [], [], 0
-    start = last_report = time.time()
+    report = utils.Progress("Evaluated", num_tasks, "tasks") if progress else lambda done: None
     while done < num_tasks:
       chunks = min(chunks_per_call, -(-(num_tasks - done) // self.chunk))
       rows = tf.concat([self._sample() for _ in range(chunks)], axis=0)
@@ -170,11 +169,7 @@ class Evaluator:
         if sink is not None:
           sink.update(rows.numpy()[:wanted])
       done += wanted
-      if progress and time.time() - last_report >= PROGRESS_SECONDS and done < num_tasks:
-        last_report = time.time()
-        rate = done / (last_report - start)
-        logging.info("Evaluated %d/%d tasks, %.0f tasks/s, ETA %s", done, num_tasks, rate,
-                     utils.duration((num_tasks - done) / rate))
+      report(done)
     return float(np.mean(np.concatenate(losses), dtype=np.float64)), np.concatenate(accuracies)
 
   def fingerprint(self):

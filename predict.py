@@ -13,13 +13,10 @@ probabilities; --output writes them as CSV or JSON. The logic is prediction.py's
 user can act on is one line and exit code 2.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 from absl import logging
 
-import config  # pylint: disable=unused-import  # Defines --checkpoint_path.
+import config  # Defines --checkpoint_path.
 import utils
 
 flags.DEFINE_string("support", None, "A folder with one sub-folder of K images per class, or "
@@ -28,34 +25,31 @@ flags.DEFINE_string("queries", None, "A folder of images, an image file, a comma
                     "list of them, or an embeddings file (.pkl).")
 flags.DEFINE_string("output", None, "Also write the predictions to this .csv or .json file.")
 flags.mark_flags_as_required(["support", "queries"])
-flags.declare_key_flag("checkpoint_path")
+config.define_image_flags()
+for name in ("checkpoint_path", *config.IMAGE_FLAGS):
+  flags.declare_key_flag(name)
 flags.FLAGS.set_default("checkpoint_path", None)  # None: the shipped model for the support's K.
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
-  logging.get_absl_handler().addFilter(utils.OwnLinesOrWarnings())
+  del argv  # No arguments (utils.run_command).
   values = flags.FLAGS
-  try:
-    import prediction  # pylint: disable=g-import-not-at-top  # TF: after the flags parse.
-    if values.output:
-      prediction.check_output(values.output)
-    predictor, support = prediction.load_for_support(values.support, values.checkpoint_path)
-    queries = prediction.read_queries(values.queries, predictor)
-    probabilities = predictor.predict(support.embeddings, queries.embeddings)
-    num_classes, shots, _ = support.embeddings.shape
-    logging.info("%s adapted to %s: %d-way %d-shot", predictor.name, values.support,
-                 num_classes, shots)
-    print(prediction.table(queries, support.class_names, probabilities), flush=True)
-    if values.output:
-      prediction.write(values.output, queries, support.class_names, probabilities,
-                       predictor.name)
-      logging.info("Predictions written to %s", values.output)
-  except utils.LeoError as e:
-    sys.stderr.write(f"predict.py: error: {e}\n")
-    sys.exit(2)
+  import prediction  # pylint: disable=g-import-not-at-top  # TF: after the flags parse.
+  if values.output:
+    prediction.check_output(values.output)
+  predictor, support = prediction.load_for_support(values.support, values.checkpoint_path,
+                                                    values.image_fit)
+  queries = prediction.read_queries(values.queries, predictor, values.image_fit)
+  probabilities = predictor.predict(support.embeddings, queries.embeddings)
+  num_classes, shots, _ = support.embeddings.shape
+  logging.info("%s adapted to %s: %d-way %d-shot", predictor.name, values.support,
+               num_classes, shots)
+  print(prediction.table(queries, support.class_names, probabilities), flush=True)
+  if values.output:
+    prediction.write(values.output, queries, support.class_names, probabilities,
+                     predictor.name)
+    logging.info("Predictions written to %s", values.output)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run_command(main)

@@ -239,16 +239,17 @@ def _same_shots(path: str, class_names: Sequence[str], counts: Sequence[int]):
         f"class: give each class {counts[fewest]} (or {counts[most]})")
 
 
-def read_support(path: str, predictor: Predictor) -> Support:
+def read_support(path: str, predictor: Predictor, fit: str = images_lib.SQUASH) -> Support:
   """A folder with one sub-folder of K images per class (the class names are the sub-folders'
-  names), or an embeddings file whose keys name each row's class."""
+  names; `fit` as `images.read_images` takes it), or an embeddings file whose keys name each
+  row's class."""
   if is_embeddings_file(path):
     loaded = _load_embeddings(path)
     _same_shots(path, loaded.class_names, [len(rows) for rows in loaded.rows_by_class])
     embeddings = loaded.embeddings[np.stack(loaded.rows_by_class)]
     return Support(loaded.class_names, predictor.check_embeddings(embeddings, path, rank=3))
   height, _, channels = predictor.image_shape
-  images, labels, class_names, _ = images_lib.read_image_folder(path, channels, height)
+  images, labels, class_names, _ = images_lib.read_image_folder(path, channels, height, fit)
   counts = np.bincount(labels, minlength=len(class_names))
   _same_shots(path, class_names, counts)
   # The folder's images are read class by class: its labels are sorted.
@@ -256,9 +257,10 @@ def read_support(path: str, predictor: Predictor) -> Support:
   return Support(class_names, embeddings)
 
 
-def read_queries(spec: str, predictor: Predictor) -> Queries:
+def read_queries(spec: str, predictor: Predictor, fit: str = images_lib.SQUASH) -> Queries:
   """An embeddings file, or images: a folder of them (sub-folders too), an image file, or a
-  comma-separated list of folders and files."""
+  comma-separated list of folders and files (files that are no image skipped, as
+  `images.read_images` does)."""
   if is_embeddings_file(spec):
     loaded = _load_embeddings(spec)
     return Queries(loaded.keys, predictor.check_embeddings(loaded.embeddings, spec, rank=2))
@@ -274,15 +276,16 @@ def read_queries(spec: str, predictor: Predictor) -> Queries:
     raise PredictionError(f"{spec!r}: expected a folder of images, an image file, a "
                           "comma-separated list of them, or an embeddings file")
   height, _, channels = predictor.image_shape
-  return Queries(paths, predictor.embed(images_lib.read_images(paths, channels, height)))
+  images, kept = images_lib.read_images(paths, channels, height, fit)
+  return Queries(kept, predictor.embed(images))
 
 
-def load_for_support(support_path: str, checkpoint_path: Optional[str] = None
-                     ) -> Tuple[Predictor, Support]:
+def load_for_support(support_path: str, checkpoint_path: Optional[str] = None,
+                     fit: str = images_lib.SQUASH) -> Tuple[Predictor, Support]:
   """The model `checkpoint_path` names (default: the shipped one for the support's K) and the
   support set of `support_path` read for it."""
   predictor = Predictor.load(checkpoint_path or SHIPPED_1SHOT)
-  support = read_support(support_path, predictor)
+  support = read_support(support_path, predictor, fit)
   shots = support.embeddings.shape[1]
   if checkpoint_path is None and default_model(shots) != SHIPPED_1SHOT:
     predictor = Predictor.load(default_model(shots))  # The shipped models share a backbone.

@@ -14,21 +14,17 @@ Ctrl-C stops a training at its next safe point with one line saying how to resum
 """
 
 import signal
-import sys
 
-from absl import app
-from absl import logging
+from absl import flags
 
 import config
 import utils
 
-INTERRUPTED_STATUS = 130  # A shell's status for a command stopped by Ctrl-C (128 + SIGINT).
+flags.adopt_module_key_flags(config)  # Every flag of config.py is the runner's (its --help).
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
-  logging.get_absl_handler().addFilter(utils.OwnLinesOrWarnings())
+  del argv  # No arguments (utils.run_command).
   try:
     configs = config.get_configs()  # Every value is checked before TF, slow to load, is.
     utils.import_tensorflow()  # Quietly, before the modules that use it.
@@ -48,17 +44,10 @@ def main(argv):
       stop = training.StopRequest()
       signal.signal(signal.SIGINT, stop)
       training.train(configs, strategy, stop)
-  except utils.Interrupted as e:
-    sys.stderr.write(f"runner.py: {e}\n")
-    sys.exit(INTERRUPTED_STATUS)
-  except KeyboardInterrupt:
-    sys.stderr.write("runner.py: interrupted (Ctrl-C); what was committed is kept: rerun the "
-                     "same command to resume or redo it\n")
-    sys.exit(INTERRUPTED_STATUS)
-  except utils.LeoError as e:
-    sys.stderr.write(f"runner.py: error: {e}\n")
-    sys.exit(2)
+  except KeyboardInterrupt:  # Before training listens for it, or during an evaluation.
+    raise utils.Interrupted("interrupted (Ctrl-C); what was committed is kept: rerun the same "
+                            "command to resume or redo it") from None
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run_command(main)

@@ -208,8 +208,8 @@ def test_pairing_an_unknown_row_is_a_one_line_error(tmp_path):
   write_record(tmp_path / "run", "leo", 0)
   result = run_compare(tmp_path, "--pair=R1,R9")
   assert result.returncode == 2 and result.stderr == (
-      "tools.study.compare: --pair=R1,R9: expected two different row ids (R1..R1) or record files "
-      "among those compared\n")
+      "tools.study.compare: error: --pair=R1,R9: expected two different row ids (R1..R1) or "
+      "record files among those compared\n")
 
 
 # ---- Inputs. ----
@@ -233,7 +233,7 @@ def test_a_truncated_record_is_a_one_line_error_naming_the_file(tmp_path):
   result = run_compare(tmp_path)
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.count("\n") == 1 and result.stderr.startswith(
-      f"tools.study.compare: {path}: damaged or unreadable (Unterminated string")
+      f"tools.study.compare: error: {path}: damaged or unreadable (Unterminated string")
   assert result.stderr.endswith("; it is a result record: rerun the evaluation that made it\n")
 
 
@@ -273,7 +273,7 @@ def test_an_output_into_a_missing_folder_is_refused_before_the_table(tmp_path):
   missing = tmp_path / "no-such-folder" / "RESULTS.md"
   result = run_compare(tmp_path, f"--output={missing}")
   assert result.returncode == 2 and result.stdout == ""
-  assert result.stderr == (f"tools.study.compare: --output={missing}: no folder "
+  assert result.stderr == (f"tools.study.compare: error: --output={missing}: no folder "
                            f"{missing.parent}; create it first\n")
 
 
@@ -286,7 +286,7 @@ def test_the_output_file_is_whole_or_the_old_one(tmp_path, monkeypatch):
   monkeypatch.setattr(os, "fsync", full_disk)
   result = run_compare(tmp_path / "run", f"--output={path}")
   assert result.returncode == 2 and result.stderr == (
-      f"tools.study.compare: --output={path}: writing failed (No space left on device)\n")
+      f"tools.study.compare: error: --output={path}: writing failed (No space left on device)\n")
   assert path.read_text() == "old table\n" and sorted(os.listdir(tmp_path)) == [
       "RESULTS.md", "run"]
 

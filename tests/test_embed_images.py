@@ -4,6 +4,7 @@
 import json
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import data
 import fixtures
 import images as images_lib
 import inprocess
+import utils
 from tools.data import embed_images
 from tools.data import pretrain_embeddings as pe
 
@@ -40,7 +42,7 @@ def test_a_failed_embedding_leaves_no_split_file_behind(tmp_path):
                        "--dataset_name=mine")
   assert done.returncode == 2 and "Traceback" not in done.stderr
   assert done.stderr.strip().splitlines()[-1] == (
-      f"embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
+      f"tools.data.embed_images: error: {images}/.hidden-link: unreadable (No such file or directory); "
       "remove it or restore it")
   assert not list(output_root.rglob("*.*"))  # Not even the split it made.
 
@@ -123,7 +125,31 @@ def test_embed_images_command_splits_a_folder_and_errors_in_one_line(tmp_path, p
   bad = _embed_images(*command[:-1], "--dataset_name=mine2", f"--images={tmp_path / 'no'}")
   assert bad.returncode == 2
   assert bad.stderr.strip().splitlines()[-1] == (
-      f"embed_images: error: {tmp_path / 'no'}: not a readable .npz of images and labels, "
-      "nor a folder of class folders (FileNotFoundError: [Errno 2] No such file or directory: "
-      f"'{tmp_path / 'no'}')")
+      f"tools.data.embed_images: error: {tmp_path / 'no'}: no such folder of class folders, nor "
+      ".npz file")
   assert "Traceback" not in bad.stderr
+  (tmp_path / "no").write_text("not an npz")
+  bad = _embed_images(*command[:-1], "--dataset_name=mine2", f"--images={tmp_path / 'no'}")
+  assert bad.stderr.strip().splitlines()[-1].startswith(
+      f"tools.data.embed_images: error: {tmp_path / 'no'}: not a readable .npz of images and "
+      "labels, nor a folder of class folders (")
+
+
+def test_embed_images_logs_its_progress_while_it_reads_and_embeds(tmp_path, pretrained,
+                                                                  monkeypatch):
+  _, _, paths = pretrained
+  backbone_path = os.path.join(os.path.dirname(paths["train"]), backbone_lib.BACKBONE_FILE)
+  images = fixtures.image_folder(str(tmp_path / "mine"), num_classes=15, per_class=2)
+  monkeypatch.setattr(utils, "PROGRESS_SECONDS", 0.0)  # A line at every image or batch.
+  monkeypatch.setattr(backbone_lib, "EMBEDDING_BATCH_SIZE", 4)
+  done = _embed_images(f"--images={images}", f"--backbone={backbone_path}",
+                       f"--output_root={tmp_path / 'emb'}", "--dataset_name=mine")
+  assert done.returncode == 0, done.stderr[-3000:]
+  said = [line.split("] ", 1)[1] for line in done.stderr.splitlines() if "] " in line]
+  progress = [re.fullmatch(r"(Read|Embedded) (\d+)/(\d+) images, \d+ images/s, "
+                           r"ETA \dh\d\dm\d\ds", line) for line in said]
+  steps = [(m[1], int(m[2]), int(m[3])) for m in progress if m]
+  # 30 images read one by one (none said when all are done); then each split's 5 classes,
+  # 10 images, in batches of 4.
+  assert steps == ([("Read", done, 30) for done in range(1, 30)]
+                   + [("Embedded", done, 10) for done in (4, 8)] * 3)

@@ -228,7 +228,7 @@ def _export(*flags, tmp_path):
 def _one_line_error(result) -> str:
   assert result.returncode == 2 and result.stdout == ""
   lines = result.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("export: error: "), result.stderr
+  assert len(lines) == 1 and lines[0].startswith("tools.export: error: "), result.stderr
   return lines[0]
 
 

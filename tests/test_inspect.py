@@ -97,5 +97,5 @@ def test_figures_of_a_tiny_run_agree_with_the_model(run):
 def test_not_a_run_folder_is_a_one_line_error(tmp_path):
   done = inprocess.run(["-m", "tools.study.inspect_leo", f"--run={tmp_path}"], cwd=ROOT)
   assert done.returncode == 2
-  assert done.stderr.strip() == (f"tools/study/inspect_leo.py: --run={tmp_path}: expected a run "
-                                 "folder (with config.json)")
+  assert done.stderr.strip() == (f"tools.study.inspect_leo: error: --run={tmp_path}: expected "
+                                 "a run folder (with config.json)")

@@ -25,7 +25,7 @@ SHIPPED = {1: prediction.SHIPPED_1SHOT, 5: prediction.SHIPPED_5SHOT}
 SHIPPED_LIMIT_BYTES = 10 * 1024 * 1024
 
 
-def _drawing(rng, side=12):
+def _drawing(rng, side=84):
   """A random black-on-white grayscale drawing, uint8 [side, side, 1]."""
   return np.where(rng.random((side, side, 1)) < 0.3, 0, 255).astype(np.uint8)
 
@@ -159,8 +159,8 @@ def test_bad_inputs_are_one_line_each(tmp_path, predictor):
   unequal, _ = _support_and_queries(str(tmp_path / "unequal"), shots=(2, 1, 2))
   assert "class 'b' has 1 examples and class 'a' 2" in _error(read(unequal))
 
-  (tmp_path / "ok" / "queries" / "broken.png").write_bytes(b"not a png")
-  assert "broken.png: not an image TF can decode" in _error(
+  (tmp_path / "ok" / "queries" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
+  assert "broken.png: a damaged PNG file" in _error(
       lambda: prediction.read_queries(queries, predictor))
 
   assert "but the backbone" in _error(lambda: predictor.embed(np.zeros([2, 84, 84, 3], np.uint8)))
@@ -241,6 +241,36 @@ def test_the_api_refuses_arrays_it_cannot_classify_in_one_line(predictor, case):
     call(predictor)
   assert str(raised.value).startswith(expected.replace("the model", predictor.name))
   assert "\n" not in str(raised.value)
+
+
+def test_the_command_takes_images_as_users_give_them_and_says_what_it_changed(tmp_path):
+  support, queries = _support_and_queries(str(tmp_path))
+  (tmp_path / "support" / "a" / "notes.txt").write_text("drawn by hand")
+  photo = np.zeros((150, 200, 3), np.uint8)  # A colour photograph's shape, 4:3.
+  photo[..., 2] = 255
+  tf.io.write_file(os.path.join(queries, "photo.jpg"), tf.io.encode_jpeg(photo))
+  result = _run("predict.py", f"--support={support}", f"--queries={queries}",
+                tmp_path=tmp_path)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert [line.split()[0] for line in result.stdout.strip().splitlines()[1:]] == [
+      os.path.join(queries, name) for name in
+      ["b0.png", "b1.png", "c0.png", "c1.png", "photo.jpg", "more/a0.png", "more/a1.png"]]
+  said = [line.split("] ", 1)[1] for line in result.stderr.strip().splitlines()
+          if "images are not" in line or "skipped" in line or "colour" in line]
+  assert said == [
+      f"{support}: skipped 1 files that are not PNG, JPEG, GIF or BMP images: a/notes.txt",
+      f"1 of 7 images are not 84x84 ({queries}/photo.jpg 200x150): squashed to 84x84 as "
+      "miniImageNet's images were, the aspect ratio not kept (--image_fit=pad keeps it, "
+      "padding with white)",
+      f"1 colour images read in grayscale, as the backbone takes them ({queries}/photo.jpg)"]
+  padded = _run("predict.py", f"--support={support}", f"--queries={queries}/photo.jpg",
+                "--image_fit=pad", tmp_path=tmp_path)
+  assert padded.returncode == 0 and "padded to a square with white" in padded.stderr
+
+  mistyped = _run("predict.py", f"--support={support}s", f"--queries={queries}",
+                  tmp_path=tmp_path)
+  assert (mistyped.returncode, mistyped.stderr.strip().splitlines()[-1]) == (
+      2, f"predict.py: error: {support}s: no such folder")
 
 
 def test_the_command_reports_bad_input_in_one_line_and_exits_2(tmp_path):

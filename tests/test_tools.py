@@ -335,7 +335,7 @@ def test_pretrain_refuses_more_threads_than_a_few_per_core_in_one_line(tmp_path)
                           f"--output_root={tmp_path}"], cwd=REPO_ROOT)
   cores = os.cpu_count()
   assert (result.returncode, result.stdout, result.stderr) == (
-      2, "", f"pretrain_embeddings: error: --num_threads=100000: expected an integer in "
+      2, "", f"tools.data.pretrain_embeddings: error: --num_threads=100000: expected an integer in "
       f"[1, {4 * cores}] (4 per core of this machine's {cores})\n")
   assert not os.listdir(tmp_path)
 

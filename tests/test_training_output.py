@@ -46,7 +46,7 @@ def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, mo
       evaluation.GatheredScores(
           lambda batch: (tf.constant(0.0), baselines.nearest_centroid(batch))),
       provider, batch_size=4, num_classes=5, shots=1, queries=3)
-  monkeypatch.setattr(evaluation, "PROGRESS_SECONDS", 0.0)
+  monkeypatch.setattr(utils, "PROGRESS_SECONDS", 0.0)
   fingerprint = evaluate.fingerprint()
   with caplog.at_level(logging.INFO, logger="absl"):  # absl's logger may sit at WARNING.
     _, accuracies = evaluate(10, fingerprint, progress=True)

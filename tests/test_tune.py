@@ -219,7 +219,7 @@ def test_a_failed_trial_keeps_the_runners_error_and_the_study_goes_on(tmp_path):
 
 @pytest.mark.parametrize("error, why", [
     ("runner.py: error: --num_classes=1: expected >= 2", "no trial has succeeded"),
-    ("FATAL Flags parsing error: Unknown command line flag 'nosuchflag'",
+    ("runner.py: error: Unknown command line flag 'nosuchflag' (--help lists the flags)",
      "so will every trial")])
 def test_a_study_stops_at_a_failure_every_trial_would_repeat(tmp_path, error, why):
   first = [] if why == "no trial has succeeded" else [0.5]  # A usage error stops at once.
@@ -580,8 +580,8 @@ def test_a_runner_flag_that_does_not_exist_stops_the_study_at_its_first_trial(tm
                           env=ENV, capture_output=True, text=True, timeout=300)
   assert result.returncode == 2 and result.stderr.count("\n") == 1
   assert result.stderr.startswith(
-      "tools/tune.py: trial 0 failed and so will every trial: FATAL Flags parsing error: "
-      "Unknown command line flag 'nosuchflag' (the flags after --? see ")
+      "tools/tune.py: trial 0 failed and so will every trial: runner.py: error: Unknown "
+      "command line flag 'nosuchflag' (--help lists the flags) (the flags after --? see ")
   trials = optuna.load_study(study_name="leo",
                              storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}").trials
   assert [t.state for t in trials] == [TrialState.FAIL]

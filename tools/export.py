@@ -14,9 +14,6 @@ without a backbone). The logic is exporting.py's; an error a user can act on is 
 exit code 2.
 """
 
-import sys
-
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -34,19 +31,13 @@ flags.mark_flag_as_required("checkpoint_path")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}: every option is a --flag")
-  logging.get_absl_handler().addFilter(utils.OwnLinesOrWarnings())
+  del argv  # No arguments (utils.run_command).
   values = flags.FLAGS
-  try:
-    import exporting  # pylint: disable=g-import-not-at-top  # TF: after the flags parse.
-    manifest = exporting.export(values.checkpoint_path, values.output, values.from_images)
-  except utils.LeoError as e:
-    sys.stderr.write(f"export: error: {e}\n")
-    sys.exit(2)
+  import exporting  # pylint: disable=g-import-not-at-top  # TF: after the flags parse.
+  manifest = exporting.export(values.checkpoint_path, values.output, values.from_images)
   logging.info("Exported %s (step %s) to %s: signatures %s", manifest["checkpoint"],
                manifest["step"], values.output, ", ".join(manifest["signatures"]))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run_command(main)

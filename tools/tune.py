@@ -90,7 +90,8 @@ SETUP_SECONDS = 60.0  # The longest a tuner waits for another to finish creating
 HEARTBEATS_PER_GRACE = 5  # A tuner may miss a few (a busy server) before its trial is stale.
 KILL_GRACE_SECONDS = 30.0
 ERROR_PREFIX = "runner.py: error: "
-USAGE_PREFIX = "FATAL Flags parsing error: "  # absl's, for a flag runner.py does not have.
+# runner.py's line for a flag it does not have (utils.run_command).
+USAGE_PREFIX = ERROR_PREFIX + "Unknown command line flag "
 HOST = socket.gethostname()  # A trial of this machine is stale once its lock is free.
 RETRY = RetryHeartbeatStaleTrialCallback()  # Same parameters; the user attrs (run folder) too.
 # A storage that fails: SQLAlchemy's errors (bad URL, server down, refused password), Optuna's
@@ -779,6 +780,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
   FLAGS = define_flags()
-  app.run(main)
+  utils.run_command(main, arguments="[-- RUNNER_FLAGS...]")

@@ -38,11 +38,9 @@ import os
 import shutil
 import string
 import subprocess
-import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -51,6 +49,7 @@ from PIL import ImageDraw
 from PIL import ImageFont
 
 from tools.data import build_icons
+import utils
 
 PACKAGE = "fonts-aenigma"
 PACKAGE_VERSION = "0.0.20080511+dfsg-4"  # Debian 12's; pinned with its digest.
@@ -254,12 +253,11 @@ def main(argv):
     logging.info("%d images of %d characters from %d typefaces -> %s", record["images"],
                  len(CHARACTERS), len(record["faces_chosen"]), values.output_dir)
   except (ValueError, OSError, subprocess.CalledProcessError) as e:
-    sys.stderr.write(f"build_glyphs: error: {e}\n")
-    sys.exit(2)
+    raise utils.LeoError(str(e)) from None
   finally:
     shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)

@@ -44,7 +44,6 @@ import tempfile
 import zipfile
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -554,4 +553,4 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)

@@ -12,7 +12,9 @@ saved) over every image, batch norm in test mode, with no training:
     python runner.py --data_path=/data/embeddings --dataset_name=mine --preset=icons_1shot
 
 --images takes the .npz of `tools/data/pretrain_embeddings.py` or a folder with one sub-folder of
-images per class (`images.py`; read at the backbone's input size and channels).
+images per class (`images.py`; read at the backbone's input size and channels; --image_fit says
+how an image that is not square is made square). Progress is logged while a large folder is
+read and embedded.
 --split names each class's split (JSON {"train": [...], "val": [...], "test": [...]}); without
 one the classes are split at random (--seed) in miniImageNet's 64/16/20 shares, and the split
 is written beside the pickles. All of a split's classes go into its pickle (a "pool" list, if
@@ -26,11 +28,11 @@ import os
 import sys
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 
 import backbone as backbone_lib
+import config
 import images as images_lib
 import utils
 from tools.data import pretrain_embeddings as pe
@@ -104,7 +106,8 @@ def define_flags():
                       "tools/data/pretrain_embeddings.py; default: the bundled icons backbone.")
   flags.DEFINE_string("output_root", None, "Pickles go to <output_root>/<dataset_name>/center/.")
   flags.mark_flags_as_required(["images", "output_root"])
-  for name in ("dataset_name", "seed"):
+  config.define_image_flags()
+  for name in ("dataset_name", "seed", *config.IMAGE_FLAGS):
     flags.declare_key_flag(name)
 
 
@@ -118,22 +121,19 @@ def main(argv):
   new_outputs = [path for path in outputs if not os.path.exists(path)]
   try:
     embed(values, output_dir)
-  except BaseException as e:  # pylint: disable=broad-except
+  except BaseException:  # pylint: disable=broad-except
     # Nothing half-written: what this command created goes (files it replaced cannot come
     # back, but PROVENANCE.json is written last, so it never names half of them).
     for path in new_outputs:
       if os.path.exists(path):
         os.remove(path)
-    if not isinstance(e, utils.LeoError):
-      raise
-    sys.stderr.write(f"embed_images: error: {e}\n")
-    sys.exit(2)
+    raise
 
 
 def embed(values, output_dir: str):
   """The command: reads the images and the split (or makes and writes one), embeds them."""
   loaded = backbone_lib.load_backbone(values.backbone)
-  image_set = pe.load_image_set(values.images, channels=loaded[1][-1])
+  image_set = pe.load_image_set(values.images, loaded[1][-1], values.image_fit)
   if values.split:
     splits = pe.load_split(values.split, image_set.class_names)
     split_file = values.split
@@ -154,4 +154,4 @@ def embed(values, output_dir: str):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)

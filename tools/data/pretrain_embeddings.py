@@ -77,7 +77,6 @@ import time
 import zipfile
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
@@ -87,8 +86,8 @@ import utils
 tf = utils.import_tensorflow()  # Before Sonnet imports it: TF's start-up chatter silenced.
 import sonnet as snt  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# config.py (imported by distribute) defines --seed, --dataset_name and
-# --distribution_strategy: the tool uses those flags, it does not define them.
+# config.py defines --seed, --dataset_name and --distribution_strategy: the tool uses those
+# flags, it does not define them.
 import backbone as backbone_lib
 import config as config_lib
 import distribute
@@ -147,11 +146,14 @@ class ImageSet:
 
 # ---- Inputs and keys. ----
 
-def load_image_set(path: str, channels: int = 1) -> ImageSet:
+def load_image_set(path: str, channels: int = 1, fit: str = images_lib.SQUASH) -> ImageSet:
   """Reads and checks an images-with-labels .npz, or a folder of class folders
-  (`images.read_image_folder`; its images read with `channels` channels)."""
+  (`images.read_image_folder`; its images read with `channels` channels, made square by
+  `fit`)."""
   if os.path.isdir(path):
-    return ImageSet(*images_lib.read_image_folder(path, channels))
+    return ImageSet(*images_lib.read_image_folder(path, channels, fit=fit))
+  if not os.path.exists(path):
+    raise backbone_lib.InputError(f"{path}: no such folder of class folders, nor .npz file")
   try:
     with np.load(path, allow_pickle=False) as npz:
       arrays = {name: npz[name] for name in npz.files}
@@ -589,10 +591,11 @@ def define_flags():
   flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "datasets", "embeddings"),
                       "Pickles go to <output_root>/<dataset_name>/center/.")
   # --dataset_name (the folder under output_root), --seed (initialisation, order, augmentation)
-  # and --distribution_strategy are config.py's flags, defined when config is imported; listed
-  # by --helpshort with the tool's own.
+  # and --distribution_strategy are config.py's flags, defined when config is imported, and
+  # --image_fit too, defined here; listed by --help with the tool's own.
   flags.FLAGS.set_default("dataset_name", "icons")
-  for name in ("dataset_name", "seed", "distribution_strategy"):
+  config_lib.define_image_flags()
+  for name in ("dataset_name", "seed", "distribution_strategy", *config_lib.IMAGE_FLAGS):
     flags.declare_key_flag(name)
   flags.DEFINE_enum("backbone", "convnet", sorted(backbone_lib.BACKBONES), "Embedding network.")
   flags.DEFINE_integer("epochs", TrainConfig.epochs, "Passes over the train images.")
@@ -613,36 +616,32 @@ def define_flags():
 def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
-  try:
-    config_lib.check_threads("num_threads", values.num_threads, minimum=1)
-    tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
-    if values.distribution_strategy == "default":
-      # One thread runs ops one at a time (no inter-op parallelism to fight over the few
-      # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
-      tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
-    # Before any tensor exists: collective ops are configured when the strategy is made.
-    strategy = distribute.make_strategy(values.distribution_strategy)
-    check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
-    image_set = load_image_set(values.images, int(values.image_channels))
-    splits = load_split(values.split, image_set.class_names)
-    config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
-                         batch_size=values.batch_size, learning_rate=values.learning_rate,
-                         seed=values.seed, embedding_dim=values.embedding_dim,
-                         protocol=values.protocol)
-    record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
-              "inputs": {name: {"file": os.path.basename(path),
-                                "sha256": backbone_lib.file_digest(path)}
-                         for name, path in (("images", values.images),
-                                            ("split", values.split))}}
-    pretrain(image_set, splits, config,
-             os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
-             record)
-  except utils.LeoError as e:
-    sys.stderr.write(f"pretrain_embeddings: error: {e}\n")
-    sys.exit(2)
+  config_lib.check_threads("num_threads", values.num_threads, minimum=1)
+  tf.config.threading.set_intra_op_parallelism_threads(values.num_threads)
+  if values.distribution_strategy == "default":
+    # One thread runs ops one at a time (no inter-op parallelism to fight over the few
+    # cores); each op uses all of them. Replicas keep TF's default: theirs run side by side.
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.config.experimental.enable_op_determinism()  # Same seed, same embeddings.
+  # Before any tensor exists: collective ops are configured when the strategy is made.
+  strategy = distribute.make_strategy(values.distribution_strategy)
+  check_batch_size(values.batch_size, strategy.num_replicas_in_sync)
+  image_set = load_image_set(values.images, int(values.image_channels), values.image_fit)
+  splits = load_split(values.split, image_set.class_names)
+  config = TrainConfig(backbone=values.backbone, epochs=values.epochs,
+                       batch_size=values.batch_size, learning_rate=values.learning_rate,
+                       seed=values.seed, embedding_dim=values.embedding_dim,
+                       protocol=values.protocol)
+  record = {"command": " ".join(["python -m tools.data.pretrain_embeddings"] + sys.argv[1:]),
+            "inputs": {name: {"file": os.path.basename(path),
+                              "sha256": backbone_lib.file_digest(path)}
+                       for name, path in (("images", values.images),
+                                          ("split", values.split))}}
+  pretrain(image_set, splits, config,
+           os.path.join(values.output_root, values.dataset_name, EMBEDDING_CROP), strategy,
+           record)
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  utils.run_command(main)

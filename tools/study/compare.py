@@ -30,7 +30,6 @@ import sys
 import textwrap
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 import numpy as np
 from scipy import stats
@@ -591,32 +590,28 @@ def write_output(flag: str, path: str, contents: bytes):
 
 def main(argv):
   values = flags.FLAGS
-  try:
-    paths = argv[1:]
-    if not paths:
-      raise utils.LeoError("usage: python -m tools.study.compare PATH... (result records or folders)")
-    asked = [tuple(pair.split(",")) for pair in values.pair]
-    for pair in asked:
-      if len(pair) != 2:
-        raise utils.LeoError(f"--pair={','.join(pair)}: expected two rows or records, A,B")
-    for flag in ("output", "plot"):
-      _check_writable(flag, values[flag].value)
-    found = load_records(paths)
+  paths = argv[1:]
+  if not paths:
+    raise utils.LeoError("usage: python -m tools.study.compare PATH... (result records or folders)")
+  asked = [tuple(pair.split(",")) for pair in values.pair]
+  for pair in asked:
+    if len(pair) != 2:
+      raise utils.LeoError(f"--pair={','.join(pair)}: expected two rows or records, A,B")
+  for flag in ("output", "plot"):
+    _check_writable(flag, values[flag].value)
+  found = load_records(paths)
+  if values.plot:
+    plot(values.plot, find_runs(paths), found, values.reference, values.plot_against)
+  if not found:
     if values.plot:
-      plot(values.plot, find_runs(paths), found, values.reference, values.plot_against)
-    if not found:
-      if values.plot:
-        return
-      raise utils.LeoError(f"{' '.join(paths)}: no result records (JSON with \"record\": "
-                           f"\"{records.RECORD_KIND}\") found")
-    text = render_table(found, values.reference, asked,
-                        command=" ".join(["python -m tools.study.compare"] + sys.argv[1:]))
-    print(text, end="")
-    if values.output:
-      write_output("output", values.output, text.encode("utf-8"))
-  except utils.LeoError as error:
-    print(f"tools.study.compare: {error}", file=sys.stderr)
-    sys.exit(2)
+      return
+    raise utils.LeoError(f"{' '.join(paths)}: no result records (JSON with \"record\": "
+                         f"\"{records.RECORD_KIND}\") found")
+  text = render_table(found, values.reference, asked,
+                      command=" ".join(["python -m tools.study.compare"] + sys.argv[1:]))
+  print(text, end="")
+  if values.output:
+    write_output("output", values.output, text.encode("utf-8"))
 
 
 if __name__ == "__main__":
@@ -627,4 +622,4 @@ if __name__ == "__main__":
                       "paired differences from --plot_against).")
   flags.DEFINE_string("plot_against", "nearest_centroid", "The baseline the figure's paired "
                       "panel takes every other method's test records against.")
-  app.run(main)
+  utils.run_command(main, arguments="PATH...")

@@ -11,16 +11,14 @@ or over the tasks of one seed. The last column names the best baseline and wheth
 above it, below it or level (the interval of the difference holds 0).
 """
 
-import sys
 from typing import Dict, List, Sequence, Tuple
-
-from absl import app
 
 import config
 from tools.study import compare
 import utils
 
 METHODS = ("leo",) + config.BASELINES[1:]
+USAGE_ARGUMENTS = "<label>=<path>[,<path>...] ..."  # One row each.
 
 
 def _test_records(label: str, paths: Sequence[str]) -> Dict[str, List[compare.Record]]:
@@ -114,21 +112,17 @@ def render(rows: Sequence[Tuple[str, Sequence[str]]], command: str) -> str:
 
 
 def main(argv):
-  try:
-    rows = []
-    for argument in argv[1:]:
-      label, separator, paths = argument.partition("=")
-      if not separator or not label or not paths:
-        raise utils.LeoError(f"{argument!r}: expected <label>=<path>[,<path>...]")
-      rows.append((label, paths.split(",")))
-    if not rows:
-      raise utils.LeoError("usage: python -m tools.study.helps <label>=<path>[,<path>...] ...")
-    print(render(rows, " ".join(["python -m tools.study.helps"]
-                                + [f'"{argument}"' for argument in argv[1:]])), end="")
-  except utils.LeoError as error:
-    print(f"tools.study.helps: {error}", file=sys.stderr)
-    sys.exit(2)
+  rows = []
+  for argument in argv[1:]:
+    label, separator, paths = argument.partition("=")
+    if not separator or not label or not paths:
+      raise utils.LeoError(f"{argument!r}: expected <label>=<path>[,<path>...]")
+    rows.append((label, paths.split(",")))
+  if not rows:
+    raise utils.LeoError(f"no {USAGE_ARGUMENTS} given")
+  print(render(rows, " ".join(["python -m tools.study.helps"]
+                              + [f'"{argument}"' for argument in argv[1:]])), end="")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  utils.run_command(main, arguments=USAGE_ARGUMENTS)

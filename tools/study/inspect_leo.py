@@ -26,10 +26,8 @@ tasks (the test class means enter the subspace shares only).
 """
 
 import dataclasses
-import sys
 from typing import Dict, List, Sequence
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -199,19 +197,16 @@ def table(results: Sequence[Inspection], num_latents: int, embedding_dim: int) -
 def main(argv):
   del argv  # Unused.
   values = flags.FLAGS
-  try:
-    if not storage.exists(storage.join(values.run, runfolder.CONFIG_FILE)):
-      raise utils.LeoError(f"--run={values.run}: expected a run folder (with "
-                           f"{runfolder.CONFIG_FILE})")
-    results = inspect(values.run, values.num_tasks, log=lambda line: None)
-    configs = configs_of_run(values.run)
-    text = (f"# What meta-training changed: {values.run}\n\n"
-            f"`python -m tools.study.inspect_leo --run={values.run} --num_tasks={values.num_tasks}`\n\n"
-            + table(results, configs.inner.num_latents, results and len(
-                results[0].finetuning_lr)))
-  except utils.LeoError as e:
-    sys.stderr.write(f"tools/study/inspect_leo.py: {e}\n")
-    sys.exit(2)
+  if not storage.exists(storage.join(values.run, runfolder.CONFIG_FILE)):
+    raise utils.LeoError(f"--run={values.run}: expected a run folder (with "
+                         f"{runfolder.CONFIG_FILE})")
+  results = inspect(values.run, values.num_tasks, log=lambda line: None)
+  configs = configs_of_run(values.run)
+  text = (f"# What meta-training changed: {values.run}\n\n"
+          f"`python -m tools.study.inspect_leo --run={values.run} "
+          f"--num_tasks={values.num_tasks}`\n\n"
+          + table(results, configs.inner.num_latents, results and len(
+              results[0].finetuning_lr)))
   print(text, end="")
   if values.output:
     storage.atomic_write_text(values.output, text)
@@ -222,4 +217,4 @@ if __name__ == "__main__":
   # Not --tasks: config.py's --tasks names a file of tasks for the runner.
   flags.DEFINE_integer("num_tasks", 500, "Validation and training tasks per checkpoint.")
   flags.DEFINE_string("output", None, "Also write the tables to this file.")
-  app.run(main)
+  utils.run_command(main)

@@ -8,7 +8,6 @@ cosine) on random few-shot episodes of one embeddings file.
 
 from typing import Sequence, Tuple
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -71,4 +70,5 @@ if __name__ == "__main__":
   flags.DEFINE_string("embeddings", None, "A <split>_embeddings.pkl.", required=True)
   flags.DEFINE_integer("episodes", 2000, "Episodes per setting.")
   # --seed (seeds the episodes) is leo's own, defined by config.py (imported by data.py).
-  app.run(main)
+  flags.declare_key_flag("seed")
+  utils.run_command(main)
