@@ -365,10 +365,11 @@ CASES: List[Case] = [
          r"[0-9a-f]{{12}} \(its configuration's backbone_digest\)"),
     # 5. compare.
     Case("a record's accuracy edited by one digit", an_edited_record,
-         r"tools.study.compare: {record}: damaged \(its contents do not match its checksum\)"),
+         r"tools.study.compare: error: {record}: damaged \(its contents do not match its "
+         r"checksum\)"),
     Case("a record made before checksums, its accuracy edited",
          an_edited_record_made_before_checksums,
-         r"tools.study.compare: {tmp}/old/results/leo-.*\.json: accuracy is 0.8, but its "
+         r"tools.study.compare: error: {tmp}/old/results/leo-.*\.json: accuracy is 0.8, but its "
          r"task_accuracies give 0.7\d*: the record was edited"),
     Case("a 1-task and a 100-task record of one fingerprint",
          records_of_one_fingerprint_and_other_task_counts, None, not_paired),
