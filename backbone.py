@@ -22,7 +22,12 @@ A folder of embeddings (`<output_root>/<dataset_name>/center/`) holds beside the
                      absolute path, "sha256": `file_digest`}) names the backbone that made them
                      and whose "backbone_trained_on" ({"classes", "class_ids", "images"}) names
                      the classes it trained on; the tool that made them adds how (its protocol,
-                     each pickle's classes, the command, the inputs' digests, versions).
+                     each pickle's classes, the command, the inputs' digests, versions); with a
+                     checksum of its contents (one written before leo kept them has none).
+
+A model trained on such embeddings keeps the backbone's sha256 in its configuration
+(runfolder.BACKBONE_DIGEST): `embeddings_backbone` checks the backbone file, its record and
+the model against one another.
 """
 
 import dataclasses
@@ -41,6 +46,7 @@ tf = utils.import_tensorflow()  # Before Sonnet imports it: TF's start-up chatte
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import sonnet as snt
 
+import runfolder
 import storage
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -290,9 +296,8 @@ def file_digest(path: str) -> str:
 # ---- PROVENANCE.json: how a folder of embeddings was made. ----
 
 def write_provenance(output_dir: str, record: Mapping[str, object]):
-  """Writes a pickle folder's PROVENANCE.json."""
-  storage.atomic_write_text(os.path.join(output_dir, PROVENANCE_FILE),
-                            json.dumps(record, indent=1) + "\n")
+  """Writes a pickle folder's PROVENANCE.json, with a checksum."""
+  storage.atomic_write_checked_json(os.path.join(output_dir, PROVENANCE_FILE), record)
 
 
 def backbone_file_entry(path: str, name: str) -> Dict[str, Dict[str, str]]:
@@ -303,11 +308,11 @@ def backbone_file_entry(path: str, name: str) -> Dict[str, Dict[str, str]]:
 
 
 def read_provenance(folder: str) -> Dict[str, object]:
-  """The PROVENANCE.json of a folder of embeddings, a JSON object; a missing, unreadable or
-  garbled file is one line (storage.StorageError)."""
-  return storage.read_json(os.path.join(folder, PROVENANCE_FILE),
-                           "the record of how the embeddings beside it were made",
-                           _PROVENANCE_SPEC)
+  """The PROVENANCE.json of a folder of embeddings, a JSON object, its checksum verified; a
+  missing, unreadable, garbled or edited file is one line (storage.StorageError)."""
+  return runfolder.read_checked_json(storage.join(folder, PROVENANCE_FILE),
+                                     "the record of how the embeddings beside it were made",
+                                     _PROVENANCE_SPEC)
 
 
 def _named_backbone(record: Mapping[str, object], path: str) -> Optional[Dict[str, str]]:
@@ -323,13 +328,29 @@ def _named_backbone(record: Mapping[str, object], path: str) -> Optional[Dict[st
   return named
 
 
-def embeddings_backbone(folder: str) -> str:
+def named_backbone_digest(folder: str) -> Optional[str]:
+  """The sha256 of the backbone the PROVENANCE.json in `folder` names; None where there is
+  no such file or it names no backbone."""
+  path = storage.join(folder, PROVENANCE_FILE)
+  if not storage.exists(path):
+    return None
+  named = _named_backbone(read_provenance(folder), path)
+  return named and named["sha256"]
+
+
+def embeddings_backbone(folder: str, model_digest: Optional[str] = None) -> str:
   """The backbone file that made the embeddings in `folder`, as their PROVENANCE.json names it,
-  checked against the digest it records."""
+  checked against the digest it records and, if given, against `model_digest`: the one in the
+  configuration of a model trained on these embeddings."""
   path = os.path.join(folder, PROVENANCE_FILE)
   named = _named_backbone(read_provenance(folder), path)
   if named is None:
     raise InputError(f"{path}: names no backbone file")
+  if model_digest is not None and named["sha256"] != model_digest:
+    raise InputError(f"{path}: names the backbone {named['sha256'][:12]}, but the model was "
+                     f"trained on embeddings of the backbone {model_digest[:12]} (its "
+                     f"configuration's {runfolder.BACKBONE_DIGEST}): the embeddings were "
+                     "remade; restore them, or retrain the model on them")
   backbone = os.path.join(folder, named["file"])  # A relative name is beside the record.
   if not os.path.isfile(backbone):
     raise InputError(f"{backbone}: the backbone that made the embeddings of {path} is not "

@@ -43,7 +43,7 @@ IMAGE_FLAGS = ("image_fit",)  # define_image_flags's.
 # it replays, whatever the order of its flags.
 _COMMAND_ONLY_FLAGS = frozenset({"evaluation_mode", "baseline", "eval_split", "checkpoint_path",
                                  "eval_data_path", "eval_dataset_name", "eval_embedding_crop",
-                                 "export_tasks", "tasks"})
+                                 "export_tasks", "tasks", "results_path"})
 _DATASET_NAME = r"[A-Za-z0-9][A-Za-z0-9_.]*"
 
 # Every float of a config is used in float32 and every count in TF's int32 shapes.
@@ -169,6 +169,9 @@ flags.DEFINE_string("export_tasks", None, "Also write the evaluated tasks to thi
 flags.DEFINE_string("tasks", None, "With --evaluation_mode or --baseline: evaluate on the "
                     "tasks of this file (the format of --export_tasks) instead of sampled "
                     "ones; the file gives their number and shape.")
+flags.DEFINE_string("results_path", None, "Folder an evaluation writes its result record "
+                    "into (the file is named in the log: 'Result record: <path>'). Default: "
+                    "<checkpoint_path>/results (a shipped model's: a temporary folder).")
 flags.DEFINE_enum("distribution_strategy", "default", list(DISTRIBUTION_STRATEGIES),
                   "tf.distribute strategy for training and evaluation.")
 flags.DEFINE_boolean("jit_compile", False,
@@ -299,6 +302,7 @@ class RunConfig:
   eval_embedding_crop: Optional[str] = None
   export_tasks: Optional[str] = None
   tasks: Optional[str] = None
+  results_path: Optional[str] = None  # None: the run folder's results/ (see evaluation.py).
   distribution_strategy: str = "default"
   jit_compile: bool = False
   intra_op_threads: int = 0
@@ -322,7 +326,7 @@ class RunConfig:
     if self.eval_embedding_crop is not None and self.eval_embedding_crop not in EMBEDDING_CROPS:
       _fail("eval_embedding_crop", self.eval_embedding_crop,
             "one of " + ", ".join(EMBEDDING_CROPS))
-    for name in ("eval_data_path", "export_tasks", "tasks"):
+    for name in ("eval_data_path", "export_tasks", "tasks", "results_path"):
       if getattr(self, name) == "":
         _fail(name, "", "a path")
     # Training tests on sampled tasks: a file's tasks would be ignored without a word.
@@ -470,13 +474,14 @@ class Configs:
   outer: OuterModelConfig
   run: RunConfig
 
-  def to_json(self, embedding_dim: int, data_digest: Optional[str] = None):
+  def to_json(self, embedding_dim: int, **digests: Optional[str]):
     """The run's identity as config.json holds it (a run folder belongs to it); a training
-    run's holds the digest of its data (`data.data_digest`)."""
+    run's holds the digests of its data (`data_digest=data.data_digest(...)`) and of the
+    backbone that made them (`backbone_digest=`, where their PROVENANCE.json names one)."""
     saved = {"data_config": as_dict(self.data), "inner_model_config": as_dict(self.inner),
              "outer_model_config": as_dict(self.outer), "seed": self.run.seed,
              "embedding_dim": embedding_dim}
-    return dict(saved, data_digest=data_digest) if data_digest else saved
+    return dict(saved, **{name: digest for name, digest in digests.items() if digest})
 
   def flagfile_lines(self) -> list:
     return flagfile_lines(self.data, self.inner, self.outer, self.run)

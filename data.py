@@ -443,16 +443,11 @@ class DataProvider:
 
   @property
   def keys_digest(self) -> str:
-    """SHA-256 of the split's keys in file order: what the rows of `sample_rows` refer to."""
-    digest = hashlib.sha256()
-    for key in self._data.keys:
-      digest.update(key.encode("utf-8") + b"\0")
-    return digest.hexdigest()
+    return keys_digest(self._data)
 
   @property
   def embeddings_digest(self) -> str:
-    """SHA-256 of the split's embeddings as loaded (float32, row-major)."""
-    return hashlib.sha256(self._data.embeddings.tobytes()).hexdigest()
+    return embeddings_digest(self._data)
 
   @property
   def num_classes(self) -> int:
@@ -578,14 +573,44 @@ class DataProvider:
     return tf.reshape(logits, [tasks, num_classes, queries, outputs])
 
 
+def keys_digest(embeddings: Embeddings) -> str:
+  """SHA-256 of a split's keys in file order: what the rows of `sample_rows` refer to."""
+  digest = hashlib.sha256()
+  for key in embeddings.keys:
+    digest.update(key.encode("utf-8") + b"\0")
+  return digest.hexdigest()
+
+
+def embeddings_digest(embeddings: Embeddings) -> str:
+  """SHA-256 of a split's embeddings as loaded (float32, row-major)."""
+  return hashlib.sha256(embeddings.embeddings.tobytes()).hexdigest()
+
+
 def data_digest(providers: Sequence[DataProvider]) -> str:
   """SHA-256 of the splits a run is made of, their keys and embeddings as loaded: what a run
   folder's identity holds of its data (the path may change, these bytes may not)."""
+  return _digest((provider.split, provider.split_data) for provider in providers)
+
+
+def run_data_digest(config: config_lib.DataConfig) -> str:
+  """`data_digest` of the run's splits at `config`, read from disk: what an evaluation of
+  its model on them checks."""
+  return _digest((split, load_split(config, split)) for split in MetaSplit)
+
+
+def _digest(splits) -> str:
   digest = hashlib.sha256()
-  for provider in providers:
-    digest.update(f"{provider.split.value}:{provider.keys_digest}:"
-                  f"{provider.embeddings_digest}\n".encode("ascii"))
+  for split, embeddings in splits:
+    digest.update(f"{split.value}:{keys_digest(embeddings)}:"
+                  f"{embeddings_digest(embeddings)}\n".encode("ascii"))
   return digest.hexdigest()
+
+
+def embeddings_folder(config: config_lib.DataConfig) -> str:
+  """`<data_path>/<dataset_name>/<embedding_crop>`: the split pickles and, for embeddings leo
+  made, their PROVENANCE.json and backbone (backbone.py)."""
+  path = split_path(config, MetaSplit.TEST)
+  return os.path.dirname(path) if "://" not in path else posixpath.dirname(path)
 
 
 class Episodes:

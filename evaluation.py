@@ -5,7 +5,7 @@
     result = evaluate(Method("leo", LEOScores(leo), config_json, trained), episodes, configs,
                       "test")
     line = describe(result, configs)     # `Metatest accuracy: 61.89% ± 0.16% (95% CI ...)`
-    record(result, configs, line, folder)  # <folder>/results/<method>-test-...json
+    record(result, configs, line, results)  # <results>/<method>-test-...-<identity>.json
 
 The tasks depend only on the evaluated data, the split, the task shape and the seed: every
 method evaluated with the same ones scores identical tasks, and its record's task fingerprint
@@ -214,14 +214,16 @@ class Result:
     return utils.mean_and_confidence_interval(self.accuracies)
 
 
-def trained_info(config_json, prefix: str, step, valid_accuracy, folder: str):
-  """What a LEO result says of the model: its training shape, checkpoint, step, and the leo
-  commits that trained it (those of its run `folder`)."""
+def trained_info(config_json, prefix: str, step, valid_accuracy, folder: str,
+                 weights_digest: str):
+  """What a LEO result says of the model: its training shape, checkpoint, step, the digest
+  of its weights (`trained.weights_digest`) and the leo commits that trained it (those of
+  its run `folder`)."""
   outer = config_json["outer_model_config"]
   return {"num_classes": outer["num_classes"],
           "num_tr_examples_per_class": outer["num_tr_examples_per_class"],
           "train_on_val": config_json["data_config"]["train_on_val"], "checkpoint": prefix,
-          "step": step, "valid_accuracy": valid_accuracy,
+          "step": step, "valid_accuracy": valid_accuracy, "weights_digest": weights_digest,
           "leo_commits": runfolder.training_commits(folder, step)}
 
 
@@ -290,19 +292,48 @@ def describe(result: Result, configs: config_lib.Configs) -> str:
           f"{result.queries} queries/class; {trained_on})")
 
 
-def record(result: Result, configs: config_lib.Configs, line: str, folder: str) -> str:
-  """Writes the result record into `<folder>/results/` and returns its path.
+def _learns(method: Method) -> bool:
+  """Whether the method learnt from the run's data (else it fits each task alone)."""
+  return method.name == "leo" or method.name in baselines.FITTED_BASELINES
+
+
+def identity(result: Result, configs: config_lib.Configs) -> dict:
+  """What makes this evaluation differ from another, which its record's name holds a digest
+  of (`records.identity_digest`): the method and what it learnt from (LEO: its configuration
+  as evaluated, step and weights; a fitted baseline: the data it was fitted on), the data the
+  tasks are drawn from (names and digest), the tasks (their fingerprint: a --tasks file's, or
+  the sampled ones'), their shape, number and seed. Paths are not part of it: moved data or
+  runs give the same evaluation."""
+  method, data_config = result.method, configs.evaluated_data()
+  learnt = None
+  if method.name == "leo":
+    learnt = dict(configuration=runfolder.identity(method.config_json),
+                  step=method.trained["step"], weights=method.trained["weights_digest"])
+  elif _learns(method):
+    learnt = dict(dataset_name=configs.data.dataset_name,
+                  embedding_crop=configs.data.embedding_crop,
+                  train_on_val=configs.data.train_on_val)
+  return dict(method=method.name, learnt=learnt, split=result.split,
+              tested_on=dict(dataset_name=data_config.dataset_name,
+                             embedding_crop=data_config.embedding_crop,
+                             embeddings_digest=result.embeddings_digest),
+              task_fingerprint=result.fingerprint, num_classes=result.num_classes,
+              shots=result.shots, queries=result.queries, num_tasks=len(result.accuracies),
+              seed=configs.run.seed)
+
+
+def record(result: Result, configs: config_lib.Configs, line: str, results: str) -> str:
+  """Writes the result record into the folder `results` and returns its path.
 
   `dataset_name` and `embedding_crop` name the data the tasks are drawn from; `tested_on` and
   `meta_trained_on` (None for a baseline fitted on each task alone) say both data in full.
   """
   accuracy, half_width = result.accuracy_and_ci95
   data_config = configs.evaluated_data()
-  learns = result.method.name == "leo" or result.method.name in baselines.FITTED_BASELINES
   meta_trained_on = dict(
       dataset_name=configs.data.dataset_name, embedding_crop=configs.data.embedding_crop,
       data_path=configs.data.data_path, train_on_val=configs.data.train_on_val)
-  return records.write_record(folder, dict(
+  return records.write_record(results, dict(
       method=result.method.name, split=result.split, num_classes=result.num_classes,
       num_tr_examples_per_class=result.shots, queries_per_class=result.queries,
       num_tasks=len(result.accuracies), seed=configs.run.seed, accuracy=accuracy,
@@ -313,10 +344,11 @@ def record(result: Result, configs: config_lib.Configs, line: str, folder: str) 
       tested_on=dict(dataset_name=data_config.dataset_name,
                      embedding_crop=data_config.embedding_crop, data_path=data_config.data_path,
                      split=result.split),
-      meta_trained_on=meta_trained_on if learns else None,
+      meta_trained_on=meta_trained_on if _learns(result.method) else None,
       trained=result.method.trained, summary=line, command=sys.argv,
       versions=runfolder.versions(), created=runfolder.now(),
-      seconds=round(result.seconds, 2)))
+      seconds=round(result.seconds, 2),
+      **{records.IDENTITY_FIELD: records.identity_digest(identity(result, configs))}))
 
 
 def report(line: str, log=None):
@@ -326,12 +358,18 @@ def report(line: str, log=None):
     log.write(line)
 
 
+def results_folder(configs: config_lib.Configs, folder: str) -> str:
+  """Where an evaluation writes its record: `--results_path`, else `<folder>/results`."""
+  return configs.run.results_path or storage.join(folder, records.RESULTS_FOLDER)
+
+
 def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config_lib.Configs,
                         split: str, strategy=None, folder: Optional[str] = None,
                         log=None, given: Optional[tasks_lib.Tasks] = None) -> Result:
   """Evaluates (on the `given` tasks, if any); with a `folder` (the chief's), also prints the
-  result line, copies it into `log`, writes the record into `<folder>/results/` and, with
-  `--export_tasks`, the tasks to that file."""
+  result line, copies it into `log`, writes the record into `results_folder(configs,
+  folder)`, logs its path (`Result record: <path>`) and, with `--export_tasks`, writes the
+  tasks to that file."""
   export = None
   if folder is not None:  # Where the record goes is checked before the work.
     storage.refuse_links(storage.join(folder, records.RESULTS_FOLDER), folder)
@@ -353,8 +391,13 @@ def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config
   if folder is not None:
     line = describe(result, configs)
     report(line, log)
-    with runfolder.writing_to(folder):
-      logging.info("Result record: %s", record(result, configs, line, folder))
+    results = results_folder(configs, folder)
+    try:
+      path = record(result, configs, line, results)
+    except storage.io_errors() as e:
+      raise utils.LeoError(f"{results}: writing the result record failed "
+                           f"({utils.first_line(e)})") from None
+    logging.info("Result record: %s", path)
   return result
 
 
@@ -376,14 +419,33 @@ def check_model_shapes(config_json, configs: config_lib.Configs, embedding_dim: 
                          f"embeddings of {configs.data.dataset_name}")
 
 
+def check_run_data(config_json, configs: config_lib.Configs, saved_path: str):
+  """Evaluating a model on its run's data checks them as a resume does: embeddings at
+  --data_path other than those its configuration's digest names are refused, pointing to
+  --eval_data_path for other data. A configuration without a digest is taken as it is."""
+  saved = config_json.get(runfolder.DATA_DIGEST)
+  if not saved:
+    return
+  digest = data.run_data_digest(configs.data)
+  if digest != saved:
+    raise utils.LeoError(
+        f"--data_path={configs.data.data_path or data.BUNDLED_DATA_PATH}: other embeddings "
+        f"(digest {digest[:12]}) than those the model saved at {saved_path} was trained on "
+        f"({saved[:12]}); to test it on other data, give them as --eval_data_path (and "
+        "--eval_dataset_name)")
+
+
 def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   """The original's `--evaluation_mode`: evaluates a saved model on `--eval_split`, with the
   task shape of the flags (another N-way or K-shot than the model was trained with is
-  allowed: LEO's variables do not depend on them); writes only its result record (a shipped
-  model's into a temporary folder, `runfolder.results_folder`, named in the log)."""
+  allowed: LEO's variables do not depend on them); on the run's data only if they are those
+  it was trained on (`check_run_data`); writes only its result record (a shipped model's into
+  a temporary folder, `runfolder.results_folder`, named in the log)."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   found = runfolder.find_checkpoint(configs.run.checkpoint_path)
   configs = configs.over_saved(found.config_json)
+  if not configs.cross_domain:
+    check_run_data(found.config_json, configs, found.prefix)
   split = configs.run.eval_split
   configs, episodes, given = evaluated_episodes(configs)
   check_model_shapes(found.config_json, configs, episodes.embedding_dim, found.prefix)
@@ -395,19 +457,21 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   found = trained.restore(leo, found, configs.run.checkpoint_path)
   logging.info(distribute.threads_line(configs))
   logging.info("Evaluating %s on the %s split", found.prefix, split)
-  config_json = {key: found.config_json[key] for key in
-                 ("data_config", "inner_model_config", "outer_model_config", "seed",
-                  "embedding_dim", runfolder.DATA_DIGEST) if key in found.config_json}
+  # The inner loop as evaluated: flags given on the command line override the saved values.
+  config_json = dict({key: found.config_json[key] for key in runfolder.CONFIGURATION_KEYS
+                      if key in found.config_json},
+                     inner_model_config=config_lib.as_dict(configs.inner))
   method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
                   trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
-                               found.folder))
+                               found.folder, trained.weights_digest(leo)))
   folder = runfolder.results_folder(found.folder) if distribute.is_chief(strategy) else None
   return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
 
 
 def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
   """`--baseline=...`: a baseline on exactly the tasks LEO is evaluated on (same split,
-  shape and seed give the same task fingerprint); its record goes to --checkpoint_path."""
+  shape and seed give the same task fingerprint); its record goes to
+  `<checkpoint_path>/results` (or `--results_path`)."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   split, name = configs.run.eval_split, configs.run.baseline
   configs, episodes, given = evaluated_episodes(configs)
@@ -424,7 +488,7 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
     baseline = baselines.BASELINES[name]
   logging.info(distribute.threads_line(configs))
   folder = configs.run.checkpoint_path if distribute.is_chief(strategy) else None
-  if folder is not None:
+  if folder is not None and not configs.run.results_path:
     runfolder.prepare(folder)
   method = Method(name, GatheredScores(lambda batch: (tf.constant(0.0), baseline(batch))),
                   configs.to_json(episodes.embedding_dim))

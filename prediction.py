@@ -56,11 +56,11 @@ def default_model(shots: int) -> str:
   return SHIPPED_1SHOT if shots == 1 else SHIPPED_5SHOT
 
 
-def backbone_of(data_config: config_lib.DataConfig) -> str:
-  """The backbone file that made a run's embeddings, as their PROVENANCE.json names it."""
-  folder = os.path.dirname(data.split_path(data_config, data.MetaSplit.TEST))
+def backbone_of(data_config: config_lib.DataConfig, model_digest: Optional[str] = None) -> str:
+  """The backbone file that made a run's embeddings, as their PROVENANCE.json names it (and,
+  if given, the run's configuration: `model_digest`)."""
   try:
-    return backbone_lib.embeddings_backbone(folder)
+    return backbone_lib.embeddings_backbone(data.embeddings_folder(data_config), model_digest)
   except utils.LeoError as e:
     raise PredictionError(f"{e}; give embeddings files instead of images") from None
 
@@ -88,7 +88,8 @@ class Predictor:
   """A trained LEO that adapts to support sets and classifies queries."""
 
   def __init__(self, leo: model.LEO, backbone_path: Optional[str] = None,
-               data_config: Optional[config_lib.DataConfig] = None, name: str = "the model"):
+               data_config: Optional[config_lib.DataConfig] = None, name: str = "the model",
+               backbone_digest: Optional[str] = None):
     """
     Args:
       leo: a LEO with its trained variables (built for any task shape).
@@ -96,10 +97,12 @@ class Predictor:
         `data_config`'s PROVENANCE.json names (looked up by the first `embed`).
       data_config: the embeddings the model was trained on.
       name: how errors name the model (its checkpoint).
+      backbone_digest: the sha256 of that backbone, as the model's configuration keeps it
+        (runfolder.BACKBONE_DIGEST): the PROVENANCE.json must name the same.
     """
     self.embedding_dim = int(leo.embedding_dim)
     self.backbone_path, self.name = backbone_path, name
-    self._data_config = data_config
+    self._data_config, self._backbone_digest = data_config, backbone_digest
     self.leo = leo
     self._adapters = {}  # (N, K) -> `adapted_weights` compiled for that shape.
     self._backbone = None  # `loaded_backbone()`'s, loaded by the first use.
@@ -110,7 +113,8 @@ class Predictor:
     """The model `checkpoint_path` names, as an evaluation finds it: a run folder (its best
     checkpoint), a best_checkpoint folder or a checkpoint prefix."""
     loaded = trained.load(checkpoint_path)
-    return cls(loaded.leo, data_config=loaded.data_config, name=loaded.checkpoint.prefix)
+    return cls(loaded.leo, data_config=loaded.data_config, name=loaded.checkpoint.prefix,
+               backbone_digest=loaded.checkpoint.config_json.get(runfolder.BACKBONE_DIGEST))
 
   # ---- Embeddings and the model. ----
 
@@ -122,7 +126,7 @@ class Predictor:
         if self._data_config is None:
           raise PredictionError(f"{self.name}: no backbone to embed images with; give "
                                 "embeddings instead")
-        self.backbone_path = backbone_of(self._data_config)
+        self.backbone_path = backbone_of(self._data_config, self._backbone_digest)
       self._backbone = backbone_lib.load_backbone(self.backbone_path)
     return self._backbone
 

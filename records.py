@@ -1,14 +1,18 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """Results as records: what was measured, on which tasks, by what.
 
-    <folder>/results/<method>-<split>-<N>way<K>shot-q<Q>-t<tasks>-seed<seed>[-step<step>].json
+    <results>/<method>-<split>-<N>way<K>shot-q<Q>-t<tasks>-seed<seed>[-step<step>]-<identity>.json
     <run>/validations.jsonl   one line per validation of a training run
 
 A result record holds the per-task accuracies and a fingerprint of the tasks (the split's
 keys, the task shape and every task's sampled images), so two records are proved to be on
-identical tasks before they are compared pairwise (tools/study/compare.py). The same evaluation
-repeated replaces only its own record. `<folder>` is the run folder for LEO and
-`--checkpoint_path` for a baseline.
+identical tasks before they are compared pairwise (tools/study/compare.py). Its name is its
+identity: `<identity>` begins the digest of everything that makes two evaluations differ
+(`identity_digest`, which evaluation.py feeds), so the same evaluation repeated replaces only
+its own record and two others never share a name. A record carries a checksum of its
+contents (storage.atomic_write_checked_json); one written before leo kept them is read as it
+is. `<results>` is `<run>/results` for LEO, `<checkpoint_path>/results` for a baseline, or
+`--results_path`. Records are read by their contents, never by their names.
 """
 
 import hashlib
@@ -20,11 +24,17 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 import storage
+import utils
 
 RECORD_KIND = "leo-result"
 RECORD_VERSION = 1
 RESULTS_FOLDER = "results"
 VALIDATIONS_FILE = "validations.jsonl"
+IDENTITY_FIELD = "identity"  # A record's `identity_digest`.
+NAME_DIGEST_CHARS = 12  # Of the identity digest in a record's name: 48 bits.
+# A record's accuracy and ci95 are those of its task accuracies, which are stored to 7
+# decimals (their mean moves by at most 5e-8): a larger gap is an edited record.
+SUMMARY_TOLERANCE = 1e-6
 
 
 class TaskFingerprint:
@@ -52,23 +62,40 @@ class TaskFingerprint:
     return self._digest.hexdigest()
 
 
-def record_name(method: str, split: str, num_classes: int, shots: int, queries: int,
-                num_tasks: int, seed: int, step: Optional[int] = None) -> str:
-  name = f"{method}-{split}-{num_classes}way{shots}shot-q{queries}-t{num_tasks}-seed{seed}"
-  return name + (f"-step{step}" if step is not None else "")
+def identity_digest(identity) -> str:
+  """SHA-256 of a JSON-able description of an evaluation (what makes it differ from others)."""
+  return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def write_record(folder: str, record) -> str:
-  """Writes `record` as `<folder>/results/<its name>.json` (durably, atomically)."""
-  results = storage.join(folder, RESULTS_FOLDER)
-  storage.makedirs(results, folder)
-  trained = record.get("trained") or {}
-  path = storage.join(results, record_name(
-      record["method"], record["split"], record["num_classes"],
-      record["num_tr_examples_per_class"], record["queries_per_class"], record["num_tasks"],
-      record["seed"], trained.get("step")) + ".json")
-  storage.atomic_write_json(path, dict(record, record=RECORD_KIND, version=RECORD_VERSION),
-                            folder)
+def record_name(record) -> str:
+  """`<method>-<split>-<N>way<K>shot-q<Q>-t<tasks>-seed<seed>[-step<step>]-<identity>`."""
+  step = (record.get("trained") or {}).get("step")
+  name = (f"{record['method']}-{record['split']}-{record['num_classes']}way"
+          f"{record['num_tr_examples_per_class']}shot-q{record['queries_per_class']}"
+          f"-t{record['num_tasks']}-seed{record['seed']}")
+  return (name + (f"-step{step}" if step is not None else "")
+          + f"-{record[IDENTITY_FIELD][:NAME_DIGEST_CHARS]}")
+
+
+def write_record(results: str, record) -> str:
+  """Writes `record` (with its IDENTITY_FIELD) as `<results>/<record_name>.json`, durably,
+  atomically, with a checksum, and returns its path. It replaces only a record of the same
+  identity: any other file of that name is refused and left as it is."""
+  storage.makedirs(results)
+  path = storage.join(results, record_name(record) + ".json")
+  if storage.exists(path):
+    try:
+      existing = storage.read_json(path, _WHAT)
+    except storage.StorageError:
+      existing = {}
+    if (existing.get("record"), existing.get(IDENTITY_FIELD)) != (RECORD_KIND,
+                                                                  record[IDENTITY_FIELD]):
+      held = ("the record of another evaluation" if existing.get("record") == RECORD_KIND
+              else "a file leo did not write as a record")
+      raise storage.StorageError(f"{path}: holds {held}; leo replaces only the record of the "
+                                 "same evaluation there: move it aside, then rerun")
+  storage.atomic_write_checked_json(path, dict(record, record=RECORD_KIND,
+                                               version=RECORD_VERSION), results)
   return path
 
 
@@ -86,10 +113,11 @@ _SPEC = {
 
 
 def read_record(path: str):
-  """The result record in `path`, checked: its version, the fields a comparison needs and
-  their types, one accuracy per task, every accuracy a number in [0, 1]. A damaged file, a
-  JSON object of another kind or a record that fails a check is a one-line StorageError."""
-  record = storage.read_json(path, _WHAT)
+  """The result record in `path`, checked: its checksum (if it has one), its version, the
+  fields a comparison needs and their types, one accuracy per task, every accuracy a number
+  in [0, 1], its accuracy and ci95 those of its task accuracies. A damaged file, a JSON
+  object of another kind or a record that fails a check is a one-line StorageError."""
+  record = storage.read_checked_json(path, _WHAT)
   if record.get("record") != RECORD_KIND:
     raise storage.StorageError(f"{path}: not a leo result record (no \"record\": "
                                f"\"{RECORD_KIND}\")")
@@ -112,7 +140,7 @@ def find_records(folder: str) -> List[Tuple[str, dict]]:
         raise
       continue
     if record.get("record") == RECORD_KIND:
-      found.append((path, _checked(path, record)))
+      found.append((path, read_record(path)))
   return found
 
 
@@ -138,6 +166,11 @@ def _problem(record: dict) -> Optional[str]:
     bad = [value for value in values if not _is_accuracy(value)]
     if bad:
       return f"{name} holds {bad[0]!r:.40}, expected numbers in [0, 1]"
+  for name, value, expected in zip(("accuracy", "ci95"), (record["accuracy"], record["ci95"]),
+                                   utils.mean_and_confidence_interval(record["task_accuracies"])):
+    if abs(value - expected) > SUMMARY_TOLERANCE:
+      return (f"{name} is {value!r}, but its task_accuracies give {expected!r}: the record "
+              "was edited")
   return None
 
 

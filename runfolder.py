@@ -48,8 +48,11 @@ DAMAGED_FOLDER = "damaged"
 CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
 MAX_CHECKPOINTS_TO_KEEP = 3
+# What leo ships (the trained models, the bundled embeddings): their JSON files carry a
+# checksum, so one without is refused (`read_checked_json`).
+SHIPPED = os.path.join(utils.REPOSITORY, "datasets")
 # The trained models shipped with leo: evaluating one leaves leo's tree as it is.
-SHIPPED_MODELS = os.path.join(utils.REPOSITORY, "datasets", "models")
+SHIPPED_MODELS = os.path.join(SHIPPED, "models")
 PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being written.
 TF_TEMPORARY_SUFFIX = "_temp"  # `<prefix>_temp/`: the folder TF writes a checkpoint's parts in.
 LOCK_FILE = storage.RunLock.NAME
@@ -87,9 +90,34 @@ def foreign_files(folder: str) -> List[str]:
   return [name for name in names if not is_own(name)]
 
 
+# ---- Files leo ships. ----
+
+def is_below(path: str, folder: str) -> bool:
+  """Whether `path` is a local path inside `folder` (symbolic links resolved)."""
+  return storage.is_local(path) and os.path.realpath(path).startswith(
+      os.path.realpath(folder) + os.sep)
+
+
+def read_checked_json(path: str, what: str, spec=None):
+  """`storage.read_checked_json`, except that a file leo ships (below SHIPPED) must carry
+  its checksum: one without has been edited."""
+  contents = storage.read_checked_json(path, what, spec)
+  if is_below(path, SHIPPED) and storage.CHECKSUM_FIELD not in storage.read_json(path, what):
+    raise storage.StorageError(f"{path}: no checksum, but leo ships it with one: it was "
+                               f"edited; restore it (git checkout {path}); it is {what}")
+  return contents
+
+
 # ---- Identity: a folder belongs to one configuration. ----
 
 DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it trains on.
+# The sha256 of the backbone that made those embeddings, as their PROVENANCE.json names it
+# (backbone.py): a trained model and its backbone are one unit (prediction.py checks it).
+BACKBONE_DIGEST = "backbone_digest"
+# A configuration's entries, as config.json holds them (config.Configs.to_json, training.py).
+CONFIGURATION_KEYS = ("data_config", "inner_model_config", "outer_model_config", "seed",
+                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST)
+_SECTIONS = CONFIGURATION_KEYS[:3]
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun
 # with other values of these. Every other value defines what is trained (`claim`).
 RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_tasks",
@@ -98,6 +126,16 @@ _SECTIONS = ("data_config", "inner_model_config", "outer_model_config")
 # The form of config.json (best.json holds the same configuration).
 CONFIG_SPEC = {**{section: dict for section in _SECTIONS}, "seed": int, "embedding_dim": int,
                DATA_DIGEST: (None, str)}
+
+
+def identity(configuration) -> dict:
+  """What a configuration trains: its values but those that only extend or observe a run
+  (RUN_EXTENDING_FIELDS), with the digests of its data and backbone where it has them."""
+  values = {key: configuration[key] for key in CONFIGURATION_KEYS[3:] if key in configuration}
+  for section in _SECTIONS:
+    values[section] = {name: value for name, value in configuration.get(section, {}).items()
+                       if name not in RUN_EXTENDING_FIELDS}
+  return values
 
 
 def identity_differences(saved, current) -> List[str]:
@@ -115,11 +153,13 @@ def identity_differences(saved, current) -> List[str]:
   if saved.get("embedding_dim") != current["embedding_dim"]:
     differences.append(f"embeddings of {current['embedding_dim']} dimensions (saved: "
                        f"{saved.get('embedding_dim')})")
-  # A configuration written before leo kept the digest has none: it is adopted (`claim`).
-  old, new = saved.get(DATA_DIGEST), current.get(DATA_DIGEST)
-  if old and new and old != new:
-    differences.append(f"other embeddings at --data_path (digest {new[:12]}, saved: "
-                       f"{old[:12]}): the path may change, the data may not")
+  # A configuration written before leo kept a digest has none: it is adopted (`claim`).
+  for key, what in ((DATA_DIGEST, "embeddings at --data_path"),
+                    (BACKBONE_DIGEST, "backbone in the PROVENANCE.json of --data_path")):
+    old, new = saved.get(key), current.get(key)
+    if old and new and old != new:
+      differences.append(f"other {what} (digest {new[:12]}, saved: {old[:12]}): the path "
+                         "may change, the data may not")
   return differences
 
 
@@ -161,9 +201,9 @@ def claim(folder: str, configuration, flag_lines: List[str]) -> List[str]:
 
 
 def read_config(folder: str):
-  return storage.read_checked_json(storage.join(folder, CONFIG_FILE),
-                                   "the run's configuration: restore it from a copy of the "
-                                   "run, or train in another --checkpoint_path", CONFIG_SPEC)
+  return read_checked_json(storage.join(folder, CONFIG_FILE),
+                           "the run's configuration: restore it from a copy of the run, or "
+                           "train in another --checkpoint_path", CONFIG_SPEC)
 
 
 def prepare(folder: str):
@@ -503,7 +543,7 @@ class BestCheckpoint:
       return None
     what = (f"the best checkpoint's commit record: restore it, or move {self.folder} aside to "
             "let training elect a new best")
-    info = storage.read_checked_json(path, what)
+    info = read_checked_json(path, what)
     problem = self.check_info(info)
     if problem:
       raise storage.StorageError(f"{path}: damaged ({problem}); it is {what}")
@@ -618,8 +658,7 @@ def results_folder(folder: str) -> str:
   """Where an evaluation of the model of run folder `folder` writes its record: the run
   folder, but for a shipped model a new folder of the system's temporary directory, private
   (mode 0700) and of a name no one can foresee, so no link can be planted there first."""
-  shipped = os.path.realpath(SHIPPED_MODELS) + os.sep
-  if not storage.is_local(folder) or not os.path.realpath(folder).startswith(shipped):
+  if not is_below(folder, SHIPPED_MODELS):
     return folder
   return tempfile.mkdtemp(prefix=f"leo-results-{os.path.basename(folder.rstrip('/'))}-")
 

@@ -10,6 +10,7 @@ training's final test and the inspection tool all call it, so every one of them 
 damaged checkpoint in one line and reads exactly the variables a LEO has.
 """
 
+import hashlib
 from typing import NamedTuple, Optional
 
 from absl import logging
@@ -54,6 +55,18 @@ def restore(leo: model.LEO, found: runfolder.FoundCheckpoint,
   logging.warning("%s was replaced while it was read (a run training in %s elected a new "
                   "best): using %s instead", found.prefix, found.folder, moved.prefix)
   return read(moved)
+
+
+def weights_digest(leo: model.LEO) -> str:
+  """SHA-256 of a LEO's variables (shapes and values, in the module's order): equal for the
+  same trained weights wherever their checkpoint lies (a run's best_checkpoint or its
+  model.ckpt of that step, a copy of the run)."""
+  digest = hashlib.sha256()
+  for variable in leo.variables:
+    value = variable.numpy()
+    digest.update(f"{value.dtype.str}{list(value.shape)}".encode("ascii"))
+    digest.update(value.tobytes())
+  return digest.hexdigest()
 
 
 class Loaded(NamedTuple):

@@ -19,6 +19,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import backbone as backbone_lib
 import config as config_lib
 import data
 import distribute
@@ -301,8 +302,10 @@ def train(configs: config_lib.Configs, strategy=None, stop: Optional["StopReques
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   episodes = data.Episodes(configs, need_train=True)
   sizes.check(configs, episodes.embedding_dim, episodes.train)
-  config_json = configs.to_json(episodes.embedding_dim, data.data_digest(
-      [episodes.train, episodes.valid, episodes.test]))
+  config_json = configs.to_json(
+      episodes.embedding_dim,
+      data_digest=data.data_digest([episodes.train, episodes.valid, episodes.test]),
+      backbone_digest=backbone_lib.named_backbone_digest(data.embeddings_folder(configs.data)))
   folder = training_folder(configs, config_json, strategy)
   with folder.open():
     logging.info(distribute.threads_line(configs))
@@ -438,7 +441,7 @@ def test_best(leo, folder: TrainingFolder, episodes: data.Episodes,
   method = evaluation.Method(
       "leo", evaluation.LEOScores(leo, configs.run.jit_compile), folder.config_json,
       evaluation.trained_info(folder.config_json, best.prefix, best.step, best.valid_accuracy,
-                              folder.path))
+                              folder.path, trained.weights_digest(leo)))
   result = evaluation.evaluate_and_record(method, episodes, configs, "test", strategy,
                                           folder.results_folder, folder.log)
   accuracy, ci95 = result.accuracy_and_ci95

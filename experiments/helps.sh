@@ -6,7 +6,8 @@
 #   every baseline on the test split for each seed, and on validation (seed 0);
 #   LEO with --preset=icons_<shots>shot for each seed, or, with TRIALS=n, with the best flags
 #     of an n-trial tools/tune.py study on the validation classes (3,000 steps a trial);
-#   MODEL: also a LEO trained elsewhere (a run folder), tested on these embeddings;
+#   MODEL: also a LEO trained elsewhere (a run folder), tested on these embeddings (its
+#     records: <out>/model/results);
 #   then tools/study/compare.py's table (<out>/helps.md) and figure (<out>/helps.png), paired
 #   against LEO, with each method's difference from nearest centroid in the figure.
 # The runner flags go to every command (e.g. --num_test_tasks=2000 for a quick look).
@@ -38,11 +39,14 @@ for seed in $seeds; do
 done
 models=()
 if [[ -n ${MODEL:-} ]]; then
+  # Into <out>: not $MODEL/results (its own evaluations), nor a temporary folder (a shipped
+  # model's default).
   for seed in $seeds; do
     "$python" runner.py --evaluation_mode --checkpoint_path="$MODEL" --seed="$seed" \
-      --eval_data_path="$data_path" --eval_dataset_name="$dataset" "$@"
+      --eval_data_path="$data_path" --eval_dataset_name="$dataset" \
+      --results_path="$out/model/results" "$@"
   done
-  models=("$MODEL/results")
+  models=("$out/model")
 fi
 "$python" -m tools.study.compare "$out"/leo-seed* "$out/baselines" "$out/baselines-val" \
   "${models[@]}" --output="$out/helps.md" --plot="$out/helps.png"

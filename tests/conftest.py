@@ -51,9 +51,9 @@ def tiny_run(tmp_path_factory):
 # orders them by their number of tests), so that the long ones start early and the two
 # workers end together.
 LONG_FIRST = ("test_storage_faults", "test_speed", "test_runner", "test_tune", "test_tools",
-              "test_model", "test_reproducibility", "test_predict", "test_export",
-              "test_robustness", "test_glyphs", "test_tune_postgres", "test_inspect",
-              "test_embed_images", "test_backbone", "test_analytic_gradients",
+              "test_model", "test_hostile_records", "test_reproducibility", "test_predict",
+              "test_export", "test_robustness", "test_glyphs", "test_tune_postgres",
+              "test_inspect", "test_embed_images", "test_backbone", "test_analytic_gradients",
               "test_training_output")
 
 

@@ -129,11 +129,15 @@ def test_provenance_names_its_backbone_by_name_and_digest_and_finds_it(tmp_path)
   assert entry == {"backbone_file": {"file": "backbone.npz",
                                      "sha256": hashlib.sha256(b"weights").hexdigest()}}
   _provenance(tmp_path, protocol="paper", **entry)
-  assert (tmp_path / backbone_lib.PROVENANCE_FILE).read_text() == (
-      '{\n "protocol": "paper",\n "backbone_file": {\n  "file": "backbone.npz",\n  "sha256": "'
-      + hashlib.sha256(b"weights").hexdigest() + '"\n }\n}\n')
-  assert backbone_lib.read_provenance(str(tmp_path)) == {"protocol": "paper", **entry}
+  written = json.loads((tmp_path / backbone_lib.PROVENANCE_FILE).read_text())
+  contents = {"protocol": "paper", **entry}
+  assert written == dict(contents, checksum="sha256:" + hashlib.sha256(
+      json.dumps(contents, sort_keys=True).encode()).hexdigest())
+  assert backbone_lib.read_provenance(str(tmp_path)) == contents
   assert backbone_lib.embeddings_backbone(str(tmp_path)) == str(tmp_path / "backbone.npz")
+  assert backbone_lib.named_backbone_digest(str(tmp_path)) == hashlib.sha256(
+      b"weights").hexdigest()
+  assert backbone_lib.named_backbone_digest(str(tmp_path / "nowhere")) is None
   # A record elsewhere names it by its absolute path.
   other = tmp_path / "other"
   other.mkdir()
@@ -167,6 +171,19 @@ def test_the_backbone_of_embeddings_is_refused_in_one_line_unless_the_record_pro
   with pytest.raises(backbone_lib.InputError, match=f"^{tmp_path / 'backbone.npz'}: not the "
                      f"backbone that made the embeddings of {path} \\(its sha256 differs"):
     find()
+  # The swapped backbone's digest written into the record: its checksum no longer matches.
+  swapped = hashlib.sha256(b"other weights").hexdigest()
+  path.write_text(path.read_text().replace("0" * 64, swapped))
+  with pytest.raises(storage.StorageError, match=f"^{path}: damaged \\(its contents do not "
+                     "match its checksum\\)"):
+    find()
+  # A record rewritten whole for it: the model trained on the first backbone's embeddings.
+  _provenance(tmp_path, backbone_file={"file": "backbone.npz", "sha256": swapped})
+  assert find() == str(tmp_path / "backbone.npz")
+  with pytest.raises(backbone_lib.InputError, match=f"^{path}: names the backbone "
+                     f"{swapped[:12]}, but the model was trained on embeddings of the backbone "
+                     "000000000000 "):
+    backbone_lib.embeddings_backbone(str(tmp_path), model_digest="0" * 64)
   try:
     find()
   except utils.LeoError as e:  # What a command prints as one line, exit status 2.

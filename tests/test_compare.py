@@ -8,6 +8,7 @@ import pytest
 
 import inprocess
 from tools.study import compare
+import utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +31,8 @@ def write_record(folder, method="leo", seed=0, task_accuracies=(0.8, 0.6), tasks
       "record": "leo-result", "version": 1, "method": method, "split": split,
       "num_classes": num_classes, "num_tr_examples_per_class": shots,
       "queries_per_class": queries, "num_tasks": num_tasks, "seed": seed,
-      "accuracy": sum(task_accuracies) / num_tasks, "ci95": 0.01,
+      "accuracy": sum(task_accuracies) / num_tasks,
+      "ci95": utils.mean_and_confidence_interval(task_accuracies)[1],
       "task_accuracies": list(task_accuracies), "task_fingerprint": fingerprint,
       "embeddings_digest": "e" * 64, "dataset_name": "icons", "embedding_crop": "center",
       "train_on_val": False,
@@ -99,7 +101,7 @@ def test_a_leo_and_a_baseline_record_on_identical_tasks_are_paired(tmp_path):
   assert result.returncode == 0, result.stderr
   rows = rows_of(result.stdout)
   assert rows["R1"][1:3] == ["record", "leo"] and rows["R1"][8] == "step 3000"
-  assert rows["R1"][9] == "85.00 ± 1.00"
+  assert rows["R1"][9] == "85.00 ± 18.77"  # 1.96 * std(ddof=1) 0.191485 / sqrt(4).
   assert rows["R2"][1:3] == ["record", "logistic_regression"]
   assert rows["R1 − R2"][1:3] == ["paired", "leo − logistic_regression"]
   assert rows["R1 − R2"][3:8] == ["test", "5-way 1-shot", "15", "4", "0"]

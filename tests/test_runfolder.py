@@ -4,6 +4,7 @@ identity, result records and fingerprints, on local disk and TF's in-memory file
 import json
 import math
 import os
+import re
 import threading
 import subprocess
 import sys
@@ -505,20 +506,40 @@ def _record(**fields):
   """A result record's fields as evaluation.py writes them (but the provenance)."""
   return dict(dict(method="leo", split="val", num_classes=3, num_tr_examples_per_class=5,
                    queries_per_class=10, num_tasks=2, seed=2, trained={"step": 20},
-                   accuracy=0.5, ci95=0.1, task_accuracies=[0.4, 0.6], task_fingerprint="f",
-                   config={}), **fields)
+                   accuracy=0.5, ci95=0.1 * utils.Z_95, task_accuracies=[0.4, 0.6],
+                   task_fingerprint="f", config={}, identity="0123456789ab" + "c" * 52),
+              **fields)
 
 
 def test_records_are_named_after_what_they_measured_and_replaced_only_by_their_own(root):
   record = _record()
-  path = records.write_record(root, record)
-  assert path == storage.join(root, "results", "leo-val-3way5shot-q10-t2-seed2-step20.json")
-  other = records.write_record(root, dict(record, method="nearest_centroid", trained=None))
-  assert other.endswith("nearest_centroid-val-3way5shot-q10-t2-seed2.json")
-  records.write_record(root, dict(record, accuracy=0.6))
-  assert records.read_record(path)["accuracy"] == 0.6
+  results = storage.join(root, "results")
+  path = records.write_record(results, record)
+  assert path == storage.join(results, "leo-val-3way5shot-q10-t2-seed2-step20-0123456789ab.json")
+  other = records.write_record(results, dict(record, method="nearest_centroid", trained=None))
+  assert other.endswith("nearest_centroid-val-3way5shot-q10-t2-seed2-0123456789ab.json")
+  # Another identity (other data, tasks, model ...) is another name.
+  elsewhere = records.write_record(results, dict(record, identity="f" * 64))
+  assert elsewhere.endswith("-step20-ffffffffffff.json")
+  records.write_record(results, dict(record, accuracy=0.55, ci95=0.05 * utils.Z_95,
+                                     task_accuracies=[0.5, 0.6]))
+  assert records.read_record(path)["accuracy"] == 0.55
   assert records.read_record(other)["accuracy"] == 0.5
+  assert records.read_record(elsewhere)["accuracy"] == 0.5
   assert records.read_record(path)["record"] == "leo-result"
+
+
+@pytest.mark.parametrize("contents", [
+    None, b'{"note": "mine"}', b"not json"], ids=["another-evaluation", "json", "text"])
+def test_a_file_of_a_records_name_that_is_not_its_record_is_refused_and_kept(root, contents):
+  results = storage.join(root, "results")
+  path = records.write_record(results, _record())
+  if contents is None:  # A record of another evaluation under this name (a 48-bit clash).
+    contents = storage.read_bytes(path).replace(b'"0123456789abccc', b'"0123456789abddd')
+  _overwrite(path, contents)
+  with pytest.raises(storage.StorageError, match=re.escape(path) + ": holds .*move it aside"):
+    records.write_record(results, _record())
+  assert storage.read_bytes(path) == contents
 
 
 def test_a_damaged_record_is_one_line(root):

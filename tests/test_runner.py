@@ -102,7 +102,7 @@ def test_training_writes_checkpoints_best_config_and_summaries(trained):
   # The best checkpoint was tested automatically after training, and left its record.
   assert "Metatest accuracy:" in result.stdout
   (record,) = glob.glob(os.path.join(run_dir, "results", "*.json"))
-  assert os.path.basename(record) == f"leo-test-5way1shot-q19-t20-seed0-step{best['step']}.json"
+  assert record == record_path(run_dir, f"leo-test-5way1shot-q19-t20-seed0-step{best['step']}")
   assert not [path for pattern in ("*.leo-tmp-*", "*.leo-pending", "*_temp")
               for path in glob.glob(os.path.join(run_dir, "**", pattern), recursive=True)]
 
@@ -130,8 +130,15 @@ def test_the_run_folder_records_how_it_was_made(trained):
   assert best["accuracy"] == max(v["accuracy"] for v in validations)
 
 
+def record_path(folder, name):
+  """`<folder>/results/<name>-<identity>.json`: the one record of that evaluation."""
+  paths = glob.glob(os.path.join(folder, "results", f"{name}-{'[0-9a-f]' * 12}.json"))
+  assert len(paths) == 1, paths
+  return paths[0]
+
+
 def _record(folder, name):
-  return json.load(open(os.path.join(folder, "results", name)))
+  return json.load(open(record_path(folder, name)))
 
 
 def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
@@ -145,7 +152,7 @@ def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
   assert ("(95% CI over 30 tasks; 5-way 1-shot; 19 queries/class; meta-trained on train)"
           in line)
   step = json.load(open(os.path.join(run_dir, "best_checkpoint", "best.json")))["step"]
-  name = f"leo-test-5way1shot-q19-t30-seed0-step{step}.json"
+  name = f"leo-test-5way1shot-q19-t30-seed0-step{step}"
   record = _record(run_dir, name)
   assert record["num_tasks"] == 30 and record["summary"] == line
   assert len(record["task_accuracies"]) == 30 and record["split"] == "test"
@@ -156,7 +163,7 @@ def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
   assert len(record["task_fingerprint"]) == 64
   after = listing(run_dir)
   changed = {p for p in after if before.get(p) != after[p]}
-  assert changed <= {os.path.join(run_dir, "results", name), os.path.join(run_dir, "results")}
+  assert changed <= {record_path(run_dir, name), os.path.join(run_dir, "results")}
   # The identical evaluation again replaces only its own record, with the same numbers.
   again = run(f"--checkpoint_path={run_dir}", "--evaluation_mode", "--num_test_tasks=30",
               "--checkpoint_steps=0")
@@ -171,12 +178,12 @@ def test_evaluation_reports_a_confidence_interval_and_leaves_a_record(trained):
 def test_any_checkpoint_split_task_shape_and_seed_evaluate_into_their_own_records(trained):
   run_dir, _ = trained
   evaluations = {
-      "leo-test-5way1shot-q19-t20-seed0-step3.json": [f"--checkpoint_path={run_dir}/model.ckpt-3"],
-      "leo-val-5way1shot-q19-t40-seed0-step3.json": [f"--checkpoint_path={run_dir}/model.ckpt-3",
+      "leo-test-5way1shot-q19-t20-seed0-step3": [f"--checkpoint_path={run_dir}/model.ckpt-3"],
+      "leo-val-5way1shot-q19-t40-seed0-step3": [f"--checkpoint_path={run_dir}/model.ckpt-3",
                                                      "--eval_split=val"],
-      "leo-test-3way1shot-q19-t20-seed0-step3.json": [
+      "leo-test-3way1shot-q19-t20-seed0-step3": [
           f"--checkpoint_path={run_dir}/model.ckpt-3", "--num_classes=3"],
-      "leo-test-5way1shot-q19-t20-seed1-step3.json": [
+      "leo-test-5way1shot-q19-t20-seed1-step3": [
           f"--checkpoint_path={run_dir}/model.ckpt-3", "--seed=1"],
   }
   lines = {}
@@ -185,13 +192,13 @@ def test_any_checkpoint_split_task_shape_and_seed_evaluate_into_their_own_record
     assert result.returncode == 0, result.stderr[-3000:]
     lines[name] = result.stdout.strip().splitlines()[-1]
   records = {name: _record(run_dir, name) for name in evaluations}
-  assert lines["leo-val-5way1shot-q19-t40-seed0-step3.json"].startswith("Metavalid accuracy")
-  three_way = records["leo-test-3way1shot-q19-t20-seed0-step3.json"]
+  assert lines["leo-val-5way1shot-q19-t40-seed0-step3"].startswith("Metavalid accuracy")
+  three_way = records["leo-test-3way1shot-q19-t20-seed0-step3"]
   assert "3-way 1-shot" in three_way["summary"] and "trained 5-way 1-shot" in three_way["summary"]
   assert three_way["num_classes"] == 3 and three_way["trained"]["num_classes"] == 5
   fingerprints = {record["task_fingerprint"] for record in records.values()}
   assert len(fingerprints) == 4  # Other split, shape or seed: other tasks.
-  assert records["leo-test-5way1shot-q19-t20-seed1-step3.json"]["seed"] == 1
+  assert records["leo-test-5way1shot-q19-t20-seed1-step3"]["seed"] == 1
 
 
 def test_a_run_folder_refuses_another_configuration_and_keeps_its_config(trained, dataset):
@@ -323,7 +330,7 @@ def test_baselines_report_on_the_test_protocol(dataset, tmp_path, baseline, fitt
   line = result.stdout.strip().splitlines()[-1]
   assert line.startswith(f"Metatest accuracy of {baseline}: ")
   assert f"(95% CI over 20 tasks; 5-way 1-shot; 19 queries/class; {fitted})" in line
-  record = _record(str(tmp_path), f"{baseline}-test-5way1shot-q19-t20-seed0.json")
+  record = _record(str(tmp_path), f"{baseline}-test-5way1shot-q19-t20-seed0")
   assert record["method"] == baseline and record["num_tasks"] == 20
   assert record["trained"] is None and len(record["task_accuracies"]) == 20
 
@@ -339,9 +346,8 @@ def test_a_model_tested_on_other_data_names_both_and_another_size_is_one_line(tr
   assert result.returncode == 0, result.stderr[-3000:]
   line = result.stdout.strip().splitlines()[-1]
   assert line.endswith("meta-trained on tiny (train); tested on other (test))")
-  record = _record(run_dir, next(name for name in os.listdir(os.path.join(run_dir, "results"))
-                                 if "other" in json.load(open(os.path.join(
-                                     run_dir, "results", name)))["summary"]))
+  (record,) = [json.load(open(path)) for path in glob.glob(os.path.join(run_dir, "results", "*"))
+                if "other" in json.load(open(path))["summary"]]
   assert record["dataset_name"] == "other" and record["tested_on"]["data_path"] == other
   assert record["meta_trained_on"]["dataset_name"] == "tiny"
   assert record["config"]["data_config"]["dataset_name"] == "tiny"
@@ -376,7 +382,7 @@ def test_exported_tasks_are_the_fingerprinted_ones_and_evaluate_again_from_the_f
               "--num_test_tasks=25", "--num_eval_examples_per_class=4",
               f"--export_tasks={exported}")
   assert first.returncode == 0, first.stderr[-3000:]
-  name = "leo-test-5way1shot-q4-t25-seed0-step6.json"
+  name = "leo-test-5way1shot-q4-t25-seed0-step6"
   record = _record(run_dir, name)
   lines = [json.loads(line) for line in exported.read_text().splitlines()]
   assert len(lines) == 25 and len(lines[0]["classes"]) == 5
@@ -387,13 +393,13 @@ def test_exported_tasks_are_the_fingerprinted_ones_and_evaluate_again_from_the_f
   again = run(f"--checkpoint_path={run_dir}/model.ckpt-6", "--evaluation_mode",
               f"--tasks={exported}", "--seed=3", "--num_classes=3")
   assert again.returncode == 0, again.stderr[-3000:]
-  replayed = _record(run_dir, "leo-test-5way1shot-q4-t25-seed3-step6.json")
+  replayed = _record(run_dir, "leo-test-5way1shot-q4-t25-seed3-step6")
   assert replayed["task_fingerprint"] == record["task_fingerprint"]
   assert replayed["task_accuracies"] == record["task_accuracies"]
   baseline = run(f"--data_path={dataset}", f"--checkpoint_path={tmp_path}", *TINY,
                  "--baseline=nearest_centroid", f"--tasks={exported}")
   assert baseline.returncode == 0, baseline.stderr[-3000:]
-  assert _record(str(tmp_path), "nearest_centroid-test-5way1shot-q4-t25-seed0.json")[
+  assert _record(str(tmp_path), "nearest_centroid-test-5way1shot-q4-t25-seed0")[
       "task_fingerprint"] == record["task_fingerprint"]
 
 

@@ -313,4 +313,4 @@ def test_an_evaluation_whose_best_is_replaced_under_it_evaluates_the_new_best(
       evaluation.evaluate_checkpoint(config.get_configs())
   assert (f"{old} was replaced while it was read (a run training in {run_copy} elected a new "
           f"best): using {best.folder}/model.ckpt-99 instead") in caplog.text
-  assert glob.glob(os.path.join(run_copy, "results", "leo-test-*-step99.json"))
+  assert glob.glob(os.path.join(run_copy, "results", "leo-test-*-step99-*.json"))

@@ -10,7 +10,8 @@
 
 Rows, in this order for each evaluated setting (split, N-way K-shot, queries, tasks):
 - each record (`<folder>/results/*.json`, written by runner.py): mean ± 95% CI over its tasks;
-- "paired": two records on identical tasks (equal `task_fingerprint`), one of them of the
+- "paired": two records on identical tasks (equal `task_fingerprint` and number of tasks:
+  `same_tasks`), one of them of the
   `--reference` method: the mean per-task difference ± its 95% CI (normal, tasks are many);
 - "N seeds": records that differ only in their seed: the mean of the per-seed means ± the 95%
   Student t interval (n-1 degrees of freedom) and their spread;
@@ -80,9 +81,19 @@ def t_interval(values: Sequence[float]) -> Tuple[float, float]:
   return float(values.mean()), float(quantile * values.std(ddof=1) / math.sqrt(values.size))
 
 
+def tasks_key(record: Record) -> Tuple[str, int]:
+  """Equal for records on identical tasks: their task fingerprint and number of tasks (a
+  record of one task never stands for the first of a hundred)."""
+  return record.fields["task_fingerprint"], record.fields["num_tasks"]
+
+
+def same_tasks(a: Record, b: Record) -> bool:
+  return tasks_key(a) == tasks_key(b)
+
+
 def paired_difference(a: Record, b: Record) -> Tuple[float, float]:
   """Mean per-task accuracy difference a - b on identical tasks and its 95% half-width."""
-  if a.fields["task_fingerprint"] != b.fields["task_fingerprint"]:
+  if not same_tasks(a, b):
     raise ValueError(f"{a.path} and {b.path} are not on identical tasks")
   return utils.mean_and_confidence_interval(
       np.subtract(a.fields["task_accuracies"], b.fields["task_accuracies"]))
@@ -218,16 +229,12 @@ def _commit_notes(ordered: List[Record], ids: Dict[str, str]) -> List[str]:
   return notes
 
 
-def _same_tasks(a: Record, b: Record) -> bool:
-  return a.fields["task_fingerprint"] == b.fields["task_fingerprint"]
-
-
 def _pairs(ordered: List[Record], ids: Dict[str, str], reference: str,
            asked: Sequence[Tuple[str, str]]) -> Tuple[List[Tuple[Record, Record]], List[str]]:
   """Pairs on identical tasks (a of the reference method, or any with reference ""), the
   pairs asked for, and a note for each asked or reference-less pair on different tasks."""
   pairs = [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:]
-           if _same_tasks(a, b) and (not reference or a.fields["method"] == reference)]
+           if same_tasks(a, b) and (not reference or a.fields["method"] == reference)]
   notes = []
   by_name = {name: record for record in ordered
              for name in (ids[record.path], os.path.realpath(record.path))}
@@ -237,7 +244,7 @@ def _pairs(ordered: List[Record], ids: Dict[str, str], reference: str,
       raise utils.LeoError(f"--pair={','.join(names)}: expected two different row ids "
                            f"(R1..R{len(ordered)}) or record files among those compared")
     a, b = sorted(found, key=ordered.index)
-    if not _same_tasks(a, b):
+    if not same_tasks(a, b):
       notes.append(f"{ids[a.path]} and {ids[b.path]} are not paired: {why_not_paired(a, b)}.")
     elif not any(a is first and b is second for first, second in pairs):
       pairs.append((a, b))
@@ -303,8 +310,8 @@ def _paired_over_seeds(first: List[Record], second: List[Record],
   seed they share but on different tasks."""
   seconds = {record.fields["seed"]: record for record in second}
   pairs = [(a, seconds[a.fields["seed"]]) for a in first if a.fields["seed"] in seconds]
-  matched = [(a, b) for a, b in pairs if _same_tasks(a, b)]
-  unmatched = [(a, b) for a, b in pairs if not _same_tasks(a, b)]
+  matched = [(a, b) for a, b in pairs if same_tasks(a, b)]
+  unmatched = [(a, b) for a, b in pairs if not same_tasks(a, b)]
   note = (f"{ids[unmatched[0][0].path]} and {ids[unmatched[0][1].path]} are not paired over "
           f"seeds: {why_not_paired(*unmatched[0])}.") if unmatched else None
   if len(matched) < 2:
@@ -462,13 +469,13 @@ def _paired_entries(records: Sequence[Record], reference: str, against: str) -> 
   ordered = _order([record for record in records if record.fields["split"] == "test"],
                    reference)
   ids = {record.path: f"R{index + 1}" for index, record in enumerate(ordered)}
-  baseline_on = {record.fields["task_fingerprint"]: record for record in ordered
+  baseline_on = {tasks_key(record): record for record in ordered
                  if record.fields["method"] == against}
   entries = []
   for group in group_by_seed([record for record in ordered
                               if record.fields["method"] != against]):
-    pairs = [(record, baseline_on[record.fields["task_fingerprint"]]) for record in group
-             if record.fields["task_fingerprint"] in baseline_on]
+    pairs = [(record, baseline_on[tasks_key(record)]) for record in group
+             if tasks_key(record) in baseline_on]
     seeds = {a.fields["seed"] for a, _ in pairs}
     if not pairs or (len(pairs) > 1 and len(seeds) < len(pairs)):  # A seed twice: no pooling.
       continue

@@ -49,9 +49,9 @@ def _accuracy(group: Sequence[compare.Record]) -> Tuple[float, float]:
 def _difference(leo: Sequence[compare.Record], baseline: Sequence[compare.Record]):
   """(mean, half-width, the paired LEO records) of LEO − baseline over the seeds on identical
   tasks; None if no seed of theirs is on identical tasks."""
-  on_tasks = {record.fields["task_fingerprint"]: record for record in baseline}
-  pairs = [(record, on_tasks[record.fields["task_fingerprint"]]) for record in leo
-           if record.fields["task_fingerprint"] in on_tasks]
+  on_tasks = {compare.tasks_key(record): record for record in baseline}
+  pairs = [(record, on_tasks[compare.tasks_key(record)]) for record in leo
+           if compare.tasks_key(record) in on_tasks]
   if not pairs:
     return None
   if len(pairs) == 1:
