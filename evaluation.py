@@ -322,8 +322,10 @@ def identity(result: Result, configs: config_lib.Configs) -> dict:
               seed=configs.run.seed)
 
 
-def record(result: Result, configs: config_lib.Configs, line: str, results: str) -> str:
-  """Writes the result record into the folder `results` and returns its path.
+def record(result: Result, configs: config_lib.Configs, line: str, results: str,
+           root: Optional[str] = None) -> str:
+  """Writes the result record into the folder `results` (below the folder `root` leo owns,
+  if given: no link between them is followed) and returns its path.
 
   `dataset_name` and `embedding_crop` name the data the tasks are drawn from; `tested_on` and
   `meta_trained_on` (None for a baseline fitted on each task alone) say both data in full.
@@ -348,7 +350,7 @@ def record(result: Result, configs: config_lib.Configs, line: str, results: str)
       trained=result.method.trained, summary=line, command=sys.argv,
       versions=runfolder.versions(), created=runfolder.now(),
       seconds=round(result.seconds, 2),
-      **{records.IDENTITY_FIELD: records.identity_digest(identity(result, configs))}))
+      **{records.IDENTITY_FIELD: records.identity_digest(identity(result, configs))}), root)
 
 
 def report(line: str, log=None):
@@ -393,7 +395,8 @@ def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config
     report(line, log)
     results = results_folder(configs, folder)
     try:
-      path = record(result, configs, line, results)
+      path = record(result, configs, line, results,
+                    None if configs.run.results_path else folder)
     except storage.io_errors() as e:
       raise utils.LeoError(f"{results}: writing the result record failed "
                            f"({utils.first_line(e)})") from None

@@ -77,11 +77,13 @@ def record_name(record) -> str:
           + f"-{record[IDENTITY_FIELD][:NAME_DIGEST_CHARS]}")
 
 
-def write_record(results: str, record) -> str:
+def write_record(results: str, record, root: Optional[str] = None) -> str:
   """Writes `record` (with its IDENTITY_FIELD) as `<results>/<record_name>.json`, durably,
   atomically, with a checksum, and returns its path. It replaces only a record of the same
-  identity: any other file of that name is refused and left as it is."""
-  storage.makedirs(results)
+  identity: any other file of that name is refused and left as it is. `root`: the folder leo
+  owns above `results` (a run folder, whose `results/` may be no link); default `results`."""
+  root = root or results
+  storage.makedirs(results, root)
   path = storage.join(results, record_name(record) + ".json")
   if storage.exists(path):
     try:
@@ -95,7 +97,7 @@ def write_record(results: str, record) -> str:
       raise storage.StorageError(f"{path}: holds {held}; leo replaces only the record of the "
                                  "same evaluation there: move it aside, then rerun")
   storage.atomic_write_checked_json(path, dict(record, record=RECORD_KIND,
-                                               version=RECORD_VERSION), results)
+                                               version=RECORD_VERSION), root)
   return path
 
 

@@ -81,8 +81,10 @@ def _record(**changes):
   record = {
       "record": records.RECORD_KIND, "version": records.RECORD_VERSION, "method": "leo",
       "split": "test", "num_classes": 5, "num_tr_examples_per_class": 1,
-      "queries_per_class": 15, "num_tasks": 2, "seed": 0, "accuracy": 0.7, "ci95": 0.1,
+      "queries_per_class": 15, "num_tasks": 2, "seed": 0, "accuracy": 0.7,
+      "ci95": utils.mean_and_confidence_interval([0.8, 0.6])[1],
       "task_accuracies": [0.8, 0.6], "task_fingerprint": "f" * 64, "dataset_name": "icons",
+      records.IDENTITY_FIELD: "1" * 64,
       "config": _configuration(),
       "trained": {"step": 3, "num_classes": 5, "num_tr_examples_per_class": 1}}
   record.update(changes)
@@ -189,7 +191,8 @@ def export_over_an_earlier_tasks_file(tmp, monkeypatch):
 def record_through_a_linked_results_folder(tmp, monkeypatch):
   run, elsewhere = _run_folder(tmp), _elsewhere(tmp)
   os.symlink(elsewhere, os.path.join(run, records.RESULTS_FOLDER))
-  return lambda: records.write_record(run, _record()), [str(tmp)]
+  return (lambda: records.write_record(os.path.join(run, records.RESULTS_FOLDER), _record(),
+                                      run), [str(tmp)])
 
 
 def shipped_model_record_through_a_link_planted_in_tmp(tmp, monkeypatch):
@@ -201,7 +204,7 @@ def shipped_model_record_through_a_link_planted_in_tmp(tmp, monkeypatch):
 
   def action():
     folder = runfolder.results_folder(prediction.SHIPPED_1SHOT)
-    path = records.write_record(folder, _record())
+    path = records.write_record(os.path.join(folder, records.RESULTS_FOLDER), _record(), folder)
     assert os.path.dirname(folder) == str(system_tmp) and "leo-results" in folder
     assert os.stat(folder).st_mode & 0o777 == 0o700
     assert os.path.realpath(path).startswith(folder + os.sep)
@@ -343,7 +346,7 @@ def provenance(name, contents, call):
   def attack(tmp, monkeypatch):
     _write_json(tmp / backbone_lib.PROVENANCE_FILE, contents)
     _user_files(tmp, backbone_lib.BACKBONE_FILE)
-    return lambda: call(tmp), [str(tmp)]
+    return lambda: call(str(tmp)), [str(tmp)]
   return _named(f"provenance_{name}", attack)
 
 
@@ -500,7 +503,7 @@ ATTACKS = [
                 backbone_lib.embeddings_backbone),
      r"{tmp}/PROVENANCE.json: 'backbone_file' is \"backbone.npz\", expected .*"),
     (provenance("a_string_of_class_ids", {"backbone_trained_on": {"class_ids": "abc"}},
-                lambda tmp: backbone_lib.backbone_record(str(tmp / "backbone.npz"))),
+                lambda tmp: backbone_lib.backbone_record(os.path.join(tmp, "backbone.npz"))),
      r"{tmp}/PROVENANCE.json: 'backbone_trained_on.class_ids' is \"abc\", expected an array "
      "of strings; it is the record .*"),
     (versions("sessions_5", {"sessions": 5}), r"{tmp}/run/versions.json: 'sessions' is 5, expected an "
