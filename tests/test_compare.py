@@ -374,3 +374,45 @@ def test_plot_has_a_paired_panel_against_the_baseline_and_its_validation_level(
   levels = [line.get_ydata()[0] for line in curves.lines if line.get_linestyle() != "-"]
   assert levels == [pytest.approx(62.0)]  # The baseline's validation accuracy, as a line.
   assert accuracies.get_title() == "Meta-test accuracy, 95% CI"
+
+
+def test_plot_is_sized_to_its_panels_with_one_colour_per_method_and_the_forests_numbers(
+    tmp_path, monkeypatch):
+  from matplotlib import colors, pyplot  # pylint: disable=g-import-not-at-top
+  study(tmp_path)
+  for method, seed in (("logistic_regression", 0), ("simpleshot", 0)):
+    write_record(tmp_path / "baselines", method, seed, (0.68, 0.62))
+  write_record(tmp_path / "baselines-val", "simpleshot", 0, (0.61, 0.63), split="val")
+  write_record(tmp_path / "baselines-val", "nearest_centroid", 0, (0.60, 0.62), split="val")
+  (tmp_path / "leo-seed0" / "validations.jsonl").write_text(
+      "".join(json.dumps({"step": step, "accuracy": 0.5 + step / 10000}) + "\n"
+              for step in (0, 500, 1000)))
+  figures = []
+  monkeypatch.setattr(pyplot, "close", figures.append)
+  compare.plot(str(tmp_path / "study.png"), compare.find_runs([str(tmp_path)]),
+               compare.load_records([str(tmp_path)]))
+  figure, = figures
+  # Three panels of 4 test points: 4.6 + 3.2 + 2.6 inches of data and their labels, at 150
+  # dpi; the old layout's fixed widths and shared spacing made it 2775 px wide.
+  assert figure.get_figwidth() * 150 < 2300
+  curves, accuracies, paired = figure.axes
+  hex_of = lambda artist: colors.to_hex(artist.get_color())
+  points_of = lambda axes: [hex_of(line) for line in axes.lines if line.get_marker() == "o"]
+  # The test panel: one point per method, left to right as the table (LEO first).
+  points = points_of(accuracies)
+  assert len(points) == 4 and len(set(points)) == 4
+  leo, logistic, nearest, simpleshot = points
+  # The same method has the same colour in every panel: curves, baselines' levels, forest.
+  assert {hex_of(line) for line in curves.lines if line.get_linestyle() == "-"} == {leo}
+  assert sorted(hex_of(line) for line in curves.lines if line.get_linestyle() != "-") == sorted(
+      [nearest, simpleshot])
+  assert points_of(paired) == [leo, logistic, simpleshot]
+  # Beside each row of the forest, its mean difference ± 95% CI in points (LEO: +6 over the
+  # seeds' +5, +6, +7; one seed of the others: the paired interval of its two tasks).
+  numbers, = paired.child_axes
+  texts = [label.get_text() for label in numbers.get_yticklabels()]
+  assert texts[0] == compare.interval(0.06, compare.t_interval([0.05, 0.06, 0.07])[1],
+                                      signed=True)
+  assert texts[0].startswith("+6.00 ± ") and len(texts) == 3
+  # The legend is the figure's, outside the panels, not the curves panel's.
+  assert curves.get_legend() is None and len(figure.legends) == 1

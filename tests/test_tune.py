@@ -4,6 +4,7 @@ then end to end on fixture data with runner.py."""
 
 import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -585,3 +586,62 @@ def test_a_runner_flag_that_does_not_exist_stops_the_study_at_its_first_trial(tm
   trials = optuna.load_study(study_name="leo",
                              storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}").trials
   assert [t.state for t in trials] == [TrialState.FAIL]
+
+
+# ---- What the tuner says while it runs. ----
+
+PROGRESS_RUNNER = textwrap.dedent(BEST_JSON + '''
+    """Logs steps 0..4 of 4 to train.log as training.py does, validates 0.5 at steps 0, 2
+    and 4, then writes best.json."""
+    import json, os, sys, time
+    folder = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if "=" in arg)[
+        "checkpoint_path"]
+    for step in range(5):
+      with open(os.path.join(folder, "train.log"), "a") as f:
+        f.write(f"I1201 20:00:00.0 training.py:419] Step: {step}/4 1.0 steps/s ETA 0h00m04s\\n")
+      if step % 2 == 0:
+        with open(os.path.join(folder, "validations.jsonl"), "a") as f:
+          f.write(json.dumps({"step": step, "accuracy": 0.5}) + "\\n")
+      time.sleep(0.12)
+    os.makedirs(os.path.join(folder, "best_checkpoint"))
+    with open(os.path.join(folder, "best_checkpoint", "best.json"), "w") as f:
+      json.dump(dict(BEST_JSON_SECTIONS, step=0, accuracy=0.5), f)
+''')
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_the_tuner_says_each_trials_place_log_progress_and_the_time_left(tmp_path, sweep,
+                                                                        monkeypatch):
+  monkeypatch.setattr(tune, "PROGRESS_SECONDS", 0.05)
+  runner = tmp_path / "progress_runner.py"
+  runner.write_text(PROGRESS_RUNNER)
+  s = (settings(tmp_path, params=(), seeds=2, num_trials=2) if sweep
+       else settings(tmp_path, params=("kl_weight",), num_trials=2))
+  lines = []
+  study = tune.tune(s, lambda *args: tune.run_trial(*args, runner=str(runner),
+                                                   trained_only=False), lines.append)
+  kind = "seed" if sweep else "trial"
+  for number in (0, 1):
+    label = f"{kind} {number + 1}/2 (number {number}): "
+    said = [line[len(label):] for line in lines if line.startswith(label)]
+    start, *progress, end = said
+    params, log = start.split("; log: ")
+    value = study.trials[number].params["seed" if sweep else "kl_weight"]
+    assert params == (f"seed={number}" if sweep else f"kl_weight={value:.3g}")
+    assert log == os.path.join(s.study_dir, "trials", f"{number}.log") and os.path.exists(log)
+    # Every 0.05 s of a 0.6 s trial: its step of 4 from train.log, its latest validation.
+    assert progress and all(line.startswith(("starting", "step ")) for line in progress)
+    assert any(line.startswith(("step 3/4, latest validation accuracy 50.00% at step 2",
+                                "step 4/4, latest validation accuracy 50.00% at step 4"))
+               for line in progress)
+    outcome, left = end.split("; ")
+    assert outcome.startswith("best validation accuracy 50.00% at step 0, in 0h00m0")
+    # The one trial left takes this tuner's mean trial time, under two seconds.
+    assert re.fullmatch("no trial left to start" if number else
+                        f"1 of 2 {kind}s left, about 0h00m0[01]s more", left), left
+
+
+def test_the_time_left_is_this_tuners_share_of_the_trials_left_times_its_mean_trial():
+  assert tune.time_left(3, 0, [60.0, 120.0]) == 3 * 90.0
+  assert tune.time_left(3, 1, [60.0, 120.0]) == 2 * 90.0  # Two tuners: 2 of 3 fall to this.
+  assert tune.time_left(4, 3, [30.0]) == 30.0

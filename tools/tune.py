@@ -54,6 +54,7 @@ import datetime
 import functools
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -85,6 +86,9 @@ TABLE_FILE = "trials.md"
 FLAGFILE = "best_flags.txt"
 TRIALS_FOLDER = "trials"
 POLL_SECONDS = 1.0
+PROGRESS_SECONDS = 30.0  # Between the lines saying how far a running trial is.
+# training.py's log lines of a step ("Step: 1200/3000 ..."), in a trial's train.log.
+STEP_LINE = re.compile(rb"\bStep: (\d+)")
 WAIT_SECONDS = 2.0  # Between looks at the trials other tuners run, once this one is done.
 SETUP_SECONDS = 60.0  # The longest a tuner waits for another to finish creating the study.
 HEARTBEATS_PER_GRACE = 5  # A tuner may miss a few (a busy server) before its trial is stale.
@@ -380,6 +384,24 @@ def heartbeat_interval(storage) -> Optional[int]:
 
 
 @contextlib.contextmanager
+def repeating(seconds: float, action: Callable[[], None]):
+  """Calls `action` every `seconds`, in a thread of its own, until the block ends."""
+  stop = threading.Event()
+
+  def loop():
+    while not stop.wait(seconds):
+      action()
+
+  thread = threading.Thread(target=loop, daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    stop.set()
+    thread.join()
+
+
+@contextlib.contextmanager
 def heartbeat(storage, trial_id: int):
   """Records the trial's heartbeat in an RDB storage now and every heartbeat interval until
   the block ends: what Optuna's stale-trial check reads. A beat the server misses (it is
@@ -389,20 +411,13 @@ def heartbeat(storage, trial_id: int):
     yield
     return
   storage.record_heartbeat(trial_id)
-  stop = threading.Event()
 
   def beat():
-    while not stop.wait(interval):
-      with contextlib.suppress(*STORAGE_ERRORS):
-        storage.record_heartbeat(trial_id)
+    with contextlib.suppress(*STORAGE_ERRORS):
+      storage.record_heartbeat(trial_id)
 
-  thread = threading.Thread(target=beat, daemon=True)
-  thread.start()
-  try:
+  with repeating(interval, beat):
     yield
-  finally:
-    stop.set()
-    thread.join()
 
 
 # ---- The study. ----
@@ -550,7 +565,7 @@ def tune(settings: Settings, objective: Optional[Objective] = None,
     objective = functools.partial(run_trial, trained_only=settings.objective == "trained",
                                   test=settings.seeds > 0)
   study, storage = open_study(settings)
-  waited = False
+  waited, seconds = False, []  # This tuner's trial times, for the time left.
   try:
     while True:
       retry_stale_trials(study, storage, settings.study_name)
@@ -572,7 +587,7 @@ def tune(settings: Settings, objective: Optional[Objective] = None,
         continue
       trial = claim_waiting(study, storage, settings) if settings.seeds else study.ask()
       if trial is not None:
-        run_one(study, storage, trial, settings, objective, log)
+        run_one(study, storage, trial, settings, objective, log, seconds)
       write_outputs(study, settings, log=lambda line: None)
     write_outputs(study, settings, log=log)
   except STORAGE_ERRORS as e:
@@ -592,14 +607,69 @@ def claim_waiting(study: optuna.Study, storage, settings: Settings) -> Optional[
   return None
 
 
+# ---- What the tuner says while a trial runs. ----
+
+def trial_label(trials: Sequence[optuna.trial.FrozenTrial], number: int,
+                settings: Settings) -> str:
+  """`trial i/N (number n)` (`seed ...` in a sweep): i counts the study's started trials,
+  each re-run of a trial whose tuner is gone in its place."""
+  started = counted([trial for trial in trials if trial.state != TrialState.WAITING])
+  return (f"{'seed' if settings.seeds else 'trial'} {started}/{settings.num_trials} "
+          f"(number {number})")
+
+
+def progress_line(run_folder: str, num_steps_limit: int) -> str:
+  """How far the trial in `run_folder` is: its last step logged (train.log) or validated,
+  and its latest validation."""
+  validations = records.read_validations(run_folder)
+  steps = [validations[-1]["step"]] if validations else []
+  log = file_storage.join(run_folder, runfolder.LOG_FILE)
+  if file_storage.exists(log):
+    steps += [int(step) for step in STEP_LINE.findall(file_storage.read_bytes(log, None))[-1:]]
+  if not steps:
+    return "starting (no step logged yet)"
+  line = f"step {max(steps)}/{num_steps_limit}"
+  if validations:
+    latest = validations[-1]
+    line += (f", latest validation accuracy {float(latest['accuracy']):.2%} at step "
+             f"{latest['step']}")
+  return line
+
+
+def time_left(left: int, others: int, seconds: Sequence[float]) -> float:
+  """Seconds until the study is done: this tuner's share of the `left` trials not started
+  (spread over it and the `others` tuners running a trial) times its mean trial time."""
+  return math.ceil(left / (others + 1)) * sum(seconds) / len(seconds)
+
+
+def left_line(study: optuna.Study, settings: Settings, seconds: Sequence[float]) -> str:
+  trials = study.get_trials(deepcopy=False)
+  started = counted([trial for trial in trials if trial.state != TrialState.WAITING])
+  left = max(0, settings.num_trials - started)
+  others = sum(trial.state == TrialState.RUNNING for trial in trials)
+  if not left:
+    return "no trial left to start"
+  return (f"{left} of {settings.num_trials} {'seeds' if settings.seeds else 'trials'} left, "
+          f"about {utils.duration(time_left(left, others, seconds))} more"
+          + (f" with the {others} other tuners running one" if others else ""))
+
+
 def run_one(study: optuna.Study, storage, trial: optuna.Trial, settings: Settings,
-            objective: Objective, log):
+            objective: Objective, log, seconds: List[float]):
+  """Runs `trial` in its run folder and tells the study its end; logs its start, its
+  progress every PROGRESS_SECONDS and its end, and appends its time to `seconds`."""
   trial_id = storage.get_trial_id_from_study_id_trial_number(
       storage.get_study_id_from_name(settings.study_name), trial.number)
   # Relative to the study folder, which may be mounted elsewhere on another machine.
   relative = trial.user_attrs.get("run_folder") or os.path.join(TRIALS_FOLDER,
                                                                 str(trial.number))
   run_folder = os.path.join(settings.study_dir, relative)
+  label = trial_label(study.get_trials(deepcopy=False), trial.number, settings)
+
+  def progress():
+    with contextlib.suppress(file_storage.StorageError, OSError):  # Never stops a trial.
+      log(f"{label}: {progress_line(run_folder, settings.num_steps_limit)}")
+
   with heartbeat(storage, trial_id):
     file_storage.makedirs(run_folder, settings.study_dir)
     # Held first: a trial with a lock attr is locked.
@@ -612,22 +682,30 @@ def run_one(study: optuna.Study, storage, trial: optuna.Trial, settings: Setting
       flags = trial_flags(settings, values)
       trial.set_user_attr("runner_flags", flags)
       history = RETRY.retry_history(storage.get_trial(trial_id))
-      log(f"trial {trial.number}: training in {run_folder}"
+      log(f"{label}: {', '.join(f'{name}={_value(value)}' for name, value in values.items())}"
+          f"; log: {run_folder}.log"
           + (f" (re-run of trial {history[-1]}, whose tuner is gone)" if history else ""))
+      start, error = time.monotonic(), None
       try:
-        value = objective(trial, run_folder, flags)
+        with repeating(PROGRESS_SECONDS, progress):
+          value = objective(trial, run_folder, flags)
       except optuna.TrialPruned as e:
+        ended = str(e)
         study.tell(trial, state=TrialState.PRUNED)
-        log(f"trial {trial.number}: {e}")
       except TrialFailed as e:
-        trial.set_user_attr("error", str(e))
+        error = str(e)
+        ended = f"failed: {error}"
+        trial.set_user_attr("error", error)
         study.tell(trial, state=TrialState.FAIL)
-        log(f"trial {trial.number}: failed: {e}")
-        stop_if_hopeless(study, settings, trial.number, str(e), f"{run_folder}.log")
       else:
+        ended = (f"best validation accuracy {value:.2%} at step "
+                 f"{trial.user_attrs.get('best_step')}")
         study.tell(trial, value)
-        log(f"trial {trial.number}: best validation accuracy {value:.2%} at step "
-            f"{trial.user_attrs.get('best_step')}")
+      seconds.append(time.monotonic() - start)
+      log(f"{label}: {ended}, in {utils.duration(seconds[-1])}; "
+          f"{left_line(study, settings, seconds)}")
+      if error is not None:
+        stop_if_hopeless(study, settings, trial.number, error, f"{run_folder}.log")
 
 
 def stop_if_hopeless(study: optuna.Study, settings: Settings, number: int, error: str,

@@ -435,6 +435,7 @@ def validation_curve(run: str) -> Dict[int, float]:
 
 class _Entry(NamedTuple):
   label: str
+  method: str  # Its colour.
   mean: float
   half_width: float
   setting: tuple
@@ -454,7 +455,8 @@ def _test_entries(records: Sequence[Record], reference: str) -> List[_Entry]:
       seeds = f"{len(members)} seeds" if aggregate else f"seed {fields['seed']}"
       mean, half_width = (t_interval([record.fields["accuracy"] for record in members])
                           if aggregate else (fields["accuracy"], fields["ci95"]))
-      entries.append(_Entry(f"{method}\n{_shape(fields)}\n{seeds}", mean, half_width,
+      entries.append(_Entry(f"{method}\n{_shape(fields)}\n{seeds}", fields["method"], mean,
+                            half_width,
                             setting(members[0]),
                             ",".join(ids[record.path] for record in members)))
   repeated = collections.Counter(entry.label for entry in entries)
@@ -485,21 +487,21 @@ def _paired_entries(records: Sequence[Record], reference: str, against: str) -> 
                         if len(pairs) > 1 else paired_difference(*pairs[0]))
     label = (f"{fields['method'].replace('_', ' ')}, {_shape(fields)}, "
              + (f"{len(pairs)} seeds" if len(pairs) > 1 else f"seed {fields['seed']}"))
-    entries.append(_Entry(label, mean, half_width, setting(pairs[0][0]),
+    entries.append(_Entry(label, fields["method"], mean, half_width, setting(pairs[0][0]),
                           ",".join(ids[a.path] for a, _ in pairs)))
   return entries
 
 
-def _validation_levels(records: Sequence[Record]) -> Dict[str, float]:
-  """{label: accuracy} of the baselines' validation records (a mean over their seeds): the
-  level a LEO run's validation curve has to rise above."""
+def _validation_levels(records: Sequence[Record]) -> Dict[Tuple[str, str], float]:
+  """{(method, label): accuracy} of the baselines' validation records (a mean over their
+  seeds): the level a LEO run's validation curve has to rise above."""
   levels = collections.defaultdict(list)
   for record in records:
     fields = record.fields
     if fields["split"] == "val" and fields["method"] != "leo":
-      levels[f"{fields['method'].replace('_', ' ')}, {_shape(fields)}"].append(
+      levels[fields["method"], f"{fields['method'].replace('_', ' ')}, {_shape(fields)}"].append(
           fields["accuracy"])
-  return {label: float(np.mean(values)) for label, values in sorted(levels.items())}
+  return {key: float(np.mean(values)) for key, values in sorted(levels.items())}
 
 
 def _run_labels(runs: Sequence[str]) -> List[str]:
@@ -510,45 +512,81 @@ def _run_labels(runs: Sequence[str]) -> List[str]:
           for run in absolute]
 
 
+# Inches: what a panel's data needs (the test panel's per point), then what the labels
+# beside the panels take; the figure is their sum, so no panel gets space it does not use.
+CURVES_WIDTH = 4.6
+TEST_WIDTH_PER_POINT, MIN_TEST_WIDTH = 0.8, 2.4
+PAIRED_WIDTH = 2.6
+LABELS_WIDTH = 0.7  # Each panel's y axis label and tick labels.
+PAIRED_LABEL_CHARACTERS = 28  # A longer row label of the forest is broken after its method.
+INCHES_PER_CHARACTER = 0.055  # In "small" type.
+PANEL_HEIGHT = 3.4
+LEGEND_ROW_HEIGHT = 0.22
+RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # Runs of one method told apart.
+BASELINE_DASHES = (":", "--", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (5, 1)))
+
+
+def _method_colours(methods: Sequence[str]) -> Dict[str, tuple]:
+  """A distinct colour of a qualitative colormap for each method, in order of appearance."""
+  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+  methods = list(dict.fromkeys(methods))
+  palette = colormaps["tab10" if len(methods) <= 10 else "tab20"].colors
+  return {method: palette[index % len(palette)] for index, method in enumerate(methods)}
+
+
 def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: str = "leo",
          against: str = "nearest_centroid"):
   """Writes one figure: validation accuracy against step, with the baselines' validation
   accuracy as lines (left); test accuracies (middle); each method's paired difference from
-  `against` on identical test tasks, a forest plot (right). A panel with nothing to show is
-  left out."""
+  `against` on identical test tasks, a forest plot with its mean ± 95% CI beside each row
+  (right). A panel with nothing to show is left out; one colour per method in all panels,
+  one legend below them."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   curves = {run: validation_curve(run) for run in runs}
   curves = {run: curve for run, curve in curves.items() if curve}
   entries = _test_entries(records, reference)
-  paired = _paired_entries(records, reference, against)
+  paired = [entry._replace(label=entry.label.replace(", ", "\n", 1))
+            if len(entry.label) > PAIRED_LABEL_CHARACTERS else entry
+            for entry in _paired_entries(records, reference, against)]
+  levels = _validation_levels(records) if curves else {}
   if not curves and not entries:
     raise utils.LeoError(f"--plot={path}: no validation curve and no test record to plot")
-  widths = ([5.5] * bool(curves) + [max(4.0, 1.3 * len(entries))] * bool(entries)
-            + [6.5] * bool(paired))
-  figure, axes = pyplot.subplots(1, len(widths), figsize=(sum(widths), 4.2), squeeze=False,
-                                 width_ratios=widths)
+  colours = _method_colours(["leo"] * bool(curves) + [method for method, _ in levels]
+                            + [entry.method for entry in entries + paired])
+  widths = ([CURVES_WIDTH] * bool(curves)
+            + [max(MIN_TEST_WIDTH, TEST_WIDTH_PER_POINT * len(entries))] * bool(entries)
+            + [PAIRED_WIDTH] * bool(paired))
+  # The forest's row labels on its left, its numbers on its right.
+  labels = LABELS_WIDTH * len(widths) + bool(paired) * INCHES_PER_CHARACTER * (
+      PAIRED_LABEL_CHARACTERS + len("+00.00 ± 0.00"))
+  legend_rows = math.ceil((len(curves) + len(levels)) / 2)
+  figure, axes = pyplot.subplots(
+      1, len(widths), squeeze=False, width_ratios=widths, layout="constrained",
+      figsize=(sum(widths) + labels, PANEL_HEIGHT + LEGEND_ROW_HEIGHT * legend_rows))
   axes = list(axes[0])
   if curves:
     curve_axes = axes.pop(0)
-    for label, curve in zip(_run_labels(list(curves)), curves.values()):
-      curve_axes.plot(list(curve), [100 * value for value in curve.values()], marker="o",
-                      markersize=3, linewidth=1.5, label=label)
-    for (label, level), style in zip(_validation_levels(records).items(),
-                                     (":", "--", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (5, 1)))):
-      curve_axes.axhline(100 * level, color="grey", linestyle=style, linewidth=1.2,
+    for label, curve, marker in zip(_run_labels(list(curves)), curves.values(),
+                                    RUN_MARKERS * len(curves)):
+      curve_axes.plot(list(curve), [100 * value for value in curve.values()], marker=marker,
+                      markersize=3.5, linewidth=1.4, color=colours["leo"], label=label)
+    for ((method, label), level), style in zip(levels.items(),
+                                               BASELINE_DASHES * len(levels)):
+      curve_axes.axhline(100 * level, color=colours[method], linestyle=style, linewidth=1.4,
                          label=f"{label} (val)")
     curve_axes.set(xlabel="training step", ylabel="validation accuracy (%)",
                    title="Meta-validation accuracy")
     curve_axes.grid(alpha=0.3)
-    curve_axes.legend(fontsize="small")
+    # Below the panels: the curves keep all their room.
+    figure.legend(*curve_axes.get_legend_handles_labels(), loc="outside lower center",
+                  ncols=2, fontsize="small", frameon=False)
   if entries:
     test_axes = axes.pop(0)
-    # Black: the left panel's colours name runs, not methods.
-    test_axes.errorbar(range(len(entries)), [100 * entry.mean for entry in entries],
-                       yerr=[100 * entry.half_width for entry in entries], fmt="o", capsize=5,
-                       markersize=6, color="black")
+    for position, entry in enumerate(entries):
+      test_axes.errorbar(position, 100 * entry.mean, yerr=100 * entry.half_width, fmt="o",
+                         capsize=5, markersize=6, color=colours[entry.method])
     for position in range(1, len(entries)):
       if entries[position].setting != entries[position - 1].setting:
         # Another task shape has another chance level: a line keeps them apart.
@@ -561,15 +599,20 @@ def plot(path: str, runs: Sequence[str], records: Sequence[Record], reference: s
   if paired:
     paired_axes = axes.pop(0)
     positions = list(range(len(paired)))[::-1]  # The first entry on top, as the table's.
-    paired_axes.errorbar([100 * entry.mean for entry in paired], positions,
-                         xerr=[100 * entry.half_width for entry in paired], fmt="o",
-                         capsize=4, markersize=5, color="black")
+    for position, entry in zip(positions, paired):
+      paired_axes.errorbar(100 * entry.mean, position, xerr=100 * entry.half_width, fmt="o",
+                           capsize=4, markersize=5, color=colours[entry.method])
     paired_axes.axvline(0, color="grey", linewidth=1)  # Left of it, the baseline is better.
     paired_axes.set_yticks(positions, [entry.label for entry in paired], fontsize="small")
+    paired_axes.set_ylim(-0.5, len(paired) - 0.5)
+    # The numbers of the table's paired rows, beside the points they are.
+    numbers = paired_axes.secondary_yaxis("right")
+    numbers.set_yticks(positions, [interval(entry.mean, entry.half_width, signed=True)
+                                   for entry in paired], fontsize="small")
+    numbers.tick_params(length=0)
     paired_axes.set(xlabel="test accuracy difference (points), 95% CI",
                     title=f"Paired difference from {against.replace('_', ' ')}")
     paired_axes.grid(axis="x", alpha=0.3)
-  figure.tight_layout()
   image = io.BytesIO()
   figure.savefig(image, dpi=150, format=os.path.splitext(path)[1][1:] or "png")
   pyplot.close(figure)
