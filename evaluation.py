@@ -467,7 +467,9 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   method = Method("leo", LEOScores(leo, configs.run.jit_compile), config_json,
                   trained_info(config_json, found.prefix, found.step, found.valid_accuracy,
                                found.folder, trained.weights_digest(leo)))
-  folder = runfolder.results_folder(found.folder) if distribute.is_chief(strategy) else None
+  folder = None
+  if distribute.is_chief(strategy):  # With --results_path no private folder is made.
+    folder = found.folder if configs.run.results_path else runfolder.results_folder(found.folder)
   return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
 
 

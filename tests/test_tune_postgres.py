@@ -130,7 +130,8 @@ def start(command, output, hostname=None):
 def started_trials(output) -> list:
   """The trial numbers a tuner's output says it started, in order."""
   with open(output) as f:
-    return [int(n) for n in re.findall(r"^trial (\d+): training in ", f.read(), re.M)]
+    return [int(n) for n in re.findall(r"^(?:trial|seed) \d+/\d+ \(number (\d+)\): .*; log: ",
+                                      f.read(), re.M)]
 
 
 def wait_for(condition, process, seconds=240):
