@@ -118,13 +118,13 @@ def load_pickle(path: str):
     raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
                     "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
   try:
-    with tf.io.gfile.GFile(path, "rb") as f:
-      contents = f.read()
-    if path.endswith(GZIP_SUFFIX):
-      contents = gzip.decompress(contents)
-    # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
-    # back when it rebuilds the arrays of a Python 2 pickle.
-    return _DataUnpickler(io.BytesIO(contents), encoding="latin1").load()
+    # A local file is read by the operating system: a plain one is unpickled as it streams in
+    # (TF's GFile holds a large read twice over, and the whole file beside its arrays).
+    with (open(path, "rb") if "://" not in path else tf.io.gfile.GFile(path, "rb")) as f:
+      stream = io.BytesIO(gzip.decompress(f.read())) if path.endswith(GZIP_SUFFIX) else f
+      # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
+      # back when it rebuilds the arrays of a Python 2 pickle.
+      return _DataUnpickler(stream, encoding="latin1").load()
   except RefusedGlobal as e:
     raise DataError(f"{path}: {e}") from None
   except MemoryError:
@@ -381,8 +381,12 @@ class DataProvider:
     self._class_of_row = tf.constant(class_of_row, dtype=tf.int32)
     self._slot_of_row = tf.constant(slot_of_row)
     self._class_blocks = None
+    # The split is kept in TF's memory once, numpy seeing it in place: the array as loaded is
+    # let go (TF copies what it converts).
+    embeddings = tf.constant(self._data.embeddings)
+    self._data = dataclasses.replace(self._data, embeddings=np.asarray(embeddings))
     # Normalising every row once equals normalising every episode (rows are independent).
-    self._embeddings = tf.math.l2_normalize(tf.constant(self._data.embeddings), axis=-1)
+    self._embeddings = tf.math.l2_normalize(embeddings, axis=-1)
     self._image_names = tf.constant(self._data.image_names)
     self.generator = tf.random.Generator.from_seed(
         seed * len(MetaSplit) + _SPLIT_SEED_OFFSET[self.split])
@@ -416,7 +420,7 @@ class DataProvider:
   @property
   def embeddings_digest(self) -> str:
     """SHA-256 of the split's embeddings as loaded (float32, row-major)."""
-    return hashlib.sha256(self._data.embeddings.tobytes()).hexdigest()
+    return hashlib.sha256(self._data.embeddings).hexdigest()  # In place: no copy of bytes.
 
   @property
   def num_classes(self) -> int:
