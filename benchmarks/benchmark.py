@@ -3,6 +3,7 @@
 
     python benchmarks/benchmark.py            # the full table (a few minutes on 2 cores)
     python benchmarks/benchmark.py --quick    # a few steps of everything, to show it runs
+    python benchmarks/benchmark.py --nodefault_rows --cost_growth --study_throughput
 
 It writes a miniImageNet-sized synthetic dataset in the published layout (64/16/20 classes of
 600 images, 640-d), then times, in one process and with the runner's own code paths: the
@@ -12,9 +13,13 @@ beside the one it replaced (LEO on gathered episodes), interleaved on the same t
 same math written per task with `tf.map_fn`, as the original runner did, runs beside the
 training step, so every speed is also a ratio measured side by side (these machines are noisy;
 ratios travel better than seconds). Beside them: the step several per call against one per
-call, the runner's whole `train()` over 1,000 steps, and, each setting in a process of its
-own, the intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the
-step's shapes).
+call, the runner's whole `train()` over 1,000 steps (its loop between validations beside the
+bare step, interleaved at its log lines), and, each setting in a process of its own, the
+intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the step's
+shapes). Optional sections: how the step and the test grow with the task shape and the
+embeddings' size, tieredImageNet-sized data's loading, memory and step (`--cost_growth`), and
+the trials per hour of a small tuning study with one tuner process and two
+(`--study_throughput`).
 """
 
 import dataclasses
@@ -552,13 +557,15 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
   relative to the 5-way 1-shot 640-d row: the step's counted FLOPs, and for the test the
   scoring of its queries (N classes x Q queries against N weight vectors of D dimensions)."""
   cases = []
-  for dim in GROWTH_DIMS:
+  # --quick: the smallest and largest shapes, the two smaller sizes (640-d is the base).
+  ways_grown = GROWTH_WAYS[::len(GROWTH_WAYS) - 1] if FLAGS.quick else GROWTH_WAYS
+  for dim in GROWTH_DIMS[:2] if FLAGS.quick else GROWTH_DIMS:
     name = f"growth{dim}d"
     write_synthetic_embeddings(root, name, GROWTH_SPLIT_CLASSES, dim=dim)
     configs = configs_for(root, 1, dataset_name=name)
     loaded = {split: data.load_split(configs.data, data.MetaSplit(split))
               for split in ("train", "test")}
-    for ways, shots in itertools.product(GROWTH_WAYS, GROWTH_SHOTS):
+    for ways, shots in itertools.product(ways_grown, GROWTH_SHOTS):
       configs = configs_for(root, shots, dataset_name=name, ways=ways)
       train, test = (data.DataProvider(split, configs.data, configs.run.seed, loaded[split])
                      for split in ("train", "test"))
