@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable, NamedTuple
 
 from absl import app
 from absl import flags
@@ -551,11 +552,27 @@ def benchmark_evaluation_against_gathered(configs, num_tasks, rounds, rows):
                "tasks"))
 
 
+class GrowthCase(NamedTuple):
+  """One shape of the growth rows, traced: its step and its test of the timed tasks."""
+  dim: int
+  ways: int
+  shots: int
+  queries: int  # Per class, all remaining.
+  step: Callable
+  flops: int  # The step's.
+  test: Callable
+
+  @property
+  def scoring(self) -> int:
+    """What the test's query logits grow with: N x Q queries against N vectors of D."""
+    return self.ways * self.queries * self.ways * self.dim
+
+
 def benchmark_cost_growth(root, steps, test_tasks, rows):
   """Step time and test time per 1,000 tasks of every shape of GROWTH_WAYS x GROWTH_SHOTS x
   GROWTH_DIMS (seed 0 each), all interleaved, each beside what its arithmetic predicts
   relative to the 5-way 1-shot 640-d row: the step's counted FLOPs, and for the test the
-  scoring of its queries (N classes x Q queries against N weight vectors of D dimensions)."""
+  scoring of its queries (`GrowthCase.scoring`)."""
   cases = []
   # --quick: the smallest and largest shapes, the two smaller sizes (640-d is the base).
   ways_grown = GROWTH_WAYS[::len(GROWTH_WAYS) - 1] if FLAGS.quick else GROWTH_WAYS
@@ -576,25 +593,20 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
       evaluate = evaluation.Evaluator(evaluation.LEOScores(leo), test,
                                       sizes.EVAL_TASKS_PER_CALL, ways, shots, queries)
       evaluate(min(test_tasks, sizes.EVAL_TASKS_PER_CALL))  # Traces.
-      cases.append((dim, ways, shots, queries, step, step_flops(step),
-                    functools.partial(evaluate, test_tasks)))
+      cases.append(GrowthCase(dim, ways, shots, queries, step, step_flops(step),
+                              functools.partial(evaluate, test_tasks)))
   step_times = [statistics.median(t)
-                for t in time_interleaved([case[4] for case in cases], steps)]
+                for t in time_interleaved([case.step for case in cases], steps)]
   test_times = [min(t) * 1000 / test_tasks
-                for t in time_interleaved([case[6] for case in cases], 2)]
-  base = next(i for i, case in enumerate(cases) if case[:3] == (EMBEDDING_DIM, 5, 1))
-
-  def scoring(case):  # Each of N x Q queries against N weight vectors of D dimensions.
-    dim, ways, _, queries = case[:4]
-    return ways * queries * ways * dim
-
+                for t in time_interleaved([case.test for case in cases], 2)]
+  base = next(i for i, case in enumerate(cases)
+              if (case.dim, case.ways, case.shots) == (EMBEDDING_DIM, 5, 1))
   for case, step, test in zip(cases, step_times, test_times):
-    dim, ways, shots, queries, _, flops, _ = case
-    rows.append((f"cost growth: {ways}-way {shots}-shot, {dim}-d", f"step {1e3 * step:.1f} ms",
-                 f"test {test:.2f} s per 1000 tasks",
-                 f"step x{step / step_times[base]:.2f} (FLOPs x{flops / cases[base][5]:.2f}); "
-                 f"test x{test / test_times[base]:.2f} (N x Q x N x D "
-                 f"x{scoring(case) / scoring(cases[base]):.2f}, Q={queries})"))
+    rows.append((f"cost growth: {case.ways}-way {case.shots}-shot, {case.dim}-d",
+                 f"step {1e3 * step:.1f} ms", f"test {test:.2f} s per 1000 tasks",
+                 f"step x{step / step_times[base]:.2f} (FLOPs "
+                 f"x{case.flops / cases[base].flops:.2f}); test x{test / test_times[base]:.2f} "
+                 f"(N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, Q={case.queries})"))
 
 
 def print_tiered_probe(root, steps):
