@@ -567,12 +567,18 @@ class GrowthCase(NamedTuple):
     """What the test's query logits grow with: N x Q queries against N vectors of D."""
     return self.ways * self.queries * self.ways * self.dim
 
+  @property
+  def pairs(self) -> int:
+    """What the relation network grows with, in the step and in the test's adaptation:
+    the (N K)² pairs of a task's support codes."""
+    return (self.ways * self.shots) ** 2
+
 
 def benchmark_cost_growth(root, steps, test_tasks, rows):
   """Step time and test time per 1,000 tasks of every shape of GROWTH_WAYS x GROWTH_SHOTS x
   GROWTH_DIMS (seed 0 each), all interleaved, each beside what its arithmetic predicts
-  relative to the 5-way 1-shot 640-d row: the step's counted FLOPs, and for the test the
-  scoring of its queries (`GrowthCase.scoring`)."""
+  relative to the 5-way 1-shot 640-d row: the step's counted FLOPs, and for the test its two
+  parts, the scoring of its queries and the adaptation's relation pairs (`GrowthCase`)."""
   cases = []
   # --quick: the smallest and largest shapes, the two smaller sizes (640-d is the base).
   ways_grown = GROWTH_WAYS[::len(GROWTH_WAYS) - 1] if FLAGS.quick else GROWTH_WAYS
@@ -606,7 +612,8 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
                  f"step {1e3 * step:.1f} ms", f"test {test:.2f} s per 1000 tasks",
                  f"step x{step / step_times[base]:.2f} (FLOPs "
                  f"x{case.flops / cases[base].flops:.2f}); test x{test / test_times[base]:.2f} "
-                 f"(N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, Q={case.queries})"))
+                 f"(scoring N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, "
+                 f"Q={case.queries}; pairs (N K)² x{case.pairs / cases[base].pairs:.0f})"))
 
 
 def print_tiered_probe(root, steps):

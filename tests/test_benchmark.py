@@ -49,9 +49,10 @@ def test_quick_cost_growth_and_study_throughput_print_their_rows(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   table = result.stdout
   for row in ("cost growth: 5-way 1-shot, 64-d", "cost growth: 20-way 5-shot, 640-d",
-              "FLOPs x", "N x Q x N x D x", "tieredImageNet-sized data loaded and validated",
-              "351/97/160 classes x 40 x 640-d", "peak resident memory, tieredImageNet-sized",
-              "x the embeddings", "tieredImageNet- vs miniImageNet-sized",
+              "FLOPs x", "scoring N x Q x N x D x", "pairs (N K)² x",
+              "tieredImageNet-sized data loaded and validated", "351/97/160 classes x 40 x 640-d",
+              "peak resident memory, tieredImageNet-sized", "x the embeddings",
+              "tieredImageNet- vs miniImageNet-sized",
               "study of 2 trials x 4 steps, 1 tuner process ", "2 tuner processes",
               "two tuners vs one", "load average at the end"):
     assert row in table, row
