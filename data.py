@@ -417,8 +417,12 @@ class DataProvider:
     self._class_of_row = tf.constant(class_of_row, dtype=tf.int32)
     self._slot_of_row = tf.constant(slot_of_row)
     self._class_blocks = None
+    # The split is kept in TF's memory once, numpy seeing it in place: the array as loaded is
+    # let go (TF copies what it converts).
+    embeddings = tf.constant(self._data.embeddings)
+    self._data = dataclasses.replace(self._data, embeddings=np.asarray(embeddings))
     # Normalising every row once equals normalising every episode (rows are independent).
-    self._embeddings = tf.math.l2_normalize(tf.constant(self._data.embeddings), axis=-1)
+    self._embeddings = tf.math.l2_normalize(embeddings, axis=-1)
     self._image_names = tf.constant(self._data.image_names)
     self.generator = tf.random.Generator.from_seed(
         seed * len(MetaSplit) + _SPLIT_SEED_OFFSET[self.split])
@@ -583,7 +587,8 @@ def keys_digest(embeddings: Embeddings) -> str:
 
 def embeddings_digest(embeddings: Embeddings) -> str:
   """SHA-256 of a split's embeddings as loaded (float32, row-major)."""
-  return hashlib.sha256(embeddings.embeddings.tobytes()).hexdigest()
+  # Hashed in place: the bytes of a C-contiguous array are those of its tobytes(), uncopied.
+  return hashlib.sha256(np.ascontiguousarray(embeddings.embeddings)).hexdigest()
 
 
 def data_digest(providers: Sequence[DataProvider]) -> str:

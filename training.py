@@ -13,7 +13,7 @@ import functools
 import json
 import logging as logging_lib
 import time
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -257,17 +257,30 @@ def training_folder(configs: config_lib.Configs, config_json, strategy) -> Train
 # ---- The loop. ----
 
 class LogWindow:
-  """The training steps since the last log line: their metrics, and the time of those that
-  did not trace (a session's first call traces: its time is no step's)."""
+  """The training steps since the last log line: their metrics, kept as the steps returned
+  them and read back in one transfer at the log line (where a device runs steps
+  asynchronously, a GPU, a read per step would make the host wait on each before it sends the
+  next), and the wall-clock time of those that
+  did not trace (a session's first call traces: its time is no step's), each from the end of
+  the step before, so that the loop's own work (log lines, summaries) is counted and only a
+  validation's time is not."""
 
   def __init__(self):
-    self.metrics, self.seconds, self.timed_steps = [], 0.0, 0
+    self.losses, self.accuracies = [], []
+    self.seconds, self.timed_steps = 0.0, 0
 
   def add(self, result: StepResult, seconds: float, timed: bool):
-    self.metrics.append((float(result.loss), float(result.accuracy)))
+    self.losses.append(result.loss)
+    self.accuracies.append(result.accuracy)
     if timed:
       self.seconds += seconds
       self.timed_steps += 1
+
+  @property
+  def metrics(self) -> List[Tuple[float, float]]:
+    """Each step's (loss, accuracy), read back in one transfer."""
+    values = tf.stack(self.losses + self.accuracies).numpy().tolist()
+    return list(zip(values[:len(self.losses)], values[len(self.losses):]))
 
   @property
   def steps_per_second(self) -> float:
@@ -364,17 +377,19 @@ class Loop:
   def run(self, train_step, start: int):
     self.current, limit = start, self.outer.num_steps_limit
     window, traced, run_start = LogWindow(), False, time.time()
+    clock = time.perf_counter()
     self.stop.listening = True
     try:
       while True:
         if self.current % self.run_config.checkpoint_steps == 0 or self.current == limit:
           self.validation()
+          clock = time.perf_counter()
         if self.current >= limit:
           break
-        step_start = time.time()
         self.last = train_step()
-        window.add(self.last, time.time() - step_start, timed=traced)
-        traced = True
+        now = time.perf_counter()
+        window.add(self.last, now - clock, timed=traced)
+        clock, traced = now, True
         self.current += 1
         if self.current % self.run_config.log_steps == 0 or self.current == limit:
           self.log_training(window)

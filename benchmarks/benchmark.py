@@ -3,6 +3,7 @@
 
     python benchmarks/benchmark.py            # the full table (a few minutes on 2 cores)
     python benchmarks/benchmark.py --quick    # a few steps of everything, to show it runs
+    python benchmarks/benchmark.py --nodefault_rows --cost_growth --study_throughput
 
 It writes a miniImageNet-sized synthetic dataset in the published layout (64/16/20 classes of
 600 images, 640-d), then times, in one process and with the runner's own code paths: the
@@ -12,13 +13,18 @@ beside the one it replaced (LEO on gathered episodes), interleaved on the same t
 same math written per task with `tf.map_fn`, as the original runner did, runs beside the
 training step, so every speed is also a ratio measured side by side (these machines are noisy;
 ratios travel better than seconds). Beside them: the step several per call against one per
-call, the runner's whole `train()` over 1,000 steps, and, each setting in a process of its
-own, the intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the
-step's shapes).
+call, the runner's whole `train()` over 1,000 steps (its loop between validations beside the
+bare step, interleaved at its log lines), and, each setting in a process of its own, the
+intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the step's
+shapes). Optional sections: how the step and the test grow with the task shape and the
+embeddings' size, tieredImageNet-sized data's loading, memory and step (`--cost_growth`), and
+the trials per hour of a small tuning study with one tuner process and two
+(`--study_throughput`).
 """
 
 import dataclasses
 import functools
+import itertools
 import logging
 import math
 import os
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable, NamedTuple
 
 from absl import app
 from absl import flags
@@ -61,6 +68,15 @@ flags.DEFINE_integer("reference_test_tasks", 1000, "Meta-test tasks per round of
                      "evaluation beside its gathered-episodes reference (3 rounds).")
 flags.DEFINE_integer("probe_shots", 0, "Internal: time only the steps of this shot count, "
                      "print their medians and exit (the thread and oneDNN rows run it).")
+flags.DEFINE_boolean("default_rows", True, "The default table (--nodefault_rows: only the "
+                     "sections asked for below).")
+flags.DEFINE_boolean("cost_growth", False, "Also how the step and the test grow with the "
+                     "task shape and the embeddings' size, and tieredImageNet-sized data's "
+                     "loading, memory and step (several minutes).")
+flags.DEFINE_boolean("study_throughput", False, "Also the trials per hour of a small "
+                     "tools/tune.py study on icons, with one tuner process and two (minutes).")
+flags.DEFINE_boolean("probe_tiered", False, "Internal: load the tieredImageNet-sized data, "
+                     "print its times, memory and step medians and exit (--cost_growth runs it).")
 flags.DEFINE_boolean("probe_matmuls", False, "Internal, with --probe_shots: print the matmul "
                      "rates of MATMUL_SHAPES, TF's and numpy's, after the medians.")
 FLAGS = flags.FLAGS
@@ -76,6 +92,16 @@ EMBEDDING_DIM = 640
 # (12 tasks x 25^2 pairs, 2 x 64 latents), the 1-shot encoder (12 tasks x 5 examples, 640-d
 # to 64 latents), and the cube of the compute floors' denominator.
 MATMUL_SHAPES = ((12 * 25 * 25, 128, 128), (12 * 5, 640, 64), (1024, 1024, 1024))
+# --cost_growth: every task shape and embedding size of the growth rows (on 20 classes a
+# split, enough for 20-way tasks), and tieredImageNet's split sizes (~1,300 images a class).
+GROWTH_WAYS, GROWTH_SHOTS, GROWTH_DIMS = (5, 10, 20), (1, 5), (64, 640, 1280)
+GROWTH_SPLIT_CLASSES = {"train": 20, "test": 20}
+TIERED_SPLIT_CLASSES = {"train": 351, "val": 97, "test": 160}
+TIERED_IMAGES_PER_CLASS = 1300
+# --study_throughput: a small fixed study, searching only values that leave a step's cost as
+# it is (num_latents, say, would not).
+STUDY_TRIALS, STUDY_STEPS = 4, 300
+STUDY_PARAMS = ("outer_lr", "dropout_rate", "kl_weight")
 FULL_RUN_STEPS = 100000
 FULL_RUN_VALIDATIONS = FULL_RUN_STEPS // 1000 + 1  # Steps 0, 1000, ..., 100000.
 
@@ -84,27 +110,32 @@ def images_per_class() -> int:
   return QUICK_IMAGES_PER_CLASS if FLAGS.quick else IMAGES_PER_CLASS
 
 
-def write_synthetic_embeddings(root: str, seed: int = 0):
-  """miniImageNet-sized random embeddings in the published layout (Python 3 pickles)."""
+def write_synthetic_embeddings(root: str, dataset_name: str = "miniImageNet",
+                               split_classes=None, images: int = 0,
+                               dim: int = EMBEDDING_DIM, seed: int = 0):
+  """Random embeddings in the published layout (Python 3 pickles), miniImageNet-sized unless
+  told otherwise: `split_classes` {split: classes} of `images` (default `images_per_class()`)
+  images of `dim` dimensions. A split already written is kept."""
   rng = np.random.default_rng(seed)
-  for split, num_classes in SPLIT_CLASSES.items():
-    path = os.path.join(root, "miniImageNet", "center", f"{split}_embeddings.pkl")
+  for split, num_classes in (split_classes or SPLIT_CLASSES).items():
+    path = os.path.join(root, dataset_name, "center", f"{split}_embeddings.pkl")
     if os.path.exists(path):
       continue
     os.makedirs(os.path.dirname(path), exist_ok=True)
     names = [f"n{split[0]}{c:04d}" for c in range(num_classes)]
     keys = np.array([f"{i}-{name}-{name}_{i:04d}.JPEG" for name in names
-                     for i in range(images_per_class())])
-    embeddings = np.abs(rng.normal(size=(len(keys), EMBEDDING_DIM))).astype(np.float32)
-    storage.atomic_write(path, pickle.dumps({"keys": keys, "embeddings": embeddings},
-                                            protocol=4))
+                     for i in range(images or images_per_class())])
+    embeddings = rng.standard_normal(size=(len(keys), dim), dtype=np.float32)
+    storage.atomic_write(path, pickle.dumps(
+        {"keys": keys, "embeddings": np.abs(embeddings, out=embeddings)}, protocol=4))
 
 
-def configs_for(root: str, shots: int, intra_op_threads: int = 0) -> config.Configs:
+def configs_for(root: str, shots: int, intra_op_threads: int = 0,
+                dataset_name: str = "miniImageNet", ways: int = 5) -> config.Configs:
   return config.Configs(
-      data=config.DataConfig(data_path=root, dataset_name="miniImageNet"),
+      data=config.DataConfig(data_path=root, dataset_name=dataset_name),
       inner=config.InnerModelConfig(**(QUICK_INNER if FLAGS.quick else {})),
-      outer=config.OuterModelConfig(num_tr_examples_per_class=shots),
+      outer=config.OuterModelConfig(num_classes=ways, num_tr_examples_per_class=shots),
       run=config.RunConfig(checkpoint_path=os.path.join(root, "unused"),
                            intra_op_threads=intra_op_threads))
 
@@ -199,7 +230,13 @@ def spread(times):
 
 
 def peak_memory_gb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux.
+  """This process's peak resident memory: Linux's VmHWM, since getrusage's maximum carries
+  over exec from the process that started this one (a probe's would be its parent's)."""
+  try:
+    with open("/proc/self/status") as f:
+      return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
+  except (OSError, StopIteration):
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux.
 
 
 def step_flops(step) -> int:
@@ -329,27 +366,60 @@ def benchmark_steps_per_call(root, shots, steps_per_call, rounds, rows):
                f"{medians[0] / medians[1]:.2f}x", "", "interleaved; > 1 if the loop is faster"))
 
 
-class LoggedRates(logging.Handler):
-  """The steps/s of the runner's training log lines (its own windows, tracing excluded)."""
+class InterleavedLoop(logging.Handler):
+  """Watches the runner's training log lines as they come and, at each but the last, runs a
+  block of the bare step (`bare_step`, `block_steps` calls, each waited for): the loop's
+  windows between two log lines and the bare blocks alternate, so a load that comes and goes
+  falls on both alike. A window is timed by the wall clock from the end of the block before
+  it to the next log line, everything the loop does included; one with a validation in it,
+  or the session's first (tracing) step, is left out with its block."""
 
-  def __init__(self):
+  def __init__(self, bare_step, block_steps: int):
     super().__init__(logging.INFO)
-    self.rates = []
+    self.bare_step, self.block_steps = bare_step, block_steps
+    self.windows, self.blocks = [], []  # (steps, seconds) of the loop's and the bare step's.
+    self.block_seconds = 0.0  # Of every block run, those left out too.
+    self.open = None  # (step, its block's seconds, start) of the window since the last line.
 
   def emit(self, record):
-    match = re.match(r"Step: \d+/\d+ ([\d.]+) steps/s", record.getMessage())
-    if match:
-      self.rates.append(float(match[1]))
+    now, message = time.perf_counter(), record.getMessage()
+    if re.match(r"Step: \d+ meta-valid", message):
+      self.open = None
+    match = re.match(r"Step: (\d+)/(\d+) ", message)
+    if not match:
+      return
+    step, limit = int(match[1]), int(match[2])
+    if self.open:
+      start_step, block, start = self.open
+      self.windows.append((step - start_step, now - start))
+      self.blocks.append((self.block_steps, block))
+    self.open = None
+    if step < limit:
+      block = sum(time_calls(self.bare_step, self.block_steps))
+      self.block_seconds += block
+      self.open = (step, block, time.perf_counter())
+
+  @staticmethod
+  def rate(timed) -> float:
+    """Steps per second of (steps, seconds) pairs, NaN if none."""
+    seconds = sum(seconds for _, seconds in timed)
+    return sum(steps for steps, _ in timed) / seconds if timed else float("nan")
 
 
-def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, step_seconds,
+def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, log_steps, valid_batch,
                          rows):
   """The runner's `training.train` from a fresh folder to `num_steps`, tracing, validations
-  and checkpoints included (no test): what a user waits for, beside the bare step."""
+  and checkpoints included (no test): what a user waits for; and its loop between
+  validations beside the bare step, interleaved (`InterleavedLoop`). Returns the loop's
+  steps/s and the mean seconds of its validations after the first (which traces)."""
   configs = configs_for(root, shots)
-  rates, logger = LoggedRates(), logging.getLogger("absl")
+  episodes = data.Episodes(configs, need_train=True)
+  bare = training.make_train_step(*training.build_model(configs, episodes.embedding_dim),
+                                  episodes.train, configs.outer)
+  time_calls(bare, 1)  # Traces.
+  watch, logger = InterleavedLoop(bare, log_steps), logging.getLogger("absl")
   level = logger.level
-  logger.addHandler(rates)
+  logger.addHandler(watch)
   logger.setLevel(logging.INFO)
   try:
     with tempfile.TemporaryDirectory() as run_dir:
@@ -358,21 +428,50 @@ def benchmark_whole_loop(root, shots, num_steps, checkpoint_steps, valid_batch, 
           outer=dataclasses.replace(configs.outer, num_steps_limit=num_steps,
                                     metavalid_batch_size=valid_batch),
           run=dataclasses.replace(configs.run, checkpoint_path=run_dir,
-                                  checkpoint_steps=checkpoint_steps,
+                                  checkpoint_steps=checkpoint_steps, log_steps=log_steps,
                                   evaluate_after_training=False))
       start = time.perf_counter()
       training.train(configs)
-      seconds = time.perf_counter() - start
+      blocks = watch.block_seconds
+      seconds = time.perf_counter() - start - blocks
       validations = [entry["seconds"] for entry in records.read_validations(run_dir)]
   finally:
-    logger.removeHandler(rates)
+    logger.removeHandler(watch)
     logger.setLevel(level)
-  logged = (f"{statistics.median(rates.rates):.1f} steps/s between validations"
-            if rates.rates else "no rate logged")
   rows.append((f"runner's train(), {num_steps:,} steps {shots}-shot", f"{seconds:.1f} s",
                f"{num_steps / seconds:.1f} steps/s",
-               f"its log lines: {logged}; bare step {1 / step_seconds:.1f} steps/s; "
-               f"{len(validations)} validations {sum(validations):.1f} s; trace included"))
+               f"{len(validations)} validations {sum(validations):.1f} s; trace included; "
+               f"the bare blocks of the row below ({blocks:.1f} s) left out"))
+  loop, bare_rate = watch.rate(watch.windows), watch.rate(watch.blocks)
+  rows.append((f"  loop between validations vs the bare step, {shots}-shot",
+               f"{loop / bare_rate:.2f}x", f"{loop:.1f} / {bare_rate:.1f} steps/s",
+               f"wall clock of {len(watch.windows)} log windows of {log_steps} steps, each "
+               "after a block of as many bare steps; target >= 0.9x"))
+  benchmark_window_reads(bare, log_steps, rows)
+  return loop, statistics.mean(validations[1:] or validations)
+
+
+def benchmark_window_reads(step, steps, rows, rounds: int = 20):
+  """What the loop no longer does per step, beside what replaced it: reading each step's loss
+  and accuracy as it comes (two reads a step) against one read of a log window's
+  (`training.LogWindow.metrics`), on `steps` results of `step`, interleaved."""
+  results = [step() for _ in range(steps)]
+
+  def per_step():
+    return [(float(result.loss), float(result.accuracy)) for result in results]
+
+  def per_window():
+    window = training.LogWindow()
+    for result in results:
+      window.add(result, 0.0, timed=True)
+    return window.metrics
+
+  assert per_step() == per_window()  # The same numbers, bit for bit.
+  before, after = (statistics.median(t) / steps
+                   for t in time_interleaved([per_step, per_window], rounds))
+  rows.append(("  loop part: each step's loss and accuracy read", f"{1e6 * after:.1f} us/step",
+               f"before {1e6 * before:.1f} us/step", f"two reads a step before, one read a "
+               f"window of {steps} steps now; median of {rounds} rounds, interleaved"))
 
 
 def benchmark_replicas(root, shots, steps, rows):
@@ -451,6 +550,163 @@ def benchmark_evaluation_against_gathered(configs, num_tasks, rounds, rows):
   rows.append((f"  speed-up of the evaluation, {shots}-shot", f"{gathered / fast:.2f}x", "",
                f"interleaved; accuracies differing: {differ} of {(rounds + 1) * num_tasks} "
                "tasks"))
+
+
+class GrowthCase(NamedTuple):
+  """One shape of the growth rows, traced: its step and its test of the timed tasks."""
+  dim: int
+  ways: int
+  shots: int
+  queries: int  # Per class, all remaining.
+  step: Callable
+  flops: int  # The step's.
+  test: Callable
+
+  @property
+  def scoring(self) -> int:
+    """What the test's query logits grow with: N x Q queries against N vectors of D."""
+    return self.ways * self.queries * self.ways * self.dim
+
+  @property
+  def pairs(self) -> int:
+    """What the relation network grows with, in the step and in the test's adaptation:
+    the (N K)² pairs of a task's support codes."""
+    return (self.ways * self.shots) ** 2
+
+
+def benchmark_cost_growth(root, steps, test_tasks, rows):
+  """Step time and test time per 1,000 tasks of every shape of GROWTH_WAYS x GROWTH_SHOTS x
+  GROWTH_DIMS (seed 0 each), all interleaved, each beside what its arithmetic predicts
+  relative to the 5-way 1-shot 640-d row: the step's counted FLOPs, and for the test its two
+  parts, the scoring of its queries and the adaptation's relation pairs (`GrowthCase`)."""
+  cases = []
+  # --quick: the smallest and largest shapes, the two smaller sizes (640-d is the base).
+  ways_grown = GROWTH_WAYS[::len(GROWTH_WAYS) - 1] if FLAGS.quick else GROWTH_WAYS
+  for dim in GROWTH_DIMS[:2] if FLAGS.quick else GROWTH_DIMS:
+    name = f"growth{dim}d"
+    write_synthetic_embeddings(root, name, GROWTH_SPLIT_CLASSES, dim=dim)
+    configs = configs_for(root, 1, dataset_name=name)
+    loaded = {split: data.load_split(configs.data, data.MetaSplit(split))
+              for split in ("train", "test")}
+    for ways, shots in itertools.product(ways_grown, GROWTH_SHOTS):
+      configs = configs_for(root, shots, dataset_name=name, ways=ways)
+      train, test = (data.DataProvider(split, configs.data, configs.run.seed, loaded[split])
+                     for split in ("train", "test"))
+      leo, meta_optimizer = training.build_model(configs, dim)
+      step = training.make_train_step(leo, meta_optimizer, train, configs.outer)
+      time_calls(step, 1)  # Traces.
+      queries = test.remaining_examples_per_class(shots)
+      evaluate = evaluation.Evaluator(evaluation.LEOScores(leo), test,
+                                      sizes.EVAL_TASKS_PER_CALL, ways, shots, queries)
+      evaluate(min(test_tasks, sizes.EVAL_TASKS_PER_CALL))  # Traces.
+      cases.append(GrowthCase(dim, ways, shots, queries, step, step_flops(step),
+                              functools.partial(evaluate, test_tasks)))
+  step_times = [statistics.median(t)
+                for t in time_interleaved([case.step for case in cases], steps)]
+  test_times = [min(t) * 1000 / test_tasks
+                for t in time_interleaved([case.test for case in cases], 2)]
+  base = next(i for i, case in enumerate(cases)
+              if (case.dim, case.ways, case.shots) == (EMBEDDING_DIM, 5, 1))
+  for case, step, test in zip(cases, step_times, test_times):
+    rows.append((f"cost growth: {case.ways}-way {case.shots}-shot, {case.dim}-d",
+                 f"step {1e3 * step:.1f} ms", f"test {test:.2f} s per 1000 tasks",
+                 f"step x{step / step_times[base]:.2f} (FLOPs "
+                 f"x{case.flops / cases[base].flops:.2f}); test x{test / test_times[base]:.2f} "
+                 f"(scoring N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, "
+                 f"Q={case.queries}; pairs (N K)² x{case.pairs / cases[base].pairs:.0f})"))
+
+
+def print_tiered_probe(root, steps):
+  """The --probe_tiered mode, in a process of its own (its peak memory is the loading's):
+  seconds to load and validate the tieredImageNet-sized splits, to digest them (a run's
+  identity), the peak resident memory before and after (GB), the embeddings' float32 GB,
+  then the 1-shot step's and the episode sampling's medians on them and on the
+  miniImageNet-sized data, interleaved."""
+  tf.zeros([1]).numpy()  # TF's runtime starts first: its memory is not the data's.
+  before = peak_memory_gb()
+  start = time.perf_counter()
+  tiered = data.Episodes(configs_for(root, 1, dataset_name="tieredImageNet"), need_train=True)
+  load = time.perf_counter() - start
+  start = time.perf_counter()
+  data.data_digest([tiered.train, tiered.valid, tiered.test])
+  digest = time.perf_counter() - start
+  after = peak_memory_gb()
+  gigabytes = sum(provider.split_data.embeddings.nbytes
+                  for provider in (tiered.train, tiered.valid, tiered.test)) / 2**30
+  configs = configs_for(root, 1)
+  mini = data.Episodes(configs, need_train=True)
+  outer = configs.outer
+  steps_and_samples = []
+  for episodes in (tiered, mini):
+    step = training.make_train_step(*training.build_model(configs, EMBEDDING_DIM),
+                                    episodes.train, outer)
+    sample = tf.function(functools.partial(
+        episodes.train.get_batch, outer.metatrain_batch_size, outer.num_classes, 1,
+        outer.num_val_examples_per_class), autograph=False)
+    for function in (step, sample):
+      time_calls(function, 1)  # Traces.
+      steps_and_samples.append(function)
+  medians = [statistics.median(t) for t in time_interleaved(steps_and_samples, steps)]
+  print("PROBE", load, digest, before, after, gigabytes, *medians)
+
+
+def benchmark_tiered(root, steps, rows):
+  """tieredImageNet-sized synthetic data (TIERED_SPLIT_CLASSES x TIERED_IMAGES_PER_CLASS x
+  640-d, ~2 GB of float32): its loading, peak memory and step beside miniImageNet-sized."""
+  images = QUICK_IMAGES_PER_CLASS if FLAGS.quick else TIERED_IMAGES_PER_CLASS
+  write_synthetic_embeddings(root, "tieredImageNet", TIERED_SPLIT_CLASSES, images=images)
+  write_synthetic_embeddings(root)
+  (load, digest, before, after, gigabytes, step_tiered, sample_tiered, step_mini,
+   sample_mini) = probe(root, "--probe_tiered", f"--timed_steps={steps}")
+  shape = "/".join(str(c) for c in TIERED_SPLIT_CLASSES.values())
+  rows += [
+      ("tieredImageNet-sized data loaded and validated", f"{load:.1f} s",
+       f"digest {digest:.1f} s", f"{shape} classes x {images} x {EMBEDDING_DIM}-d, "
+       f"{gigabytes:.2f} GB float32; expect both linear in the bytes"),
+      ("  peak resident memory, tieredImageNet-sized", f"{after:.2f} GB",
+       f"{(after - before) / gigabytes:.2f}x the embeddings",
+       f"loading and digest, own process ({before:.2f} GB before loading: "
+       f"{after / gigabytes:.2f}x with it); target <= 2x"),
+      ("  meta-train step 1-shot, tieredImageNet- vs miniImageNet-sized",
+       f"{step_tiered / step_mini:.2f}x", f"{1e3 * step_tiered:.1f} / {1e3 * step_mini:.1f} ms",
+       "interleaved; expect 1: a task gathers its own rows, whatever the split's size"),
+      ("  episode sampling, tieredImageNet- vs miniImageNet-sized",
+       f"{sample_tiered / sample_mini:.2f}x",
+       f"{1e3 * sample_tiered:.1f} / {1e3 * sample_mini:.1f} ms",
+       "12 tasks; expect ~1: keys for every class of the split and every image of a drawn "
+       "class (351 vs 64 classes, 1300 vs 600 images), a small part of a step"),
+  ]
+
+
+def benchmark_study_throughput(rows):
+  """Trials per hour of one small fixed study (STUDY_TRIALS trials of STUDY_STEPS steps,
+  tools/tune.py with runner.py trials on the bundled icons, 1 intra-op thread each), run
+  by one tuner process and then by two sharing it (each study from scratch)."""
+  trials, steps = (2, 4) if FLAGS.quick else (STUDY_TRIALS, STUDY_STEPS)
+  rates = {}
+  for tuners in (1, 2):
+    with tempfile.TemporaryDirectory() as study_dir:
+      command = [sys.executable, "-m", "tools.tune", f"--study_dir={study_dir}",
+                 f"--num_trials={trials}", f"--num_steps_limit={steps}",
+                 f"--checkpoint_steps={steps // 2}", f"--params={','.join(STUDY_PARAMS)}",
+                 "--", "--dataset_name=icons", "--intra_op_threads=1"]
+      load, start = load_average(), time.perf_counter()
+      processes = [subprocess.Popen(command, cwd=utils.REPOSITORY, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True,
+                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                   for _ in range(tuners)]
+      for process in processes:
+        _, errors = process.communicate()
+        if process.returncode:
+          raise RuntimeError(f"tools/tune.py failed: {errors[-2000:]}")
+      seconds = time.perf_counter() - start
+    rates[tuners] = trials * 3600 / seconds
+    rows.append((f"study of {trials} trials x {steps} steps, {tuners} tuner process"
+                 f"{'es' if tuners > 1 else ''}",
+                 f"{rates[tuners]:.0f} trials/h", f"{seconds:.0f} s",
+                 f"icons 1-shot, runner.py trials on 1 intra-op thread; load {load} before"))
+  rows.append(("  two tuners vs one", f"{rates[2] / rates[1]:.2f}x", "",
+               f"> 1 if sharing the study pays on {os.cpu_count()} cores"))
 
 
 def print_table(rows):
@@ -577,80 +833,98 @@ def print_probe(root, shots, steps):
                              if FLAGS.probe_matmuls else []))
 
 
+def benchmark_defaults(root, steps, rows):
+  """The default rows: the steps, the loop, the evaluations, replicas, threads, oneDNN and
+  the projected full run."""
+  test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
+  reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks
+  rounds = 1 if FLAGS.quick else 3
+  valid_batch = 4 if FLAGS.quick else 200
+  # As many as a log line's: --log_steps' 100 by default.
+  steps_per_call = 2 if FLAGS.quick else config.RunConfig().log_steps
+  rounds_per_call = 1 if FLAGS.quick else 3
+  loop_steps = 4 if FLAGS.quick else 1000
+  start = time.perf_counter()
+  write_synthetic_embeddings(root)
+  rows.append(("synthetic miniImageNet-sized data written",
+               f"{time.perf_counter() - start:.1f} s", "",
+               f"64/16/20 classes x {images_per_class()} x {EMBEDDING_DIM}-d"))
+  rate = matmul_rate(0.2 if FLAGS.quick else 2.0)
+  rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
+               "the compute floors' denominator"))
+  benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
+  benchmark_steps_per_call(root, 1, steps_per_call, rounds_per_call, rows)
+  loop_rate, validation_seconds = benchmark_whole_loop(
+      root, 1, loop_steps, loop_steps // 2 if FLAGS.quick else 1000,
+      1 if FLAGS.quick else config.RunConfig().log_steps, valid_batch, rows)
+  configs = configs_for(root, 1)
+  valid_tasks = config.NUM_VALID_BATCHES * valid_batch
+  benchmark_evaluation(configs, valid_tasks, valid_batch, rows,
+                       f"meta-validation, {valid_tasks} tasks 1-shot")
+  test_seconds = benchmark_evaluation(configs, test_tasks, 200, rows,
+                                      f"meta-test, {test_tasks} tasks 1-shot (timed)")
+  benchmark_evaluation_against_gathered(configs, reference_tasks, rounds, rows)
+  benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
+  benchmark_steps_per_call(root, 5, steps_per_call, rounds_per_call, rows)
+  configs_5 = configs_for(root, 5)
+  benchmark_evaluation(configs_5, test_tasks, 200, rows,
+                       f"meta-test, {test_tasks} tasks 5-shot (timed)")
+  benchmark_evaluation_against_gathered(configs_5, reference_tasks, rounds, rows)
+  for shots in (1, 5):
+    benchmark_replicas(root, shots, steps, rows)
+  one_thread = {}  # Also oneDNN's "on" (TF's default): {shots: (medians, matmul rates)}.
+  for shots in (1, 5):
+    for threads in range(1, min(os.cpu_count() or 1, 4) + 1):
+      if FLAGS.quick and (shots, threads) != (1, 1):
+        continue  # One probe shows that they run.
+      (mine, reference), rates = probe_threads(root, shots, threads, steps,
+                                               matmuls=(shots, threads) == (1, 1))
+      if threads == 1:
+        one_thread[shots] = ((mine, reference), rates)
+      rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
+                   f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
+                   f"{reference / mine:.2f}x, own process"))
+  benchmark_onednn(root, one_thread, steps, rows)
+  test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
+  # The loop's own validations: 2,000 tasks, their checkpoints and records included.
+  valid_full = validation_seconds * 2000 / valid_tasks
+  projected = FULL_RUN_STEPS / loop_rate + FULL_RUN_VALIDATIONS * valid_full + test_10k
+  rows += [
+      ("10,000-task meta-test, 1-shot", f"{test_10k:.1f} s", "",
+       "measured" if test_tasks == 10000 else f"projected from {test_tasks} tasks"),
+      ("projected full default 1-shot run", f"{projected / 60:.1f} min", "",
+       f"100k steps at the loop's {loop_rate:.1f} steps/s + 101 validations of "
+       f"{valid_full:.2f} s (the loop's) + 10k-task test"),
+  ]
+
+
 def main(unused_argv):
   with tempfile.TemporaryDirectory() as scratch:
     root = FLAGS.data_dir or scratch
     configs = configs_for(root, FLAGS.probe_shots or 1, FLAGS.intra_op_threads)
     distribute.configure_threads(configs)
     threads_line = distribute.threads_line(configs)
+    steps = 3 if FLAGS.quick else FLAGS.timed_steps
     if FLAGS.probe_shots:
       return print_probe(root, FLAGS.probe_shots, FLAGS.timed_steps)
+    if FLAGS.probe_tiered:
+      return print_tiered_probe(root, FLAGS.timed_steps)
     # Two logical CPUs for the replica rows; other rows run on the first, as without them.
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    steps = 3 if FLAGS.quick else FLAGS.timed_steps
-    test_tasks = 20 if FLAGS.quick else FLAGS.timed_test_tasks
-    reference_tasks = 16 if FLAGS.quick else FLAGS.reference_test_tasks
-    rounds = 1 if FLAGS.quick else 3
-    valid_batch = 4 if FLAGS.quick else 200
-    # As many as a log line's: --log_steps' 100 by default.
-    steps_per_call = 2 if FLAGS.quick else config.RunConfig().log_steps
-    rounds_per_call = 1 if FLAGS.quick else 3
-    loop_steps = 4 if FLAGS.quick else 1000
     rows = [("CPU", cpu_model(), "", threads_line),
             ("load average at the start", load_average(), "", "shared machines: read ratios")]
-    start = time.perf_counter()
-    write_synthetic_embeddings(root)
-    rows.append(("synthetic miniImageNet-sized data written",
-                 f"{time.perf_counter() - start:.1f} s", "",
-                 f"64/16/20 classes x {images_per_class()} x {EMBEDDING_DIM}-d"))
-    rate = matmul_rate(0.2 if FLAGS.quick else 2.0)
-    rows.append(("float32 matmul rate (1024^3)", f"{rate / 1e9:.0f} GFLOP/s", "",
-                 "the compute floors' denominator"))
-    step_1shot = benchmark_training(root, 1, steps, rows, rate, jit=not FLAGS.quick)
-    benchmark_steps_per_call(root, 1, steps_per_call, rounds_per_call, rows)
-    benchmark_whole_loop(root, 1, loop_steps, loop_steps // 2 if FLAGS.quick else 1000,
-                         valid_batch, step_1shot, rows)
-    configs = configs_for(root, 1)
-    valid_tasks = config.NUM_VALID_BATCHES * valid_batch
-    valid_seconds = benchmark_evaluation(configs, valid_tasks, valid_batch, rows,
-                                         f"meta-validation, {valid_tasks} tasks 1-shot")
-    test_seconds = benchmark_evaluation(configs, test_tasks, 200, rows,
-                                        f"meta-test, {test_tasks} tasks 1-shot (timed)")
-    benchmark_evaluation_against_gathered(configs, reference_tasks, rounds, rows)
-    benchmark_training(root, 5, steps, rows, rate, jit=not FLAGS.quick)
-    benchmark_steps_per_call(root, 5, steps_per_call, rounds_per_call, rows)
-    configs_5 = configs_for(root, 5)
-    benchmark_evaluation(configs_5, test_tasks, 200, rows,
-                         f"meta-test, {test_tasks} tasks 5-shot (timed)")
-    benchmark_evaluation_against_gathered(configs_5, reference_tasks, rounds, rows)
-    for shots in (1, 5):
-      benchmark_replicas(root, shots, steps, rows)
-    one_thread = {}  # Also oneDNN's "on" (TF's default): {shots: (medians, matmul rates)}.
-    for shots in (1, 5):
-      for threads in range(1, min(os.cpu_count() or 1, 4) + 1):
-        if FLAGS.quick and (shots, threads) != (1, 1):
-          continue  # One probe shows that they run.
-        (mine, reference), rates = probe_threads(root, shots, threads, steps,
-                                                 matmuls=(shots, threads) == (1, 1))
-        if threads == 1:
-          one_thread[shots] = ((mine, reference), rates)
-        rows.append((f"{shots}-shot step with {threads} intra-op thread(s)",
-                     f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
-                     f"{reference / mine:.2f}x, own process"))
-    benchmark_onednn(root, one_thread, steps, rows)
-    test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
-    valid_full = valid_seconds * 2000 / valid_tasks
-    projected = FULL_RUN_STEPS * step_1shot + FULL_RUN_VALIDATIONS * valid_full + test_10k
-    rows += [
-        ("10,000-task meta-test, 1-shot", f"{test_10k:.1f} s", "",
-         "measured" if test_tasks == 10000 else f"projected from {test_tasks} tasks"),
-        ("projected full default 1-shot run", f"{projected / 60:.1f} min", "",
-         "100k steps + 101 validations + 10k-task test"),
-        ("peak resident memory", f"{peak_memory_gb():.2f} GB", "", "whole process"),
-        ("load average at the end", load_average(), "", ""),
-    ]
+    if FLAGS.default_rows:
+      benchmark_defaults(root, steps, rows)
+    if FLAGS.cost_growth:
+      benchmark_cost_growth(root, steps, 20 if FLAGS.quick else sizes.EVAL_TASKS_PER_CALL,
+                            rows)
+      benchmark_tiered(root, steps, rows)
+    if FLAGS.study_throughput:
+      benchmark_study_throughput(rows)
+    rows += [("peak resident memory", f"{peak_memory_gb():.2f} GB", "", "whole process"),
+             ("load average at the end", load_average(), "", "")]
   print_table(rows)
 
 

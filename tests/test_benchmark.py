@@ -1,5 +1,6 @@
 """benchmarks/benchmark.py in its quick mode: every measurement runs and lands in the table."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -31,10 +32,69 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "meta-train step, 5-way 1-shot, one per call (the runner's)",
               "meta-train step, 5-way 5-shot, 2 per call",
               "2 steps per call vs one, 5-shot", "runner's train(), 4 steps 1-shot",
+              "loop between validations vs the bare step, 1-shot", "wall clock of 2 log windows",
+              "loop part: each step's loss and accuracy read", "at the loop's",
               "float32 matmul [7500,128]x[128,128], 1 thread", "float32 matmul [60,640]",
               "1-shot step with oneDNN off", "oneDNN on vs off, 1-shot"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
+
+
+@pytest.mark.slow
+def test_quick_cost_growth_and_study_throughput_print_their_rows(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", "benchmark.py"), "--quick",
+       "--nodefault_rows", "--cost_growth", "--study_throughput", f"--data_dir={tmp_path}"],
+      capture_output=True, text=True, timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  table = result.stdout
+  for row in ("cost growth: 5-way 1-shot, 64-d", "cost growth: 20-way 5-shot, 640-d",
+              "FLOPs x", "scoring N x Q x N x D x", "pairs (N K)² x",
+              "tieredImageNet-sized data loaded and validated", "351/97/160 classes x 40 x 640-d",
+              "peak resident memory, tieredImageNet-sized", "x the embeddings",
+              "tieredImageNet- vs miniImageNet-sized",
+              "study of 2 trials x 4 steps, 1 tuner process ", "2 tuner processes",
+              "two tuners vs one", "load average at the end"):
+    assert row in table, row
+  assert "meta-train step, 5-way 1-shot, vectorised" not in table  # --nodefault_rows.
+
+
+class FakeClock:
+  """time.perf_counter for a test: it moves only when told."""
+
+  def __init__(self):
+    self.now = 0.0
+
+  def __call__(self):
+    return self.now
+
+
+def test_the_loop_is_timed_between_log_lines_beside_bare_blocks(monkeypatch):
+  """Bare blocks of 2 steps of 1 s run at each log line but the last; a window opens when a
+  block ends and closes at the next log line, unless a validation fell in it."""
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import benchmark  # pylint: disable=g-import-not-at-top
+  clock = FakeClock()
+  monkeypatch.setattr(benchmark.time, "perf_counter", clock)
+
+  def bare_step():
+    clock.now += 1.0
+    return 0.0
+
+  watch = benchmark.InterleavedLoop(bare_step, block_steps=2)
+  for now, message in ((0, "Step: 0 meta-valid accuracy: 20.00%"),
+                       (10, "Step: 100/400 9.0 steps/s ETA"),  # Block: 10-12.
+                       (17, "Step: 200/400 9.0 steps/s ETA"),  # Window 12-17; block 17-19.
+                       (25, "Step: 200 meta-valid accuracy: 21.00%"),  # Drops 19-...
+                       (30, "Step: 300/400 9.0 steps/s ETA"),  # Block 30-32.
+                       (40, "Step: 400/400 9.0 steps/s ETA")):  # Window 32-40; no block.
+    clock.now = now
+    watch.emit(logging.LogRecord("absl", logging.INFO, __file__, 0, message, (), None))
+  assert watch.windows == [(100, 5.0), (100, 8.0)]
+  assert watch.blocks == [(2, 2.0), (2, 2.0)]
+  assert watch.block_seconds == 6.0
+  assert watch.rate(watch.windows) == 200 / 13
+  assert watch.rate(watch.blocks) == 1.0
 
 
 def test_the_reference_formulation_computes_what_leo_computes():

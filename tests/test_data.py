@@ -1,6 +1,7 @@
 """data.py: reading the published pickles as data, their checks, and seeded episodes."""
 
 import gzip
+import hashlib
 import os
 import pickle
 
@@ -416,3 +417,21 @@ def test_the_data_digest_is_of_the_bytes_not_the_path(tmp_path):
   first = digest(tmp_path / "a")
   assert digest(tmp_path / "moved") == first  # The same files elsewhere.
   assert digest(tmp_path / "other", seed=1) != first  # Other embeddings of the same shape.
+
+
+def test_a_split_reads_alike_from_disk_and_any_tf_file_system_and_is_held_read_only(tmp_path):
+  """A local pickle streams from disk, another comes through tf.io.gfile: the same split
+  either way. The provider holds TF's copy, seen read-only, digested as float32 rows."""
+  root = fixtures.make_dataset(str(tmp_path), dim=16)
+  local = os.path.join(root, "tiny", "center", "train_embeddings.pkl")
+  elsewhere = f"ram://{tmp_path.name}/train_embeddings.pkl"
+  with open(local, "rb") as f, tf.io.gfile.GFile(elsewhere, "wb") as g:
+    g.write(f.read())
+  loaded, again = data.load_embeddings(local), data.load_embeddings(elsewhere)
+  np.testing.assert_array_equal(loaded.embeddings, again.embeddings)
+  assert loaded.keys == again.keys
+  provider = data.DataProvider("train", config.DataConfig(data_path=root, dataset_name="tiny"))
+  held = provider.split_data.embeddings
+  np.testing.assert_array_equal(held, loaded.embeddings)
+  assert not held.flags.writeable
+  assert provider.embeddings_digest == hashlib.sha256(loaded.embeddings.tobytes()).hexdigest()

@@ -37,6 +37,22 @@ def test_training_metrics_are_window_means_of_the_finite_losses():
   assert math.isnan(loss) and accuracy == pytest.approx(0.2)
 
 
+def test_a_log_window_reads_back_each_steps_metrics_as_the_step_gave_them(monkeypatch):
+  """Kept as tensors, read in one transfer: the float32 values the per-step reads gave (0.1 in
+  float32 is 0.10000000149011612), NaN included; timed from the end of the step before,
+  the session's first (tracing) step left out."""
+  steps = [(0.1, 0.5), (float("nan"), 0.25), (3.3, 1.0)]
+  window = training.LogWindow()
+  for index, (loss, accuracy) in enumerate(steps):
+    window.add(training.StepResult(tf.constant(loss), tf.constant(accuracy), []),
+               seconds=0.25, timed=index > 0)
+  metrics = window.metrics
+  assert metrics[0] == (0.10000000149011612, 0.5)
+  assert math.isnan(metrics[1][0]) and metrics[1][1] == 0.25
+  assert metrics[2] == (float(tf.constant(3.3)), 1.0)
+  assert window.steps_per_second == 2 / 0.5
+
+
 def test_a_long_evaluation_logs_progress_and_fingerprints_its_tasks(tmp_path, monkeypatch,
                                                                     caplog):
   root = fixtures.make_dataset(str(tmp_path), dim=16)
