@@ -373,8 +373,8 @@ def evaluate_and_record(method: Method, episodes: data.Episodes, configs: config
   folder)`, logs its path (`Result record: <path>`) and, with `--export_tasks`, writes the
   tasks to that file."""
   export = None
-  if folder is not None:  # Where the record goes is checked before the work.
-    storage.refuse_links(storage.join(folder, records.RESULTS_FOLDER), folder)
+  if folder is not None and not configs.run.results_path:  # Checked before the work.
+    storage.refuse_links(results_folder(configs, folder), folder)
   if folder is not None and configs.run.export_tasks:
     provider, _ = episodes.split(split)
     export = tasks_lib.TaskWriter(configs.run.export_tasks, provider.split_data,

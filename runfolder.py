@@ -101,11 +101,7 @@ def is_below(path: str, folder: str) -> bool:
 def read_checked_json(path: str, what: str, spec=None):
   """`storage.read_checked_json`, except that a file leo ships (below SHIPPED) must carry
   its checksum: one without has been edited."""
-  contents = storage.read_checked_json(path, what, spec)
-  if is_below(path, SHIPPED) and storage.CHECKSUM_FIELD not in storage.read_json(path, what):
-    raise storage.StorageError(f"{path}: no checksum, but leo ships it with one: it was "
-                               f"edited; restore it (git checkout {path}); it is {what}")
-  return contents
+  return storage.read_checked_json(path, what, spec, required=is_below(path, SHIPPED))
 
 
 # ---- Identity: a folder belongs to one configuration. ----

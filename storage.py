@@ -491,12 +491,15 @@ def atomic_write_checked_json(path: str, contents, root: Optional[str] = None):
   atomic_write_json(path, dict(contents, **{CHECKSUM_FIELD: _checksum(contents)}), root)
 
 
-def read_checked_json(path: str, what: str, spec=None):
+def read_checked_json(path: str, what: str, spec=None, required: bool = False):
   """The JSON object of `atomic_write_checked_json` (of the form `spec`, see `read_json`),
   checksum verified and removed. A file written before leo kept checksums has none and is
-  taken as it is."""
+  taken as it is, unless its checksum is `required` (a file leo ships with one)."""
   contents = read_json(path, what, spec)
   recorded = contents.pop(CHECKSUM_FIELD, None)
+  if recorded is None and required:
+    raise StorageError(f"{path}: no checksum, but leo ships it with one: it was edited; "
+                       f"restore it (git checkout {path}); it is {what}")
   if recorded is not None and recorded != _checksum(contents):
     raise StorageError(f"{path}: damaged (its contents do not match its checksum); it is "
                        f"{what}")

@@ -645,3 +645,17 @@ def test_a_resume_on_other_embeddings_is_refused_and_an_old_run_adopts_the_diges
                      r"bbbbbbbbbbbb, saved: aaaaaaaaaaaa\): the path may change, the data may "
                      r"not; use another --checkpoint_path"):
     runfolder.claim(root, dict(legacy, data_digest="b" * 64), [])  # ... the bytes may not.
+
+
+def test_a_shipped_file_without_its_checksum_is_refused_and_elsewhere_read_as_it_is(
+    tmp_path, monkeypatch):
+  path = str(tmp_path / "config.json")
+  with open(path, "w") as f:
+    json.dump({"seed": 3}, f)
+  assert runfolder.read_checked_json(path, "a file") == {"seed": 3}  # A user's older run.
+  monkeypatch.setattr(runfolder, "SHIPPED", str(tmp_path))
+  with pytest.raises(storage.StorageError, match=r"config.json: no checksum, but leo ships it "
+                     r"with one: it was edited; restore it \(git checkout .*\); it is a file$"):
+    runfolder.read_checked_json(path, "a file")
+  storage.atomic_write_checked_json(path, {"seed": 3})
+  assert runfolder.read_checked_json(path, "a file") == {"seed": 3}

@@ -727,8 +727,7 @@ def stop_if_hopeless(study: optuna.Study, settings: Settings, number: int, error
 def _duration(trial: optuna.trial.FrozenTrial, now: datetime.datetime) -> str:
   if trial.datetime_start is None:
     return ""
-  seconds = int(((trial.datetime_complete or now) - trial.datetime_start).total_seconds())
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+  return utils.duration(((trial.datetime_complete or now) - trial.datetime_start).total_seconds())
 
 
 def best_of(trial: optuna.trial.FrozenTrial):
