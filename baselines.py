@@ -14,16 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 import config
+import transforms
 
 # Logistic regression: scikit-learn's default objective (C = 1), solved by gradient descent.
 # With unit-norm inputs the mean cross-entropy is 1/2-smooth, so a step of 1 is stable.
 LOGISTIC_C = 1.0
 LOGISTIC_STEPS = 300
 LOGISTIC_STEP_SIZE = 1.0
-# Whitened nearest centroid: each eigenvalue of the within-class covariance is raised by this
-# share of their mean. Fixed, not tuned: small enough to keep every direction the meta-train
-# classes do not vary in, large enough that none is scaled up more than ~30-fold.
-WHITENING_SHRINKAGE = 1e-3
 
 
 def _accuracy(logits, labels):
@@ -89,32 +86,8 @@ def fit_logistic_regression(inputs, targets):
   return weights, biases
 
 
-def fit_whitening(embeddings: np.ndarray, rows_by_class: Sequence[np.ndarray],
-                  shrinkage: float):
-  """The whitening of the meta-train classes' within-class covariance.
-
-  Directions in which images of one class vary (for drawings, the drawing style that every
-  class shares) are scaled down, directions that separate classes are kept: Fisher's
-  discriminant with every between-class direction kept, estimated on the train classes only.
-
-  Args:
-    embeddings: `[n, dim]` the meta-train split's embeddings.
-    rows_by_class: each class's rows of `embeddings` (data.Embeddings.rows_by_class).
-    shrinkage: added to each eigenvalue of the covariance, times their mean, so that
-      directions with no within-class variance are not blown up.
-
-  Returns:
-    (mean `[dim]`, transform `[dim, dim]`), float64: x -> (x - mean) @ transform.
-  """
-  x = np.asarray(embeddings, np.float64)
-  within = np.concatenate([x[rows] - x[rows].mean(axis=0) for rows in rows_by_class])
-  values, vectors = np.linalg.eigh(within.T @ within / len(within))
-  values = np.maximum(values, 0.0)  # Rounding can make a null direction slightly negative.
-  return x.mean(axis=0), vectors / np.sqrt(values + shrinkage * values.mean())
-
-
 def whitened_nearest_centroid(mean: np.ndarray, transform: np.ndarray):
-  """Cosine nearest centroid on whitened embeddings (`fit_whitening`).
+  """Cosine nearest centroid on whitened embeddings (`transforms.fit_whitening`).
 
   Returns:
     A baseline: a batched `ProblemInstance` -> per-task query accuracy `[tasks]`.
@@ -158,27 +131,19 @@ def simpleshot(mean: np.ndarray):
 BASELINES = dict(zip(config.TASK_BASELINES, (nearest_centroid, logistic_regression), strict=True))
 
 
-def _normalised(embeddings: np.ndarray) -> np.ndarray:
-  """`embeddings` `[n, dim]` L2-normalised in float64, as `tf.math.l2_normalize` does: the
-  episodes hold them so (data.DataProvider), and the fitted baselines learn from them so."""
-  x = np.asarray(embeddings, np.float64)
-  return x / np.sqrt(np.maximum(np.sum(x * x, axis=1, keepdims=True), 1e-12))
-
-
 def fitted_whitened_nearest_centroid(embeddings: np.ndarray,
                                      rows_by_class: Sequence[np.ndarray]):
   """Whitened nearest centroid fitted on a meta-train split as stored, `[n, dim]` with each
-  class's rows, normalised as the episodes hold them."""
-  return whitened_nearest_centroid(*fit_whitening(_normalised(embeddings), rows_by_class,
-                                                  WHITENING_SHRINKAGE))
+  class's rows, normalised as the episodes hold them: `--embedding_transform=whiten`'s fit."""
+  fitted = transforms.fit("whiten", embeddings, rows_by_class)
+  return whitened_nearest_centroid(fitted.mean, fitted.matrix)
 
 
 def fitted_simpleshot(embeddings: np.ndarray, rows_by_class: Sequence[np.ndarray]):
   """SimpleShot fitted on a meta-train split as stored, `[n, dim]`: the mean of its rows
   normalised as the episodes hold them (SimpleShot centres its network's raw features; the
-  episodes hold only unit rows, so leo centres those). `rows_by_class` is not needed."""
-  del rows_by_class
-  return simpleshot(_normalised(embeddings).mean(axis=0))
+  episodes hold only unit rows, so leo centres those): `--embedding_transform=cl2n`'s fit."""
+  return simpleshot(transforms.fit("cl2n", embeddings, rows_by_class).mean)
 
 
 # Baselines that learn from the meta-train split first: name -> (embeddings [n, dim] as

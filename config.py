@@ -33,6 +33,9 @@ TASK_BASELINES = ("nearest_centroid", "logistic_regression")
 FITTED_BASELINES = ("whitened_nearest_centroid", "simpleshot")
 BASELINES = ("none", *TASK_BASELINES, *FITTED_BASELINES)
 EVAL_SPLITS = ("test", "val")
+# What LEO's input is before its own L2 normalisation (transforms.py): the embeddings as they
+# are (the original), or changed by statistics of the meta-train split.
+EMBEDDING_TRANSFORMS = ("none", "center", "cl2n", "whiten")
 # How an image that is not square becomes the backbone's square (images.py): squashed (resized,
 # aspect ratio lost), or padded to a square with white first.
 IMAGE_FITS = ("squash", "pad")
@@ -146,6 +149,12 @@ flags.DEFINE_enum("preset", None, sorted(PRESETS),
                   "(icons_*: chosen on the icons' validation classes, with the training "
                   "length). "
                   "Flags given on the command line win over the preset.")
+flags.DEFINE_enum("embedding_transform", "none", list(EMBEDDING_TRANSFORMS),
+                  "Change every embedding by statistics of the meta-train split before LEO's "
+                  "L2 normalisation: none (the original), center (minus the train mean), "
+                  "cl2n (L2-normalised, minus their train mean: SimpleShot's), whiten "
+                  "(cl2n's, then whitened by the train classes' within-class covariance: "
+                  "whitened nearest centroid's). Saved with the run.")
 flags.DEFINE_integer("num_eval_examples_per_class", None,
                      "Queries per class in validation and test tasks. Default: all remaining, "
                      "min(600, smallest class of the split) - K, as the original.")
@@ -207,6 +216,9 @@ class DataConfig:
   embedding_crop: str = "center"
   train_on_val: bool = False
   total_examples_per_class: int = TOTAL_EXAMPLES_PER_CLASS
+  # A configuration saved before leo had transforms has none: it was trained on the input
+  # of the original, `none`.
+  embedding_transform: str = EMBEDDING_TRANSFORMS[0]
 
   def __post_init__(self):
     if not re.fullmatch(_DATASET_NAME, self.dataset_name or ""):
@@ -218,6 +230,9 @@ class DataConfig:
       _fail("embedding_crop", self.embedding_crop,
             f"center: multiview embeddings exist only for {MULTIVIEW_DATASET}")
     _check_int("total_examples_per_class", self.total_examples_per_class, minimum=2)
+    if self.embedding_transform not in EMBEDDING_TRANSFORMS:
+      _fail("embedding_transform", self.embedding_transform,
+            "one of " + ", ".join(EMBEDDING_TRANSFORMS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,8 +492,14 @@ class Configs:
   def to_json(self, embedding_dim: int, **digests: Optional[str]):
     """The run's identity as config.json holds it (a run folder belongs to it); a training
     run's holds the digests of its data (`data_digest=data.data_digest(...)`) and of the
-    backbone that made them (`backbone_digest=`, where their PROVENANCE.json names one)."""
-    saved = {"data_config": as_dict(self.data), "inner_model_config": as_dict(self.inner),
+    backbone that made them (`backbone_digest=`, where their PROVENANCE.json names one) and,
+    with --embedding_transform, of its fitted statistics (`transform_digest=`)."""
+    data_config = as_dict(self.data)
+    if data_config["embedding_transform"] == EMBEDDING_TRANSFORMS[0]:
+      # The original's input, as every configuration saved before transforms existed has it
+      # (their identities, and their records' names, stay as they were).
+      del data_config["embedding_transform"]
+    saved = {"data_config": data_config, "inner_model_config": as_dict(self.inner),
              "outer_model_config": as_dict(self.outer), "seed": self.run.seed,
              "embedding_dim": embedding_dim}
     return dict(saved, **{name: digest for name, digest in digests.items() if digest})

@@ -35,6 +35,7 @@ import tensorflow as tf
 import config as config_lib
 import sizes
 import storage
+import transforms
 import utils
 
 ProblemInstance = collections.namedtuple(
@@ -385,11 +386,12 @@ class DataProvider:
   The original's `DataProvider(dataset_split, config)`: classes are drawn without
   replacement, then `tr_size + val_size` distinct images of each class. Tensors are
   class-major: axis `classes` is the class position and the label of every example of the
-  class at position c is c. Embeddings are L2-normalised on the last axis.
+  class at position c is c. Embeddings are L2-normalised on the last axis (after the run's
+  embedding transform, if it has one).
   """
 
   def __init__(self, dataset_split, config: config_lib.DataConfig, seed: int = 0,
-               embeddings: Optional[Embeddings] = None):
+               embeddings: Optional[Embeddings] = None, transform=None):
     """Loads (or takes) the split and keeps it in memory.
 
     Args:
@@ -397,6 +399,8 @@ class DataProvider:
       config: the data config.
       seed: seeds the episode stream; each split draws from its own stream.
       embeddings: already loaded embeddings of this split (skips reading the files).
+      transform: a fitted `transforms.EmbeddingTransform` applied to every row before its
+        normalisation, or None (the original's input).
     """
     self.split = MetaSplit(dataset_split)
     self._config = config
@@ -421,11 +425,28 @@ class DataProvider:
     # let go (TF copies what it converts).
     embeddings = tf.constant(self._data.embeddings)
     self._data = dataclasses.replace(self._data, embeddings=np.asarray(embeddings))
+    if transform is not None:
+      embeddings = self._transformed(embeddings, transform)
     # Normalising every row once equals normalising every episode (rows are independent).
     self._embeddings = tf.math.l2_normalize(embeddings, axis=-1)
     self._image_names = tf.constant(self._data.image_names)
     self.generator = tf.random.Generator.from_seed(
         seed * len(MetaSplit) + _SPLIT_SEED_OFFSET[self.split])
+
+  def _transformed(self, embeddings: tf.Tensor, transform) -> tf.Tensor:
+    """The split's rows transformed, checked as the rows of a file are (a row the transform
+    takes to 0, e.g. one equal to the mean `center` subtracts, cannot be normalised)."""
+    path = split_path(self._config, self.split)
+    if transform.dim != self.embedding_dim:
+      raise DataError(f"{path}: {self.embedding_dim}-d embeddings, but the run's "
+                      f"--embedding_transform={transform.name} was fitted on {transform.dim}-d "
+                      "ones")
+    transformed = transform(embeddings)
+    problem = normalisation_problem(transformed.numpy())
+    if problem:
+      raise DataError(f"{path}: after --embedding_transform={transform.name}, the embeddings "
+                      f"{problem}")
+    return transformed
 
   @property
   def embedding_dim(self) -> int:
@@ -622,18 +643,28 @@ class Episodes:
   """The splits' samplers and the task shapes of the protocol.
 
   Training loads train, val and test; an evaluation loads only `eval_split`, of
-  `data_config` (`Configs.evaluated_data`; default the run's).
+  `data_config` (`Configs.evaluated_data`; default the run's). Every split is transformed by
+  `transform` (`transforms.py`): given (a trained run's, `transforms.saved`), or, for
+  training without one, fitted on the train split by `--embedding_transform`.
   """
 
   def __init__(self, configs: config_lib.Configs, need_train: bool, eval_split: str = "test",
-               data_config: Optional[config_lib.DataConfig] = None):
+               data_config: Optional[config_lib.DataConfig] = None, transform=None):
     outer, seed = configs.outer, configs.run.seed
     shots, num_classes = outer.num_tr_examples_per_class, outer.num_classes
     evaluated = data_config or configs.data
-    self.train = DataProvider("train", configs.data, seed) if need_train else None
-    self.valid = (DataProvider("val", evaluated, seed)
+    self.train = None
+    if need_train:
+      train = load_split(configs.data, MetaSplit.TRAIN)
+      if transform is None:
+        transform = transforms.fit(configs.data.embedding_transform, train.embeddings,
+                                   train.rows_by_class)
+      self.train = DataProvider("train", configs.data, seed, train, transform)
+      del train  # The provider holds the split once (its own copy); this one is let go.
+    self.transform = transform
+    self.valid = (DataProvider("val", evaluated, seed, transform=transform)
                   if need_train or eval_split == "val" else None)
-    self.test = (DataProvider("test", evaluated, seed)
+    self.test = (DataProvider("test", evaluated, seed, transform=transform)
                  if need_train or eval_split == "test" else None)
     fixed = outer.num_eval_examples_per_class
     self.valid_queries = self.valid and self.valid.remaining_examples_per_class(shots, fixed)

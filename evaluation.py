@@ -35,6 +35,7 @@ import sizes
 import storage
 import tasks as tasks_lib
 import trained
+import transforms
 import utils
 
 # Evaluation tasks are drawn in chunks whose query embeddings take at most this many bytes, so
@@ -271,6 +272,7 @@ def describe(result: Result, configs: config_lib.Configs) -> str:
   meta_train = "train+val" if configs.data.train_on_val else "train"
   trained_data, tested_data = data_labels(configs)
   tested_on = f"tested on {tested_data} ({result.split})" if configs.cross_domain else ""
+  transform = transform_of(method)
   if method.name in baselines.FITTED_BASELINES:
     trained_on = baselines.FITTED_FROM[method.name]
     trained_on += f" of {trained_data} ({meta_train})" if tested_on else ""
@@ -283,6 +285,8 @@ def describe(result: Result, configs: config_lib.Configs) -> str:
     trained_shape = (method.trained["num_classes"], method.trained["num_tr_examples_per_class"])
     if trained_shape != (result.num_classes, result.shots):
       trained_on += f"; trained {trained_shape[0]}-way {trained_shape[1]}-shot"
+  if transform != transforms.NONE:
+    trained_on += f"; {transform} embeddings (statistics of {meta_train})"
   trained_on += f"; {tested_on}" if tested_on else ""
   name = "Metatest" if result.split == "test" else "Metavalid"
   of_method = "" if method.name == "leo" else f" of {method.name}"
@@ -292,9 +296,15 @@ def describe(result: Result, configs: config_lib.Configs) -> str:
           f"{result.queries} queries/class; {trained_on})")
 
 
+def transform_of(method: Method) -> str:
+  """The --embedding_transform of the method's inputs."""
+  return method.config_json["data_config"].get("embedding_transform", transforms.NONE)
+
+
 def _learns(method: Method) -> bool:
   """Whether the method learnt from the run's data (else it fits each task alone)."""
-  return method.name == "leo" or method.name in baselines.FITTED_BASELINES
+  return (method.name == "leo" or method.name in baselines.FITTED_BASELINES
+          or transform_of(method) != transforms.NONE)
 
 
 def identity(result: Result, configs: config_lib.Configs) -> dict:
@@ -313,6 +323,9 @@ def identity(result: Result, configs: config_lib.Configs) -> dict:
     learnt = dict(dataset_name=configs.data.dataset_name,
                   embedding_crop=configs.data.embedding_crop,
                   train_on_val=configs.data.train_on_val)
+    if transform_of(method) != transforms.NONE:  # Absent otherwise: older records' names hold.
+      learnt.update(embedding_transform=transform_of(method),
+                    transform_digest=method.config_json[runfolder.TRANSFORM_DIGEST])
   return dict(method=method.name, learnt=learnt, split=result.split,
               tested_on=dict(dataset_name=data_config.dataset_name,
                              embedding_crop=data_config.embedding_crop,
@@ -422,6 +435,17 @@ def check_model_shapes(config_json, configs: config_lib.Configs, embedding_dim: 
                          f"embeddings of {configs.data.dataset_name}")
 
 
+def check_transform(config_json, configs: config_lib.Configs, saved_path: str):
+  """A model's embedding transform is part of it: its statistics are applied to whatever it
+  is evaluated on, and a flag asking for another is refused."""
+  trained_with = config_json["data_config"].get("embedding_transform", transforms.NONE)
+  if configs.data.embedding_transform != trained_with:
+    raise utils.LeoError(f"--embedding_transform={configs.data.embedding_transform} "
+                         f"contradicts the model saved at {saved_path}, trained with "
+                         f"embedding_transform={trained_with} (whose statistics every "
+                         "evaluation applies)")
+
+
 def check_run_data(config_json, configs: config_lib.Configs, saved_path: str):
   """Evaluating a model on its run's data checks them as a resume does: embeddings at
   --data_path other than those its configuration's digest names are refused, pointing to
@@ -450,7 +474,9 @@ def evaluate_checkpoint(configs: config_lib.Configs, strategy=None) -> Result:
   if not configs.cross_domain:
     check_run_data(found.config_json, configs, found.prefix)
   split = configs.run.eval_split
-  configs, episodes, given = evaluated_episodes(configs)
+  check_transform(found.config_json, configs, found.prefix)
+  configs, episodes, given = evaluated_episodes(
+      configs, transforms.saved(found.folder, found.config_json))
   check_model_shapes(found.config_json, configs, episodes.embedding_dim, found.prefix)
   sizes.check(configs, episodes.embedding_dim)
   with strategy.scope():
@@ -479,10 +505,19 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
   `<checkpoint_path>/results` (or `--results_path`)."""
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
   split, name = configs.run.eval_split, configs.run.baseline
-  configs, episodes, given = evaluated_episodes(configs)
+  transform_name = configs.data.embedding_transform
+  if name in baselines.FITTED_BASELINES and transform_name != transforms.NONE:
+    raise utils.LeoError(f"--embedding_transform={transform_name} with --baseline={name}: "
+                         "the baseline fits its own transform of the embeddings; expected "
+                         f"--embedding_transform=none, or a baseline of "
+                         f"{', '.join(config_lib.TASK_BASELINES)}")
+  train = transform = None
+  if name in baselines.FITTED_BASELINES or transform_name != transforms.NONE:
+    train = data.load_split(configs.data, data.MetaSplit.TRAIN)
+    transform = transforms.fit(transform_name, train.embeddings, train.rows_by_class)
+  configs, episodes, given = evaluated_episodes(configs, transform)
   sizes.check(configs, episodes.embedding_dim)
   if name in baselines.FITTED_BASELINES:  # Fitted on the run's meta-train classes first.
-    train = data.load_split(configs.data, data.MetaSplit.TRAIN)
     if train.embedding_dim != episodes.embedding_dim:
       raise utils.LeoError(f"--baseline={name} learns from {train.embedding_dim}-d embeddings "
                            f"of {configs.data.dataset_name}, but the evaluated ones of "
@@ -496,16 +531,18 @@ def evaluate_baseline(configs: config_lib.Configs, strategy=None) -> Result:
   if folder is not None and not configs.run.results_path:
     runfolder.prepare(folder)
   method = Method(name, GatheredScores(lambda batch: (tf.constant(0.0), baseline(batch))),
-                  configs.to_json(episodes.embedding_dim))
+                  configs.to_json(episodes.embedding_dim,
+                                  transform_digest=transform and transform.digest))
   return evaluate_and_record(method, episodes, configs, split, strategy, folder, given=given)
 
 
-def evaluated_episodes(configs: config_lib.Configs):
-  """(configs, Episodes of the evaluated data's `--eval_split`, the `--tasks` file's tasks or
-  None); with a tasks file, the configs hold its task shape, so a model is built for it."""
+def evaluated_episodes(configs: config_lib.Configs, transform=None):
+  """(configs, Episodes of the evaluated data's `--eval_split` transformed by `transform`, the
+  `--tasks` file's tasks or None); with a tasks file, the configs hold its task shape, so a
+  model is built for it."""
   split = configs.run.eval_split
   episodes = data.Episodes(configs, need_train=False, eval_split=split,
-                           data_config=configs.evaluated_data())
+                           data_config=configs.evaluated_data(), transform=transform)
   if not configs.run.tasks:
     return configs, episodes, None
   provider, _ = episodes.split(split)

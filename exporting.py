@@ -82,6 +82,7 @@ class ExportedLEO(tf.Module):
     """
     super().__init__(name="exported_leo")
     self.leo = predictor.leo  # Tracked: its variables are saved.
+    self._transform = predictor.transform  # Its statistics: constants of the graphs.
     dim = predictor.embedding_dim
     self.from_embeddings = tf.function(
         self._from_embeddings, autograph=False, input_signature=[
@@ -118,7 +119,8 @@ class ExportedLEO(tf.Module):
   def _classify(self, support, queries):
     """The outputs for a support set [N, K, D] and queries [Q, D]."""
     probabilities = prediction.class_probabilities(
-        prediction.adapted_weights(self.leo, support), queries)
+        prediction.adapted_weights(self.leo, support, self._transform), queries,
+        self._transform)
     return {"probabilities": probabilities,
             "predicted": tf.argmax(probabilities, axis=1, output_type=tf.int32)}
 

@@ -65,22 +65,30 @@ def backbone_of(data_config: config_lib.DataConfig, model_digest: Optional[str] 
     raise PredictionError(f"{e}; give embeddings files instead of images") from None
 
 
-def adapted_weights(leo: model.LEO, support: tf.Tensor) -> tf.Tensor:
+def _inputs(embeddings: tf.Tensor, transform) -> tf.Tensor:
+  """Embeddings as the episodes hold them: transformed (the run's `transform`, if any), then
+  L2-normalised."""
+  if transform is not None:
+    embeddings = transform(embeddings)
+  return tf.math.l2_normalize(embeddings, axis=-1)
+
+
+def adapted_weights(leo: model.LEO, support: tf.Tensor, transform=None) -> tf.Tensor:
   """The classifier LEO adapts to a support set float32 [N, K, D] (row n: class n; not
   normalised), in evaluation mode: its weights [N, D]. Traced with N and K unknown, it is one
-  graph for any support set."""
+  graph for any support set. `transform`: the run's embedding transform, or None."""
   classes, shots = tf.unstack(tf.shape(support)[:2])
   labels = tf.broadcast_to(tf.range(classes)[:, None, None], [classes, shots, 1])
-  normalised = tf.math.l2_normalize(support, axis=-1)
+  normalised = _inputs(support, transform)
   return leo.adapt(data.ProblemInstance(normalised[None], labels[None], None, None, None,
                                         None))[0][0]
 
 
-def class_probabilities(weights: tf.Tensor, queries: tf.Tensor) -> tf.Tensor:
+def class_probabilities(weights: tf.Tensor, queries: tf.Tensor, transform=None) -> tf.Tensor:
   """Probabilities [queries, N] of queries float32 [queries, D] (not normalised) under the
   adapted classifier's weights [N, D]: the softmax of the logits x · weights[n], x the
-  L2-normalised query."""
-  normalised = tf.math.l2_normalize(queries, axis=-1)
+  query transformed (the run's `transform`, if any) and L2-normalised."""
+  normalised = _inputs(queries, transform)
   return tf.nn.softmax(tf.einsum("qd,nd->qn", normalised, weights))
 
 
@@ -89,7 +97,7 @@ class Predictor:
 
   def __init__(self, leo: model.LEO, backbone_path: Optional[str] = None,
                data_config: Optional[config_lib.DataConfig] = None, name: str = "the model",
-               backbone_digest: Optional[str] = None):
+               backbone_digest: Optional[str] = None, transform=None):
     """
     Args:
       leo: a LEO with its trained variables (built for any task shape).
@@ -99,11 +107,12 @@ class Predictor:
       name: how errors name the model (its checkpoint).
       backbone_digest: the sha256 of that backbone, as the model's configuration keeps it
         (runfolder.BACKBONE_DIGEST): the PROVENANCE.json must name the same.
+      transform: the run's embedding transform (`transforms.saved`), or None.
     """
     self.embedding_dim = int(leo.embedding_dim)
     self.backbone_path, self.name = backbone_path, name
     self._data_config, self._backbone_digest = data_config, backbone_digest
-    self.leo = leo
+    self.leo, self.transform = leo, transform
     self._adapters = {}  # (N, K) -> `adapted_weights` compiled for that shape.
     self._backbone = None  # `loaded_backbone()`'s, loaded by the first use.
     self._embedder = None  # Compiled by the first `embed`.
@@ -114,7 +123,8 @@ class Predictor:
     checkpoint), a best_checkpoint folder or a checkpoint prefix."""
     loaded = trained.load(checkpoint_path)
     return cls(loaded.leo, data_config=loaded.data_config, name=loaded.checkpoint.prefix,
-               backbone_digest=loaded.checkpoint.config_json.get(runfolder.BACKBONE_DIGEST))
+               backbone_digest=loaded.checkpoint.config_json.get(runfolder.BACKBONE_DIGEST),
+               transform=loaded.transform)
 
   # ---- Embeddings and the model. ----
 
@@ -180,6 +190,9 @@ class Predictor:
                             "computes in float32)")
     array = array.astype(np.float32)
     problem = data.normalisation_problem(array)
+    if not problem and self.transform is not None:
+      problem = data.normalisation_problem(self.transform(array).numpy())
+      problem = problem and f"after the model's {self.transform.name} transform, {problem}"
     if problem:
       raise PredictionError(f"{what}: {problem}")
     return array
@@ -193,8 +206,8 @@ class Predictor:
                             f"{MIN_CLASSES} or more")
     shape = support.shape[:2]
     if shape not in self._adapters:  # One function retraced per shape would warn of it.
-      self._adapters[shape] = tf.function(lambda tr_input: adapted_weights(self.leo, tr_input),
-                                          autograph=False)
+      self._adapters[shape] = tf.function(
+          lambda tr_input: adapted_weights(self.leo, tr_input, self.transform), autograph=False)
     return self._adapters[shape](tf.constant(support))
 
   def predict(self, support: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -202,7 +215,7 @@ class Predictor:
     support set [N, K, D]: the softmax of the adapted classifier's logits."""
     queries = self.check_embeddings(queries, "the queries", rank=2)
     weights = self.adapt(support)
-    return class_probabilities(weights, tf.constant(queries)).numpy()
+    return class_probabilities(weights, tf.constant(queries), self.transform).numpy()
 
 
 # ---- The command's inputs and outputs. ----

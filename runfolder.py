@@ -9,6 +9,7 @@
     <run>/model.ckpt-<step>.*  the latest few checkpoints (model, optimiser, step, samplers)
     <run>/best_checkpoint/   the best model by validation accuracy (`BestCheckpoint`)
     <run>/damaged/           checkpoints that failed verification, kept aside, never deleted
+    <run>/embedding_transform.npz  the statistics of --embedding_transform, if any (transforms.py)
     <run>/validations.jsonl, <run>/results/   see records.py
 
 A checkpoint is verified (read in full: TF checks every tensor's checksum) before it is
@@ -47,6 +48,7 @@ BEST_FOLDER = "best_checkpoint"
 DAMAGED_FOLDER = "damaged"
 CHECKPOINT_NAME = "model.ckpt"
 STATE_FILE = "checkpoint"
+TRANSFORM_FILE = "embedding_transform.npz"
 MAX_CHECKPOINTS_TO_KEEP = 3
 # What leo ships (the trained models, the bundled embeddings): their JSON files carry a
 # checksum, so one without is refused (`read_checked_json`).
@@ -57,8 +59,8 @@ PENDING_SUFFIX = ".leo-pending"  # `<prefix>.leo-pending`: a checkpoint being wr
 TF_TEMPORARY_SUFFIX = "_temp"  # `<prefix>_temp/`: the folder TF writes a checkpoint's parts in.
 LOCK_FILE = storage.RunLock.NAME
 # The names leo writes in a run folder (`model.ckpt-<step>...` and temporaries aside).
-_OWN_NAMES = (CONFIG_FILE, FLAGS_FILE, VERSIONS_FILE, LOG_FILE, STATE_FILE, BEST_FOLDER,
-              DAMAGED_FOLDER, LOCK_FILE, records.VALIDATIONS_FILE, records.RESULTS_FOLDER)
+_OWN_NAMES = (CONFIG_FILE, FLAGS_FILE, VERSIONS_FILE, LOG_FILE, STATE_FILE, TRANSFORM_FILE,
+              BEST_FOLDER, DAMAGED_FOLDER, LOCK_FILE, records.VALIDATIONS_FILE, records.RESULTS_FOLDER)
 _OWN_PATTERN = re.compile(
     re.escape(CHECKPOINT_NAME) + r"-\d+(\.index|\.data-\d{5}-of-\d{5}|"
     + re.escape(TF_TEMPORARY_SUFFIX) + "|"
@@ -110,9 +112,12 @@ DATA_DIGEST = "data_digest"  # The configuration's digest of the embeddings it t
 # The sha256 of the backbone that made those embeddings, as their PROVENANCE.json names it
 # (backbone.py): a trained model and its backbone are one unit (prediction.py checks it).
 BACKBONE_DIGEST = "backbone_digest"
+# The digest of the fitted --embedding_transform (transforms.EmbeddingTransform.digest), for a
+# run that has one: its statistics are part of the model.
+TRANSFORM_DIGEST = "transform_digest"
 # A configuration's entries, as config.json holds them (config.Configs.to_json, training.py).
 CONFIGURATION_KEYS = ("data_config", "inner_model_config", "outer_model_config", "seed",
-                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST)
+                      "embedding_dim", DATA_DIGEST, BACKBONE_DIGEST, TRANSFORM_DIGEST)
 _SECTIONS = CONFIGURATION_KEYS[:3]
 # Values of a run's configuration that only extend or observe it: a run folder may be rerun
 # with other values of these. Every other value defines what is trained (`claim`).
@@ -121,7 +126,9 @@ RUN_EXTENDING_FIELDS = frozenset({"data_path", "num_steps_limit", "num_test_task
 _SECTIONS = ("data_config", "inner_model_config", "outer_model_config")
 # The form of config.json (best.json holds the same configuration).
 CONFIG_SPEC = {**{section: dict for section in _SECTIONS}, "seed": int, "embedding_dim": int,
-               DATA_DIGEST: (None, str)}
+               DATA_DIGEST: (None, str), TRANSFORM_DIGEST: (None, str)}
+# Values a configuration saved before they existed does not hold, and what it meant.
+_ABSENT_MEANS = {"embedding_transform": "none"}
 
 
 def identity(configuration) -> dict:
@@ -141,7 +148,8 @@ def identity_differences(saved, current) -> List[str]:
     for name in sorted(set(saved.get(section, {})) | set(current[section])):
       if name in RUN_EXTENDING_FIELDS:
         continue
-      old, new = saved.get(section, {}).get(name), current[section].get(name)
+      old = saved.get(section, {}).get(name, _ABSENT_MEANS.get(name))
+      new = current[section].get(name, _ABSENT_MEANS.get(name))
       if old != new:
         differences.append(f"--{name}={new!r} (saved: {old!r})")
   if saved.get("seed") != current["seed"]:
@@ -156,6 +164,10 @@ def identity_differences(saved, current) -> List[str]:
     if old and new and old != new:
       differences.append(f"other {what} (digest {new[:12]}, saved: {old[:12]}): the path "
                          "may change, the data may not")
+  old, new = saved.get(TRANSFORM_DIGEST), current.get(TRANSFORM_DIGEST)
+  if old != new and not any(name.startswith("--embedding_transform=") for name in differences):
+    differences.append(f"other statistics of --embedding_transform (digest {str(new)[:12]}, "
+                       f"saved: {str(old)[:12]})")
   return differences
 
 

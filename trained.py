@@ -20,6 +20,7 @@ import config as config_lib
 import model
 import runfolder
 import storage
+import transforms
 import utils
 
 
@@ -75,6 +76,7 @@ class Loaded(NamedTuple):
   inner_config: config_lib.InnerModelConfig
   data_config: config_lib.DataConfig  # The embeddings it was meta-trained on.
   checkpoint: runfolder.FoundCheckpoint
+  transform: Optional[transforms.EmbeddingTransform]  # Its inputs' transform (None: none).
 
 
 def load(path: str) -> Loaded:
@@ -86,4 +88,5 @@ def load(path: str) -> Loaded:
   inner = config_lib.InnerModelConfig(**saved["inner_model_config"])
   leo = model.build(inner, 2, 1, saved["embedding_dim"], saved.get("seed", 0))
   found = restore(leo, found, path)
-  return Loaded(leo, inner, config_lib.DataConfig(**saved["data_config"]), found)
+  return Loaded(leo, inner, config_lib.DataConfig(**saved["data_config"]), found,
+                transforms.saved(found.folder, saved))

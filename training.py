@@ -31,6 +31,7 @@ import runfolder
 import sizes
 import storage
 import trained
+import transforms
 import utils
 
 
@@ -116,8 +117,9 @@ class TrainingFolder:
   checkpoint, saves the latest and the best, and records validations and summaries.
   """
 
-  def __init__(self, configs: config_lib.Configs, config_json):
+  def __init__(self, configs: config_lib.Configs, config_json, transform=None):
     self.configs, self.config_json = configs, config_json
+    self.transform = transform  # The run's fitted embedding transform, saved by `_claim`.
     self.path = configs.run.checkpoint_path
     self.best = runfolder.BestCheckpoint(storage.join(self.path, runfolder.BEST_FOLDER))
     # Which checkpoint to resume from is settled (every one read in full) before anything is
@@ -150,7 +152,12 @@ class TrainingFolder:
 
   @_writes
   def _claim(self) -> List[str]:
-    return runfolder.claim(self.path, self.config_json, self.configs.flagfile_lines())
+    notes = runfolder.claim(self.path, self.config_json, self.configs.flagfile_lines())
+    # After the claim (the folder is this configuration's), before any checkpoint: a model
+    # is never saved without the statistics its inputs need.
+    if self.transform is not None and not storage.exists(transforms.path_in(self.path)):
+      transforms.write(self.path, self.transform, self.path)
+    return notes
 
   @_writes
   def resume(self, checkpoint: tf.train.Checkpoint, step: tf.Variable):
@@ -247,10 +254,11 @@ class WorkerFolder(TrainingFolder):
     pass
 
 
-def training_folder(configs: config_lib.Configs, config_json, strategy) -> TrainingFolder:
+def training_folder(configs: config_lib.Configs, config_json, strategy,
+                    transform=None) -> TrainingFolder:
   """The chief's folder, or a worker's."""
   if distribute.is_chief(strategy):
-    return TrainingFolder(configs, config_json)
+    return TrainingFolder(configs, config_json, transform)
   return WorkerFolder(configs, config_json, distribute.worker_id(strategy))
 
 
@@ -313,13 +321,15 @@ def train(configs: config_lib.Configs, strategy=None, stop: Optional["StopReques
   (`sizes.check`). `stop` (Ctrl-C, installed by the command) ends the loop at a safe point.
   """
   strategy = strategy or distribute.make_strategy(configs.run.distribution_strategy)
-  episodes = data.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True, transform=transforms.resumed(
+      configs.run.checkpoint_path, configs.data.embedding_transform))
   sizes.check(configs, episodes.embedding_dim, episodes.train)
   config_json = configs.to_json(
       episodes.embedding_dim,
       data_digest=data.data_digest([episodes.train, episodes.valid, episodes.test]),
-      backbone_digest=backbone_lib.named_backbone_digest(data.embeddings_folder(configs.data)))
-  folder = training_folder(configs, config_json, strategy)
+      backbone_digest=backbone_lib.named_backbone_digest(data.embeddings_folder(configs.data)),
+      transform_digest=episodes.transform and episodes.transform.digest)
+  folder = training_folder(configs, config_json, strategy, episodes.transform)
   with folder.open():
     logging.info(distribute.threads_line(configs))
     leo, meta_optimizer = build_model(configs, episodes.embedding_dim, strategy)

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 import baselines
+import transforms
 import config
 import data
 
@@ -59,14 +60,14 @@ def test_fit_whitening_makes_the_within_class_covariance_the_identity():
   labels = np.repeat(np.arange(4), 50)
   embeddings = rng.normal(size=(4, 6))[labels] * 3 + rng.normal(size=(200, 6)) @ mixing
   rows = [np.flatnonzero(labels == c) for c in range(4)]
-  mean, transform = baselines.fit_whitening(embeddings, rows, shrinkage=0.0)
+  mean, transform = transforms.fit_whitening(embeddings, rows, shrinkage=0.0)
   np.testing.assert_allclose(mean, embeddings.mean(axis=0), rtol=1e-12)
   within = embeddings - np.stack([embeddings[labels == c].mean(0) for c in range(4)])[labels]
   whitened = within @ transform
   np.testing.assert_allclose(whitened.T @ whitened / 200, np.eye(6), atol=1e-10)
   # With shrinkage s, eigenvalue v is scaled to v / (v + s mean(v)).
   values = np.linalg.eigvalsh(within.T @ within / 200)
-  _, shrunk = baselines.fit_whitening(embeddings, rows, shrinkage=0.5)
+  _, shrunk = transforms.fit_whitening(embeddings, rows, shrinkage=0.5)
   np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(shrunk.T @ (within.T @ within / 200)
                                                         @ shrunk)),
                              np.sort(values / (values + 0.5 * values.mean())), rtol=1e-9)
@@ -92,8 +93,8 @@ def test_whitening_discounts_a_nuisance_every_class_shares():
     return points
   train = images(rng.normal(size=(20, 5)), 30)
   rows = np.arange(600).reshape(20, 30)  # Class c's 30 images, one after another.
-  mean, transform = baselines.fit_whitening(train.reshape(-1, 6), rows,
-                                            baselines.WHITENING_SHRINKAGE)
+  mean, transform = transforms.fit_whitening(train.reshape(-1, 6), rows,
+                                            transforms.WHITENING_SHRINKAGE)
   tasks = np.stack([images(rng.normal(size=(5, 5)), 11) for _ in range(50)])
   problem = _problem(tasks[:, :, :1], tasks[:, :, 1:])  # 1-shot, 10 queries per class.
   plain = baselines.nearest_centroid(problem).numpy().mean()
@@ -111,8 +112,8 @@ def test_the_fitted_baseline_whitens_the_embeddings_as_episodes_hold_them():
   problem = _problem(rng.normal(size=(3, 5, 1, 4)), rng.normal(size=(3, 5, 4, 4)))
   rows = [np.flatnonzero(labels == c) for c in range(6)]
   fitted = baselines.FITTED_BASELINES["whitened_nearest_centroid"](stored, rows)(problem)
-  expected = baselines.whitened_nearest_centroid(*baselines.fit_whitening(
-      normalised, rows, baselines.WHITENING_SHRINKAGE))(problem)
+  expected = baselines.whitened_nearest_centroid(*transforms.fit_whitening(
+      normalised, rows, transforms.WHITENING_SHRINKAGE))(problem)
   np.testing.assert_array_equal(fitted.numpy(), expected.numpy())
   # The episodes' side of the contract: a provider's instances hold unit rows.
   keys = [f"train-c{label}-c{label}_i{i}" for i, label in enumerate(labels)]

@@ -50,7 +50,7 @@ def test_builders_return_the_original_config_dicts():
   data_config = config.as_dict(config.get_data_config())
   assert data_config == {"data_path": None, "dataset_name": "miniImageNet",
                          "embedding_crop": "center", "train_on_val": False,
-                         "total_examples_per_class": 600}
+                         "total_examples_per_class": 600, "embedding_transform": "none"}
   inner = config.as_dict(config.get_inner_model_config())
   assert set(inner) == {"inner_unroll_length", "finetuning_unroll_length", "num_latents",
                         "inner_lr_init", "finetuning_lr_init", "dropout_rate", "kl_weight",

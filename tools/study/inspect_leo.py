@@ -41,6 +41,7 @@ import runfolder
 import training
 import storage
 import trained
+import transforms
 
 SPLITS = ("train", "val", "test")
 
@@ -128,7 +129,7 @@ def inspect(run: str, num_tasks: int = 500, batch_size: int = 50,
   """The figures of every checkpoint of `run` (see the module docstring)."""
   configs, saved = configs_of_run(run), runfolder.read_config(run)
   outer = configs.outer
-  episodes = data.Episodes(configs, need_train=True)
+  episodes = data.Episodes(configs, need_train=True, transform=transforms.saved(run, saved))
   # With train_on_val the train split's classes include the val classes.
   directions = {split: between_class_directions(data.load_split(
       configs.data, data.MetaSplit(split))) for split in SPLITS}
