@@ -52,6 +52,7 @@ def tiny_run(tmp_path_factory):
 # workers end together.
 LONG_FIRST = ("test_storage_faults", "test_speed", "test_runner", "test_tune", "test_tools",
               "test_model", "test_hostile_records", "test_reproducibility", "test_predict",
+              "test_transforms",
               "test_export", "test_robustness", "test_glyphs", "test_tune_postgres",
               "test_inspect", "test_embed_images", "test_backbone", "test_analytic_gradients",
               "test_training_output")

@@ -66,7 +66,7 @@ def test_a_trained_leo_is_restored_only_by_trained_restore():
 def test_the_results_folder_holds_records_and_figures_not_scripts():
   assert glob.glob(os.path.join(ROOT, "results", "**", "*.sh"), recursive=True) == []
   assert sorted(os.listdir(os.path.join(ROOT, "experiments"))) == [
-      "glyphs.sh", "helps.sh", "study.sh", "tables.sh", "when.sh"]
+      "glyphs.sh", "helps.sh", "study.sh", "tables.sh", "transforms.sh", "when.sh"]
 
 
 def test_the_layout_page_names_every_module_and_only_modules_that_exist():

@@ -5,13 +5,16 @@
 
 Each argument is `<label>=<path>[,<path>...]`: the result records of one setting (files or
 folders, as tools/study/compare.py takes them; test-split records only). A row gives LEO's test
-accuracy and each baseline's, and under each baseline LEO's paired difference from it on
+accuracy (with its input, `--embedding_transform`, and the mean validation accuracy of its
+tested checkpoints) and each baseline's, and under each baseline LEO's paired difference from it on
 identical tasks: over the seeds both have (a Student t interval, the number of seeds said),
 or over the tasks of one seed. The last column names the best baseline and whether LEO is
 above it, below it or level (the interval of the difference holds 0).
 """
 
 from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
 
 import config
 from tools.study import compare
@@ -71,8 +74,14 @@ def row(label: str, paths: Sequence[str]) -> List[str]:
     raise utils.LeoError(f"{label}: no LEO test record among {', '.join(paths)}")
   leo = by_method["leo"]
   fields = leo[0].fields
-  cells = [label, compare._shape(fields),  # pylint: disable=protected-access
-           f"{compare.interval(*_accuracy(leo))} ({_seeds(leo)})"]
+  inputs = {record.fields["config"].get("data_config", {}).get("embedding_transform", "none")
+            for record in leo}
+  if len(inputs) != 1:
+    raise utils.LeoError(f"{label}: LEO records of {len(inputs)} embedding transforms "
+                         f"({', '.join(sorted(inputs))}), expected one a row")
+  validation = np.mean([record.fields["trained"]["valid_accuracy"] for record in leo])
+  cells = [label, compare._shape(fields), inputs.pop(),  # pylint: disable=protected-access
+           f"{compare.interval(*_accuracy(leo))} ({_seeds(leo)}; val {validation:.2%})"]
   best, verdict = None, ""
   for method in METHODS[1:]:
     group = by_method.get(method)
@@ -98,7 +107,7 @@ def row(label: str, paths: Sequence[str]) -> List[str]:
 
 
 def render(rows: Sequence[Tuple[str, Sequence[str]]], command: str) -> str:
-  header = (["data", "task", "LEO"] + [method.replace("_", " ") for method in METHODS[1:]]
+  header = (["data", "task", "LEO's input", "LEO"] + [method.replace("_", " ") for method in METHODS[1:]]
             + ["LEO and the best baseline"])
   lines = [f"Produced by `{command}`.", "", "| " + " | ".join(header) + " |",
            "|" + "---|" * len(header)]
@@ -107,7 +116,9 @@ def render(rows: Sequence[Tuple[str, Sequence[str]]], command: str) -> str:
             "are several, else normal over the tasks of the one seed; \"LEO − it\": LEO's paired "
             "difference from the baseline on identical tasks (the same fingerprint), likewise. "
             "The best baseline is the one of highest accuracy that LEO is paired with; \"level "
-            "with\": the interval of the difference holds 0."]
+            "with\": the interval of the difference holds 0. LEO's input: its "
+            "--embedding_transform; val: the mean over its seeds of the validation accuracy of "
+            "the checkpoint tested (the best)."]
   return "\n".join(lines) + "\n"
 
 
