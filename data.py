@@ -25,7 +25,6 @@ import os
 import pickle
 import posixpath
 from typing import List, Optional, Sequence, Tuple
-import zlib
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -121,28 +120,53 @@ def max_pickle_bytes() -> Tuple[int, str]:
   return memory // 4, f"a quarter of this machine's {memory / 2**20:,.0f} MB of memory"
 
 
-def _pickle_bytes(path: str) -> bytes:
-  """The bytes of the pickle file `path`, decompressed if it ends in .gz, read a block at a
-  time and refused (DataError) as soon as they exceed `max_pickle_bytes`: a small gzip bomb
-  never takes more memory than that."""
+class _CountedReader(io.RawIOBase):
+  """The bytes of an open file, a block at a time, counted: past `limit` of them, `refusal`
+  (a DataError) is raised instead of handing on more."""
+
+  def __init__(self, file, limit: int, refusal: str):
+    super().__init__()
+    self._file, self._limit, self._refusal = file, limit, refusal
+    self._count = 0
+
+  def readable(self) -> bool:
+    return True
+
+  def readinto(self, buffer) -> int:
+    # A block at most, whatever was asked: TF's GFile would hold a large read twice.
+    block = self._file.read(min(len(buffer), _READ_BYTES))
+    self._count += len(block)
+    if self._count > self._limit:
+      raise DataError(self._refusal)
+    buffer[:len(block)] = block
+    return len(block)
+
+
+def _unpickled(path: str):
+  """The object pickled in `path` (decompressed if it ends in .gz), unpickled as the file
+  streams in: its bytes are never all in memory beside the arrays made of them. They are
+  counted, and refused (DataError) as soon as they exceed `max_pickle_bytes`: a small gzip
+  bomb never takes more memory than that."""
   limit, why = max_pickle_bytes()
-  blocks, size = [], 0
-  try:
-    with storage.reading(path, None) as file:
-      stream = gzip.GzipFile(fileobj=file) if path.endswith(GZIP_SUFFIX) else file
-      for block in iter(lambda: stream.read(_READ_BYTES), b""):
-        size += len(block)
-        if size > limit:
-          raise DataError(f"{path}: holds more than {limit / 2**20:,.0f} MB of pickle"
-                          f"{' once decompressed' if stream is not file else ''}, {why}: "
-                          "embeddings that large need a machine with more memory")
-        blocks.append(block)
-  except storage.StorageError as e:
-    raise DataError(str(e)) from None
-  except (*storage.io_errors(), EOFError, gzip.BadGzipFile, zlib.error) as e:
-    raise DataError(f"{path}: not a valid embeddings pickle (truncated or garbled: "
-                    f"{type(e).__name__}: {_one_line(e)})") from None
-  return b"".join(blocks)
+  zipped = path.endswith(GZIP_SUFFIX)
+  refusal = (f"{path}: holds more than {limit / 2**20:,.0f} MB of pickle"
+             f"{' once decompressed' if zipped else ''}, {why}: embeddings that large need a "
+             "machine with more memory")
+  with storage.reading(path, None) as file:
+    # Buffered, the unpickler reads its small opcodes from memory; an array's bytes it reads
+    # into their own buffer (readinto), straight from the file.
+    stream = io.BufferedReader(
+        _CountedReader(gzip.GzipFile(fileobj=file) if zipped else file, limit, refusal),
+        _READ_BYTES)
+    try:
+      # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
+      # back when it rebuilds the arrays of a Python 2 pickle.
+      return _DataUnpickler(stream, encoding="latin1").load()
+    finally:
+      # The rest of the file is counted too, whatever the unpickler made of it: a file over
+      # the bound is refused as such, even where its first bytes are not a pickle.
+      for _ in iter(lambda: stream.read(_READ_BYTES), b""):
+        pass
 
 
 def load_pickle(path: str):
@@ -150,18 +174,20 @@ def load_pickle(path: str):
   anything that names code.
 
   Raises:
-    DataError: the file is missing, unreadable, truncated, garbled, or names a global that
-      is not plain data. Nothing named by a refused pickle is imported or called.
+    DataError: the file is missing, unreadable, truncated, garbled, larger than
+      `max_pickle_bytes`, or names a global that is not plain data. Nothing named by a refused
+      pickle is imported or called.
   """
   # tf.io.gfile, as the original's tf.gfile: --data_path may be gs://..., or ram:// in tests.
   if not _exists(path) or tf.io.gfile.isdir(path):
     raise DataError(f"{path}: file not found; expected {DOWNLOAD_HINT}, laid out as "
                     "<data_path>/<dataset_name>/<embedding_crop>/<split>_embeddings.pkl")
-  contents = _pickle_bytes(path)
   try:
-    # latin1 maps every Python 2 `str` byte to one code point, which is what numpy expects
-    # back when it rebuilds the arrays of a Python 2 pickle.
-    return _DataUnpickler(io.BytesIO(contents), encoding="latin1").load()
+    return _unpickled(path)
+  except DataError:
+    raise
+  except storage.StorageError as e:
+    raise DataError(str(e)) from None
   except RefusedGlobal as e:
     raise DataError(f"{path}: {e}") from None
   except MemoryError:

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import tensorflow as tf
 import config
 import data
 import fixtures
+import sizes
 
 
 def _write(tmp_path, contents, flavour="py3", name="train_embeddings.pkl"):
@@ -435,3 +437,45 @@ def test_a_split_reads_alike_from_disk_and_any_tf_file_system_and_is_held_read_o
   np.testing.assert_array_equal(held, loaded.embeddings)
   assert not held.flags.writeable
   assert provider.embeddings_digest == hashlib.sha256(loaded.embeddings.tobytes()).hexdigest()
+
+
+# ---- The bound on what is unpickled. ----
+
+def _refusal(path, zipped):
+  return (f"{path}: holds more than 16 MB of pickle{' once decompressed' if zipped else ''}, "
+          "a quarter of this machine's 64 MB of memory: embeddings that large need a machine "
+          "with more memory")
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_pickle_streaming_past_the_bound_is_refused_before_it_is_all_read(
+    tmp_path, monkeypatch, zipped):
+  monkeypatch.setattr(sizes, "memory_bytes", lambda: 64 * 2**20)  # Bound: 16 MB.
+  path = str(tmp_path / ("train_embeddings.pkl" + (".gz" if zipped else "")))
+  with (gzip.open if zipped else open)(path, "wb") as f:  # A valid pickle of 32 MB.
+    f.write(pickle.dumps([bytes(2**20) for _ in range(32)], protocol=4))
+  tracemalloc.start()
+  try:
+    with pytest.raises(data.DataError) as raised:
+      data.load_pickle(path)
+  finally:
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+  assert str(raised.value) == _refusal(path, zipped)
+  assert peak < 24 * 2**20, peak  # What was unpickled of the bound and a few blocks.
+
+
+def test_every_byte_of_a_file_counts_toward_the_bound(tmp_path, monkeypatch):
+  """Bytes after the pickle count too, as they did when the whole file was read first."""
+  monkeypatch.setattr(sizes, "memory_bytes", lambda: 64 * 2**20)  # Bound: 16 MB.
+  path = _write(tmp_path, _split())
+  with open(path, "rb") as f:
+    contents = f.read()
+  with open(path, "wb") as f:
+    f.write(contents + bytes(15 * 2**20))
+  assert data.load_embeddings(path).class_names == ["n00000000", "n00000001", "n00000002"]
+  with open(path, "wb") as f:
+    f.write(contents + bytes(17 * 2**20))
+  with pytest.raises(data.DataError) as raised:
+    data.load_embeddings(path)
+  assert str(raised.value) == _refusal(path, zipped=False)
