@@ -214,25 +214,20 @@ def _one_line(error: BaseException, limit: int = 200) -> str:
 # ---- Validating and indexing one split. ----
 
 @dataclasses.dataclass(frozen=True)
-class Embeddings:
-  """One split's embeddings with the class index the original built from the keys.
+class SplitIndex:
+  """One split's keys with the class index the original built from them: what the rows of
+  its episodes, and of portable tasks (tasks.py), refer to.
 
   Attributes:
     keys: `[images]` the keys as read, NUL padding stripped.
-    embeddings: float32 `[images, dim]`, rows in file order.
     image_names: `[images]` file names (the third part of each key).
     class_names: distinct classes in order of first appearance.
     rows_by_class: for each class of `class_names`, its rows in file order.
   """
   keys: List[str]
-  embeddings: np.ndarray
   image_names: List[str]
   class_names: List[str]
   rows_by_class: List[np.ndarray]
-
-  @property
-  def embedding_dim(self) -> int:
-    return self.embeddings.shape[1]
 
   @property
   def smallest_class(self):
@@ -240,6 +235,26 @@ class Embeddings:
     sizes = [len(rows) for rows in self.rows_by_class]
     smallest = int(np.argmin(sizes))
     return self.class_names[smallest], sizes[smallest]
+
+
+@dataclasses.dataclass(frozen=True)
+class Embeddings(SplitIndex):
+  """One split's embeddings with its index (`SplitIndex`).
+
+  Attributes:
+    embeddings: float32 `[images, dim]`, rows in file order.
+  """
+  embeddings: np.ndarray
+
+  @property
+  def embedding_dim(self) -> int:
+    return self.embeddings.shape[1]
+
+  @property
+  def index(self) -> SplitIndex:
+    """The keys and class index without the embeddings (what a `DataProvider` keeps)."""
+    return SplitIndex(keys=self.keys, image_names=self.image_names,
+                      class_names=self.class_names, rows_by_class=self.rows_by_class)
 
 
 def _as_text(value, path: str, index: int) -> str:
@@ -326,10 +341,33 @@ def validate_embeddings(raw, path: str) -> Embeddings:
     rows.setdefault(class_name, []).append(row)
   return Embeddings(
       keys=keys,
-      embeddings=embeddings,
+      embeddings=_tf_aligned(embeddings),  # Copied last: the checks' arrays are gone.
       image_names=image_names,
       class_names=list(rows),
       rows_by_class=[np.asarray(r, dtype=np.int64) for r in rows.values()])
+
+
+# TF's CPU kernels read a buffer only at this alignment (Eigen's EIGEN_MAX_ALIGN_BYTES; they
+# abort on another). numpy promises 16: a large array starts 16 bytes into a page, an
+# unpickled one 48.
+_TF_ALIGNMENT = 64
+
+
+def _tf_aligned(embeddings: np.ndarray) -> np.ndarray:
+  """`embeddings` as float32, C-contiguous and aligned as TF reads a buffer in place
+  (`DataProvider`), and writable (numpy hands only those to DLPack): the array itself if it
+  is all that, else such a copy. A copy made here, while loading, costs a split's bytes once;
+  the `tf.constant` it spares would cost them twice (a numpy copy, let go late, then an
+  aligned one)."""
+  if (embeddings.dtype == np.float32 and embeddings.flags.c_contiguous
+      and embeddings.flags.writeable and embeddings.ctypes.data % _TF_ALIGNMENT == 0):
+    return embeddings
+  size = embeddings.size * np.dtype(np.float32).itemsize
+  buffer = np.empty(size + _TF_ALIGNMENT, np.uint8)
+  start = -buffer.ctypes.data % _TF_ALIGNMENT
+  aligned = buffer[start:start + size].view(np.float32).reshape(embeddings.shape)
+  aligned[...] = embeddings
+  return aligned
 
 
 # tf.math.l2_normalize's epsilon, as the original calls it: a row whose squared norm is below
@@ -418,7 +456,8 @@ class DataProvider:
 
   def __init__(self, dataset_split, config: config_lib.DataConfig, seed: int = 0,
                embeddings: Optional[Embeddings] = None, transform=None):
-    """Loads (or takes) the split and keeps it in memory.
+    """Loads (or takes) the split and keeps in memory its index and its rows as the model
+    reads them (transformed, normalised); of the rows as loaded, only their digest.
 
     Args:
       dataset_split: a `MetaSplit` or its value ("train", "val", "test").
@@ -430,7 +469,11 @@ class DataProvider:
     """
     self.split = MetaSplit(dataset_split)
     self._config = config
-    self._data = embeddings if embeddings is not None else load_split(config, self.split)
+    split = embeddings if embeddings is not None else load_split(config, self.split)
+    self._data = split.index
+    # Taken now: nothing else needs the rows as loaded once they are normalised, and keeping
+    # them beside their normalised copy would hold the split's bytes twice.
+    self._embeddings_digest = embeddings_digest(split)
     sizes = np.array([len(rows) for rows in self._data.rows_by_class])
     padded = np.zeros((len(sizes), sizes.max()), dtype=np.int64)
     for c, rows in enumerate(self._data.rows_by_class):
@@ -447,14 +490,15 @@ class DataProvider:
     self._class_of_row = tf.constant(class_of_row, dtype=tf.int32)
     self._slot_of_row = tf.constant(slot_of_row)
     self._class_blocks = None
-    # The split is kept in TF's memory once, numpy seeing it in place: the array as loaded is
-    # let go (TF copies what it converts).
-    embeddings = tf.constant(self._data.embeddings)
-    self._data = dataclasses.replace(self._data, embeddings=np.asarray(embeddings))
+    # TF reads the rows as loaded in place (tf.constant would copy them twice), only until
+    # they are normalised (nothing writes them meanwhile): at the peak, the split's bytes are
+    # held twice (the rows and their squares, then the rows and the result), then once.
+    rows = _tf_aligned(split.embeddings)
+    rows = tf.experimental.dlpack.from_dlpack(rows.__dlpack__())
     if transform is not None:
-      embeddings = self._transformed(embeddings, transform)
+      rows = self._transformed(rows, transform)
     # Normalising every row once equals normalising every episode (rows are independent).
-    self._embeddings = tf.math.l2_normalize(embeddings, axis=-1)
+    self._embeddings = tf.math.l2_normalize(rows, axis=-1)
     self._image_names = tf.constant(self._data.image_names)
     self.generator = tf.random.Generator.from_seed(
         seed * len(MetaSplit) + _SPLIT_SEED_OFFSET[self.split])
@@ -463,8 +507,8 @@ class DataProvider:
     """The split's rows transformed, checked as the rows of a file are (a row the transform
     takes to 0, e.g. one equal to the mean `center` subtracts, cannot be normalised)."""
     path = split_path(self._config, self.split)
-    if transform.dim != self.embedding_dim:
-      raise DataError(f"{path}: {self.embedding_dim}-d embeddings, but the run's "
+    if transform.dim != embeddings.shape[1]:
+      raise DataError(f"{path}: {embeddings.shape[1]}-d embeddings, but the run's "
                       f"--embedding_transform={transform.name} was fitted on {transform.dim}-d "
                       "ones")
     transformed = transform(embeddings)
@@ -476,7 +520,7 @@ class DataProvider:
 
   @property
   def embedding_dim(self) -> int:
-    return self._data.embedding_dim
+    return self._embeddings.shape[1]
 
   @property
   def largest_class(self) -> int:
@@ -484,8 +528,9 @@ class DataProvider:
     return max(len(rows) for rows in self._data.rows_by_class)
 
   @property
-  def split_data(self) -> Embeddings:
-    """The split as loaded: its keys name the images of portable tasks (tasks.py)."""
+  def split_data(self) -> SplitIndex:
+    """The split's keys and class index as loaded: its keys name the images of portable tasks
+    (tasks.py). Its embeddings as loaded are not kept (`embeddings_digest` is theirs)."""
     return self._data
 
   @property
@@ -498,7 +543,8 @@ class DataProvider:
 
   @property
   def embeddings_digest(self) -> str:
-    return embeddings_digest(self._data)
+    """`embeddings_digest` of the split as loaded (before any transform)."""
+    return self._embeddings_digest
 
   @property
   def num_classes(self) -> int:
@@ -624,10 +670,10 @@ class DataProvider:
     return tf.reshape(logits, [tasks, num_classes, queries, outputs])
 
 
-def keys_digest(embeddings: Embeddings) -> str:
+def keys_digest(split: SplitIndex) -> str:
   """SHA-256 of a split's keys in file order: what the rows of `sample_rows` refer to."""
   digest = hashlib.sha256()
-  for key in embeddings.keys:
+  for key in split.keys:
     digest.update(key.encode("utf-8") + b"\0")
   return digest.hexdigest()
 
@@ -641,20 +687,25 @@ def embeddings_digest(embeddings: Embeddings) -> str:
 def data_digest(providers: Sequence[DataProvider]) -> str:
   """SHA-256 of the splits a run is made of, their keys and embeddings as loaded: what a run
   folder's identity holds of its data (the path may change, these bytes may not)."""
-  return _digest((provider.split, provider.split_data) for provider in providers)
+  return _digest((provider.split, provider.keys_digest, provider.embeddings_digest)
+                 for provider in providers)
 
 
 def run_data_digest(config: config_lib.DataConfig) -> str:
   """`data_digest` of the run's splits at `config`, read from disk: what an evaluation of
   its model on them checks."""
-  return _digest((split, load_split(config, split)) for split in MetaSplit)
+  return _digest(_split_digests(split, load_split(config, split)) for split in MetaSplit)
+
+
+def _split_digests(split: MetaSplit, embeddings: Embeddings):
+  return split, keys_digest(embeddings), embeddings_digest(embeddings)
 
 
 def _digest(splits) -> str:
+  """SHA-256 of (split, keys digest, embeddings digest) of each split."""
   digest = hashlib.sha256()
-  for split, embeddings in splits:
-    digest.update(f"{split.value}:{keys_digest(embeddings)}:"
-                  f"{embeddings_digest(embeddings)}\n".encode("ascii"))
+  for split, keys, embeddings in splits:
+    digest.update(f"{split.value}:{keys}:{embeddings}\n".encode("ascii"))
   return digest.hexdigest()
 
 
@@ -686,7 +737,7 @@ class Episodes:
         transform = transforms.fit(configs.data.embedding_transform, train.embeddings,
                                    train.rows_by_class)
       self.train = DataProvider("train", configs.data, seed, train, transform)
-      del train  # The provider holds the split once (its own copy); this one is let go.
+      del train  # The provider keeps its index and normalised rows; the rows as loaded go.
     self.transform = transform
     self.valid = (DataProvider("val", evaluated, seed, transform=transform)
                   if need_train or eval_split == "val" else None)

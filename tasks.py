@@ -32,7 +32,7 @@ class TasksError(utils.LeoError):
   """A tasks file that cannot be written or read."""
 
 
-def _class_of_rows(split: data.Embeddings) -> np.ndarray:
+def _class_of_rows(split: data.SplitIndex) -> np.ndarray:
   """Each row's class index `[images]`."""
   class_of_row = np.empty(len(split.keys), dtype=np.int64)
   for c, rows in enumerate(split.rows_by_class):
@@ -79,7 +79,7 @@ class TaskWriter:
   Raises TasksError (or StorageError: a symbolic link) before any task is written if the file
   cannot be written, or would replace what is not a tasks file."""
 
-  def __init__(self, path: str, split: data.Embeddings, shots: int):
+  def __init__(self, path: str, split: data.SplitIndex, shots: int):
     self.path, self._split, self._shots = path, split, shots
     self._class_of_row = _class_of_rows(split)
     problem = _not_replaceable(path)
@@ -145,7 +145,7 @@ def _task_rows(line: dict, row_of_key: dict, class_of_row: np.ndarray,
   return rows, (num_classes, shots, queries)
 
 
-def read_tasks(path: str, split: data.Embeddings, split_path: str) -> Tasks:
+def read_tasks(path: str, split: data.SplitIndex, split_path: str) -> Tasks:
   """The tasks of a tasks file as rows of `split` (at `split_path`). Every task must have
   the shape of the first."""
   try:

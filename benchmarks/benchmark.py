@@ -619,7 +619,7 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
 def print_tiered_probe(root, steps):
   """The --probe_tiered mode, in a process of its own (its peak memory is the loading's):
   seconds to load and validate the tieredImageNet-sized splits, to digest them (a run's
-  identity), the peak resident memory before and after (GB), the embeddings' float32 GB,
+  identity; the embeddings are hashed while loading, the keys then), the peak resident memory before and after (GB), the embeddings' float32 GB,
   then the 1-shot step's and the episode sampling's medians on them and on the
   miniImageNet-sized data, interleaved."""
   tf.zeros([1]).numpy()  # TF's runtime starts first: its memory is not the data's.
@@ -631,8 +631,9 @@ def print_tiered_probe(root, steps):
   data.data_digest([tiered.train, tiered.valid, tiered.test])
   digest = time.perf_counter() - start
   after = peak_memory_gb()
-  gigabytes = sum(provider.split_data.embeddings.nbytes
-                  for provider in (tiered.train, tiered.valid, tiered.test)) / 2**30
+  gigabytes = sum(len(provider.split_data.keys) * provider.embedding_dim
+                  for provider in (tiered.train, tiered.valid, tiered.test)
+                  ) * np.dtype(np.float32).itemsize / 2**30
   configs = configs_for(root, 1)
   mini = data.Episodes(configs, need_train=True)
   outer = configs.outer

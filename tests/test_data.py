@@ -1,5 +1,6 @@
 """data.py: reading the published pickles as data, their checks, and seeded episodes."""
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -421,9 +422,9 @@ def test_the_data_digest_is_of_the_bytes_not_the_path(tmp_path):
   assert digest(tmp_path / "other", seed=1) != first  # Other embeddings of the same shape.
 
 
-def test_a_split_reads_alike_from_disk_and_any_tf_file_system_and_is_held_read_only(tmp_path):
+def test_a_split_reads_alike_from_disk_and_any_tf_file_system(tmp_path):
   """A local pickle streams from disk, another comes through tf.io.gfile: the same split
-  either way. The provider holds TF's copy, seen read-only, digested as float32 rows."""
+  either way."""
   root = fixtures.make_dataset(str(tmp_path), dim=16)
   local = os.path.join(root, "tiny", "center", "train_embeddings.pkl")
   elsewhere = f"ram://{tmp_path.name}/train_embeddings.pkl"
@@ -432,11 +433,48 @@ def test_a_split_reads_alike_from_disk_and_any_tf_file_system_and_is_held_read_o
   loaded, again = data.load_embeddings(local), data.load_embeddings(elsewhere)
   np.testing.assert_array_equal(loaded.embeddings, again.embeddings)
   assert loaded.keys == again.keys
-  provider = data.DataProvider("train", config.DataConfig(data_path=root, dataset_name="tiny"))
-  held = provider.split_data.embeddings
-  np.testing.assert_array_equal(held, loaded.embeddings)
-  assert not held.flags.writeable
+
+
+def test_a_provider_keeps_the_index_and_the_digest_of_the_rows_as_loaded_not_the_rows(tmp_path):
+  root = fixtures.make_dataset(str(tmp_path), dim=16)
+  data_config = config.DataConfig(data_path=root, dataset_name="tiny")
+  loaded = data.load_split(data_config, data.MetaSplit.TRAIN)
+  provider = data.DataProvider("train", data_config)
+  index = provider.split_data
+  assert not hasattr(index, "embeddings")
+  assert (index.keys, index.image_names, index.class_names) == (
+      loaded.keys, loaded.image_names, loaded.class_names)
+  assert [list(rows) for rows in index.rows_by_class] == [
+      list(rows) for rows in loaded.rows_by_class]
+  assert provider.keys_digest == data.keys_digest(loaded)
   assert provider.embeddings_digest == hashlib.sha256(loaded.embeddings.tobytes()).hexdigest()
+  np.testing.assert_array_equal(provider._embeddings.numpy(),  # pylint: disable=protected-access
+                                tf.math.l2_normalize(tf.constant(loaded.embeddings), -1).numpy())
+
+
+def test_the_bundled_splits_digest_is_that_of_their_files():
+  """What run folders hold of their data: kept from one version of leo to the next."""
+  data_config = config.DataConfig(dataset_name="icons")
+  providers = [data.DataProvider(split, data_config) for split in ("train", "val", "test")]
+  assert data.data_digest(providers) == data.run_data_digest(data_config) == (
+      "94261c45bcc486960a3d196d40f7c5de105cd1053ae8ae39cd5a818d48c5c01f")
+
+
+@pytest.mark.parametrize("alignment", [4, 16, 48])
+def test_a_provider_takes_rows_at_any_alignment(alignment):
+  """TF reads a provider's rows in place only at 64 bytes; others are copied there first."""
+  loaded = _unequal_classes_out_of_order()
+  buffer = np.empty(loaded.embeddings.nbytes + 64, np.uint8)
+  start = (alignment - buffer.ctypes.data) % 64
+  rows = buffer[start:start + loaded.embeddings.nbytes].view(np.float32).reshape(
+      loaded.embeddings.shape)
+  rows[...] = loaded.embeddings
+  provider = data.DataProvider("test", config.DataConfig(data_path="<memory>",
+                                                         dataset_name="tiny"),
+                               embeddings=dataclasses.replace(loaded, embeddings=rows))
+  np.testing.assert_array_equal(provider._embeddings.numpy(),  # pylint: disable=protected-access
+                                tf.math.l2_normalize(tf.constant(loaded.embeddings), -1).numpy())
+  assert provider.embeddings_digest == data.embeddings_digest(loaded)
 
 
 # ---- The bound on what is unpickled. ----
