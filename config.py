@@ -451,7 +451,12 @@ def explicitly_given() -> set:
 
 
 def get_data_config() -> DataConfig:
-  return DataConfig(**_flag_values(DataConfig))
+  values = _flag_values(DataConfig)
+  if FLAGS.baseline != BASELINES[0] and not FLAGS["embedding_transform"].present:
+    # A preset's transform is what LEO is given; a baseline sees the embeddings as they are
+    # unless --embedding_transform itself is given (the fitted baselines fit their own).
+    values["embedding_transform"] = EMBEDDING_TRANSFORMS[0]
+  return DataConfig(**values)
 
 
 def get_inner_model_config() -> InnerModelConfig:

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 
+from absl.testing import flagsaver
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -344,3 +345,15 @@ def test_a_baseline_on_transformed_embeddings_has_a_record_of_its_own(whitened_r
                                  "--baseline=simpleshot", "--embedding_transform=cl2n",
                                  f"--checkpoint_path={out}"))
   assert "the baseline fits its own transform of the embeddings" in error
+
+
+def test_a_presets_transform_is_leos_input_not_a_baselines():
+  for flags, expected in ((["--preset=icons_1shot"], "cl2n"),
+                          (["--preset=icons_1shot", "--baseline=simpleshot"], "none"),
+                          (["--preset=icons_1shot", "--baseline=nearest_centroid"], "none"),
+                          (["--preset=icons_1shot", "--baseline=nearest_centroid",
+                            "--embedding_transform=whiten"], "whiten")):
+    with flagsaver.flagsaver():
+      config.FLAGS.unparse_flags()
+      config.FLAGS(["runner.py", *flags])
+      assert config.get_data_config().embedding_transform == expected, flags
