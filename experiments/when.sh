@@ -20,11 +20,11 @@ for shots in 1 5; do
     [[ -e ${leo[0]} ]] || continue
     rows+=("icons (in-domain)=$(join "${leo[@]}" results/icons_${shots}shot/baselines)")
   done
-  for embedding in shipped own2; do
+  for embedding in shipped own; do
     leo=(results/glyphs_${shots}shot/$embedding-leo-seed*)
     [[ -e ${leo[0]} ]] || continue
     label="glyphs, icons backbone (another domain)"
-    [[ $embedding == own2 ]] && label="glyphs, own backbone"
+    [[ $embedding == own ]] && label="glyphs, own backbone"
     rows+=("$label=$(join "${leo[@]}" results/glyphs_${shots}shot/$embedding-baselines)")
     for transform in center cl2n whiten; do
       leo=(results/glyphs_${shots}shot/$embedding-$transform-seed*)
