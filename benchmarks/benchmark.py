@@ -22,6 +22,7 @@ the trials per hour of a small tuning study with one tuner process and two
 (`--study_throughput`).
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -102,6 +103,7 @@ TIERED_IMAGES_PER_CLASS = 1300
 # it is (num_latents, say, would not).
 STUDY_TRIALS, STUDY_STEPS = 4, 300
 STUDY_PARAMS = ("outer_lr", "dropout_rate", "kl_weight")
+FIRST_COMMAND_PRESET = "icons_1shot"  # The README's first command: runner.py --preset=...
 FULL_RUN_STEPS = 100000
 FULL_RUN_VALIDATIONS = FULL_RUN_STEPS // 1000 + 1  # Steps 0, 1000, ..., 100000.
 
@@ -679,6 +681,18 @@ def benchmark_tiered(root, steps, rows):
   ]
 
 
+def run_leo_command(*args):
+  """Seconds a leo command (`python args...`, from the repository) takes as a whole process,
+  its output (stdout then stderr), and the load average before it; raises if it fails."""
+  load, start = load_average(), time.perf_counter()
+  result = subprocess.run([sys.executable, *args], cwd=utils.REPOSITORY, capture_output=True,
+                          text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  seconds = time.perf_counter() - start
+  if result.returncode:
+    raise RuntimeError(f"{' '.join(args)} failed: {result.stderr[-2000:]}")
+  return seconds, result.stdout + result.stderr, load
+
+
 def benchmark_study_throughput(rows):
   """Trials per hour of one small fixed study (STUDY_TRIALS trials of STUDY_STEPS steps,
   tools/tune.py with runner.py trials on the bundled icons, 1 intra-op thread each), run
@@ -687,19 +701,13 @@ def benchmark_study_throughput(rows):
   rates = {}
   for tuners in (1, 2):
     with tempfile.TemporaryDirectory() as study_dir:
-      command = [sys.executable, "-m", "tools.tune", f"--study_dir={study_dir}",
+      command = ["-m", "tools.tune", f"--study_dir={study_dir}",
                  f"--num_trials={trials}", f"--num_steps_limit={steps}",
                  f"--checkpoint_steps={steps // 2}", f"--params={','.join(STUDY_PARAMS)}",
                  "--", "--dataset_name=icons", "--intra_op_threads=1"]
       load, start = load_average(), time.perf_counter()
-      processes = [subprocess.Popen(command, cwd=utils.REPOSITORY, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True,
-                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-                   for _ in range(tuners)]
-      for process in processes:
-        _, errors = process.communicate()
-        if process.returncode:
-          raise RuntimeError(f"tools/tune.py failed: {errors[-2000:]}")
+      with concurrent.futures.ThreadPoolExecutor(tuners) as pool:
+        list(pool.map(lambda _: run_leo_command(*command), range(tuners)))
       seconds = time.perf_counter() - start
     rates[tuners] = trials * 3600 / seconds
     rows.append((f"study of {trials} trials x {steps} steps, {tuners} tuner process"
@@ -708,6 +716,35 @@ def benchmark_study_throughput(rows):
                  f"icons 1-shot, runner.py trials on 1 intra-op thread; load {load} before"))
   rows.append(("  two tuners vs one", f"{rates[2] / rates[1]:.2f}x", "",
                f"> 1 if sharing the study pays on {os.cpu_count()} cores"))
+
+
+def readme_metatest_line() -> str:
+  """The test line the README says its first command ends with."""
+  with open(os.path.join(utils.REPOSITORY, "README.md"), encoding="utf-8") as readme:
+    return next(line.strip() for line in readme if line.lstrip().startswith("Metatest accuracy:"))
+
+
+def benchmark_first_command(rows):
+  """The README's first command (`runner.py --preset=icons_1shot`, a fresh run folder) as a
+  whole process: the time its reader waits for, and whether it ends with the README's line."""
+  preset = config.PRESETS[FIRST_COMMAND_PRESET]
+  # --quick: a step, a validation of one batch and a few test tasks, to show it runs.
+  quick = (["--num_steps_limit=1", "--checkpoint_steps=1", "--metavalid_batch_size=2",
+            "--num_test_tasks=20"] if FLAGS.quick else [])
+  with tempfile.TemporaryDirectory() as run_dir:
+    seconds, output, load = run_leo_command(
+        "runner.py", f"--preset={FIRST_COMMAND_PRESET}", f"--checkpoint_path={run_dir}", *quick)
+  line = [line for line in output.splitlines() if "Metatest accuracy:" in line][-1]
+  line = line[line.index("Metatest accuracy:"):].strip()
+  steps, every = preset["num_steps_limit"], preset["checkpoint_steps"]
+  if FLAGS.quick:
+    what = f"--quick: {' '.join(quick)}, not compared with the README"
+  else:
+    what = (f"{steps:,} steps, {steps // every + 1} validations, 10,000-task test, TF's start "
+            "included; its test line " + ("is the README's" if line == readme_metatest_line()
+                                          else f"differs from the README's: {line}"))
+  rows.append((f"README's first command (--preset={FIRST_COMMAND_PRESET}), whole process",
+               f"{seconds:.0f} s", f"{seconds / 60:.1f} min", f"{what}; load {load} before"))
 
 
 def print_table(rows):
@@ -886,6 +923,7 @@ def benchmark_defaults(root, steps, rows):
                    f"{1e3 * mine:.1f} ms", f"reference {1e3 * reference:.1f} ms",
                    f"{reference / mine:.2f}x, own process"))
   benchmark_onednn(root, one_thread, steps, rows)
+  benchmark_first_command(rows)
   test_10k = test_seconds * 10000 / test_tasks  # Measured, with the default 10,000 tasks.
   # The loop's own validations: 2,000 tasks, their checkpoints and records included.
   valid_full = validation_seconds * 2000 / valid_tasks

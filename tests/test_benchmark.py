@@ -35,7 +35,9 @@ def test_quick_benchmark_prints_the_whole_table(tmp_path):
               "loop between validations vs the bare step, 1-shot", "wall clock of 2 log windows",
               "loop part: each step's loss and accuracy read", "at the loop's",
               "float32 matmul [7500,128]x[128,128], 1 thread", "float32 matmul [60,640]",
-              "1-shot step with oneDNN off", "oneDNN on vs off, 1-shot"):
+              "1-shot step with oneDNN off", "oneDNN on vs off, 1-shot",
+              "README's first command (--preset=icons_1shot), whole process",
+              "not compared with the README"):
     assert row in table, row
   assert os.path.exists(tmp_path / "miniImageNet" / "center" / "test_embeddings.pkl")
 
@@ -57,6 +59,17 @@ def test_quick_cost_growth_and_study_throughput_print_their_rows(tmp_path):
               "two tuners vs one", "load average at the end"):
     assert row in table, row
   assert "meta-train step, 5-way 1-shot, vectorised" not in table  # --nodefault_rows.
+
+
+def test_the_first_commands_line_is_read_from_the_readme():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import benchmark  # pylint: disable=g-import-not-at-top
+  line = benchmark.readme_metatest_line()
+  with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
+    text = readme.read()
+  # The line the README says its first command ends with, before any other.
+  assert line.startswith("Metatest accuracy: ") and "5-way 1-shot" in line
+  assert text.index(line) < text.index("## Classify your images")
 
 
 class FakeClock:
