@@ -613,7 +613,8 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
     rows.append((f"cost growth: {case.ways}-way {case.shots}-shot, {case.dim}-d",
                  f"step {1e3 * step:.1f} ms", f"test {test:.2f} s per 1000 tasks",
                  f"step x{step / step_times[base]:.2f} (FLOPs "
-                 f"x{case.flops / cases[base].flops:.2f}); test x{test / test_times[base]:.2f} "
+                 f"x{case.flops / cases[base].flops:.2f}, {case.flops / step / 1e9:.0f} "
+                 "GFLOP/s); test x{test / test_times[base]:.2f} "
                  f"(scoring N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, "
                  f"Q={case.queries}; pairs (N K)² x{case.pairs / cases[base].pairs:.0f})"))
 
@@ -621,9 +622,10 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
 def print_tiered_probe(root, steps):
   """The --probe_tiered mode, in a process of its own (its peak memory is the loading's):
   seconds to load and validate the tieredImageNet-sized splits, to digest them (a run's
-  identity; the embeddings are hashed while loading, the keys then), the peak resident memory before and after (GB), the embeddings' float32 GB,
-  then the 1-shot step's and the episode sampling's medians on them and on the
-  miniImageNet-sized data, interleaved."""
+  identity; the embeddings are hashed while loading, the keys then), the peak resident
+  memory before and after (GB), the embeddings' float32 GB, the seconds to load the
+  miniImageNet-sized splits and their GB, then the 1-shot step's and the episode sampling's
+  medians on both, interleaved."""
   tf.zeros([1]).numpy()  # TF's runtime starts first: its memory is not the data's.
   before = peak_memory_gb()
   start = time.perf_counter()
@@ -633,11 +635,14 @@ def print_tiered_probe(root, steps):
   data.data_digest([tiered.train, tiered.valid, tiered.test])
   digest = time.perf_counter() - start
   after = peak_memory_gb()
-  gigabytes = sum(len(provider.split_data.keys) * provider.embedding_dim
-                  for provider in (tiered.train, tiered.valid, tiered.test)
-                  ) * np.dtype(np.float32).itemsize / 2**30
   configs = configs_for(root, 1)
+  start = time.perf_counter()
   mini = data.Episodes(configs, need_train=True)
+  mini_load = time.perf_counter() - start
+  tiered_gb, mini_gb = (
+      sum(len(provider.split_data.keys) * provider.embedding_dim
+          for provider in (episodes.train, episodes.valid, episodes.test)
+          ) * np.dtype(np.float32).itemsize / 2**30 for episodes in (tiered, mini))
   outer = configs.outer
   steps_and_samples = []
   for episodes in (tiered, mini):
@@ -650,7 +655,7 @@ def print_tiered_probe(root, steps):
       time_calls(function, 1)  # Traces.
       steps_and_samples.append(function)
   medians = [statistics.median(t) for t in time_interleaved(steps_and_samples, steps)]
-  print("PROBE", load, digest, before, after, gigabytes, *medians)
+  print("PROBE", load, digest, before, after, tiered_gb, mini_load, mini_gb, *medians)
 
 
 def benchmark_tiered(root, steps, rows):
@@ -659,13 +664,15 @@ def benchmark_tiered(root, steps, rows):
   images = QUICK_IMAGES_PER_CLASS if FLAGS.quick else TIERED_IMAGES_PER_CLASS
   write_synthetic_embeddings(root, "tieredImageNet", TIERED_SPLIT_CLASSES, images=images)
   write_synthetic_embeddings(root)
-  (load, digest, before, after, gigabytes, step_tiered, sample_tiered, step_mini,
-   sample_mini) = probe(root, "--probe_tiered", f"--timed_steps={steps}")
+  (load, digest, before, after, gigabytes, mini_load, mini_gb, step_tiered, sample_tiered,
+   step_mini, sample_mini) = probe(root, "--probe_tiered", f"--timed_steps={steps}")
   shape = "/".join(str(c) for c in TIERED_SPLIT_CLASSES.values())
   rows += [
       ("tieredImageNet-sized data loaded and validated", f"{load:.1f} s",
        f"digest {digest:.1f} s", f"{shape} classes x {images} x {EMBEDDING_DIM}-d, "
-       f"{gigabytes:.2f} GB float32; expect both linear in the bytes"),
+       f"{gigabytes:.2f} GB float32, {load / gigabytes:.1f} s/GB; miniImageNet-sized "
+       f"{mini_load:.1f} s for {mini_gb:.2f} GB, {mini_load / mini_gb:.1f} s/GB; expect "
+       "both linear in the bytes"),
       ("  peak resident memory, tieredImageNet-sized", f"{after:.2f} GB",
        f"{(after - before) / gigabytes:.2f}x the embeddings",
        f"loading and digest, own process ({before:.2f} GB before loading: "

@@ -53,6 +53,7 @@ def test_quick_cost_growth_and_study_throughput_print_their_rows(tmp_path):
   for row in ("cost growth: 5-way 1-shot, 64-d", "cost growth: 20-way 5-shot, 640-d",
               "FLOPs x", "scoring N x Q x N x D x", "pairs (N K)² x",
               "tieredImageNet-sized data loaded and validated", "351/97/160 classes x 40 x 640-d",
+              "s/GB; miniImageNet-sized", "GFLOP/s); test x",
               "peak resident memory, tieredImageNet-sized", "x the embeddings",
               "tieredImageNet- vs miniImageNet-sized",
               "study of 2 trials x 4 steps, 1 tuner process ", "2 tuner processes",
