@@ -101,7 +101,7 @@ TIERED_SPLIT_CLASSES = {"train": 351, "val": 97, "test": 160}
 TIERED_IMAGES_PER_CLASS = 1300
 # --study_throughput: a small fixed study, searching only values that leave a step's cost as
 # it is (num_latents, say, would not).
-STUDY_TRIALS, STUDY_STEPS = 4, 300
+STUDY_TRIALS, STUDY_STEPS, STUDY_ROUNDS = 4, 300, 2
 STUDY_PARAMS = ("outer_lr", "dropout_rate", "kl_weight")
 FIRST_COMMAND_PRESET = "icons_1shot"  # The README's first command: runner.py --preset=...
 FULL_RUN_STEPS = 100000
@@ -614,7 +614,7 @@ def benchmark_cost_growth(root, steps, test_tasks, rows):
                  f"step {1e3 * step:.1f} ms", f"test {test:.2f} s per 1000 tasks",
                  f"step x{step / step_times[base]:.2f} (FLOPs "
                  f"x{case.flops / cases[base].flops:.2f}, {case.flops / step / 1e9:.0f} "
-                 "GFLOP/s); test x{test / test_times[base]:.2f} "
+                 f"GFLOP/s); test x{test / test_times[base]:.2f} "
                  f"(scoring N x Q x N x D x{case.scoring / cases[base].scoring:.2f}, "
                  f"Q={case.queries}; pairs (N K)² x{case.pairs / cases[base].pairs:.0f})"))
 
@@ -703,24 +703,30 @@ def run_leo_command(*args):
 def benchmark_study_throughput(rows):
   """Trials per hour of one small fixed study (STUDY_TRIALS trials of STUDY_STEPS steps,
   tools/tune.py with runner.py trials on the bundled icons, 1 intra-op thread each), run
-  by one tuner process and then by two sharing it (each study from scratch)."""
+  by one tuner process and by two sharing it, each study from scratch, in STUDY_ROUNDS
+  interleaved rounds: a host whose speed drifts over minutes falls on both alike."""
   trials, steps = (2, 4) if FLAGS.quick else (STUDY_TRIALS, STUDY_STEPS)
-  rates = {}
-  for tuners in (1, 2):
-    with tempfile.TemporaryDirectory() as study_dir:
-      command = ["-m", "tools.tune", f"--study_dir={study_dir}",
-                 f"--num_trials={trials}", f"--num_steps_limit={steps}",
-                 f"--checkpoint_steps={steps // 2}", f"--params={','.join(STUDY_PARAMS)}",
-                 "--", "--dataset_name=icons", "--intra_op_threads=1"]
-      load, start = load_average(), time.perf_counter()
-      with concurrent.futures.ThreadPoolExecutor(tuners) as pool:
-        list(pool.map(lambda _: run_leo_command(*command), range(tuners)))
-      seconds = time.perf_counter() - start
-    rates[tuners] = trials * 3600 / seconds
+  rounds = 1 if FLAGS.quick else STUDY_ROUNDS
+  tune_flags = [f"--num_trials={trials}", f"--num_steps_limit={steps}",
+                f"--checkpoint_steps={steps // 2}", f"--params={','.join(STUDY_PARAMS)}",
+                "--", "--dataset_name=icons", "--intra_op_threads=1"]
+  load, seconds = load_average(), {1: [], 2: []}
+  for _ in range(rounds):
+    for tuners in seconds:
+      with tempfile.TemporaryDirectory() as study_dir:
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(tuners) as pool:
+          list(pool.map(lambda _: run_leo_command(
+              "-m", "tools.tune", f"--study_dir={study_dir}", *tune_flags), range(tuners)))
+        seconds[tuners].append(time.perf_counter() - start)
+  rates = {tuners: trials * 3600 / statistics.median(times)
+           for tuners, times in seconds.items()}
+  for tuners, times in seconds.items():
     rows.append((f"study of {trials} trials x {steps} steps, {tuners} tuner process"
-                 f"{'es' if tuners > 1 else ''}",
-                 f"{rates[tuners]:.0f} trials/h", f"{seconds:.0f} s",
-                 f"icons 1-shot, runner.py trials on 1 intra-op thread; load {load} before"))
+                 f"{'es' if tuners > 1 else ''}", f"{rates[tuners]:.0f} trials/h",
+                 " / ".join(f"{t:.0f}" for t in times) + " s",
+                 f"icons 1-shot, runner.py trials on 1 intra-op thread; median of {rounds} "
+                 f"round(s), interleaved; load {load} before the first"))
   rows.append(("  two tuners vs one", f"{rates[2] / rates[1]:.2f}x", "",
                f"> 1 if sharing the study pays on {os.cpu_count()} cores"))
 

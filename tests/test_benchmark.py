@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from unittest import mock
@@ -59,6 +60,7 @@ def test_quick_cost_growth_and_study_throughput_print_their_rows(tmp_path):
               "study of 2 trials x 4 steps, 1 tuner process ", "2 tuner processes",
               "two tuners vs one", "load average at the end"):
     assert row in table, row
+  assert re.search(r"GFLOP/s\); test x\d+\.\d\d \(scoring", table), table
   assert "meta-train step, 5-way 1-shot, vectorised" not in table  # --nodefault_rows.
 
 
