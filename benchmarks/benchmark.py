@@ -1,7 +1,7 @@
 # Copyright 2026 The leo Authors. Licensed under the Apache License, Version 2.0.
 """How fast leo trains and evaluates, measured against the original's per-task formulation.
 
-    python benchmarks/benchmark.py            # the full table (a few minutes on 2 cores)
+    python benchmarks/benchmark.py            # the full table (~13 minutes on 2 cores)
     python benchmarks/benchmark.py --quick    # a few steps of everything, to show it runs
     python benchmarks/benchmark.py --nodefault_rows --cost_growth --study_throughput
 
@@ -14,9 +14,9 @@ same math written per task with `tf.map_fn`, as the original runner did, runs be
 training step, so every speed is also a ratio measured side by side (these machines are noisy;
 ratios travel better than seconds). Beside them: the step several per call against one per
 call, the runner's whole `train()` over 1,000 steps (its loop between validations beside the
-bare step, interleaved at its log lines), and, each setting in a process of its own, the
+bare step, interleaved at its log lines), each setting in a process of its own, the
 intra-op threads and TF's oneDNN kernels on and off (with the matmul rates at the step's
-shapes). Optional sections: how the step and the test grow with the task shape and the
+shapes), and the README's first command as a whole process. Optional sections: how the step and the test grow with the task shape and the
 embeddings' size, tieredImageNet-sized data's loading, memory and step (`--cost_growth`), and
 the trials per hour of a small tuning study with one tuner process and two
 (`--study_throughput`).
